@@ -1,0 +1,1 @@
+"""codeloop: agents whose actions are code."""

@@ -1,0 +1,94 @@
+"""Typed exceptions. Two families steer the loop:
+
+* `AgentError` and its subclasses are problems the model can fix. The loop records them on the
+  step, shows the model a short message, and continues.
+* `RunFailed` and its subclasses end a run. `agent.run()` raises them; with
+  `return_full_result=True` they are reported in `RunResult.state` / `RunResult.error` instead.
+
+Configuration mistakes (a tool that cannot be described, an unknown executor name) raise
+`ConfigurationError` at once, when the object is built.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .result import RunResult
+
+__all__ = [
+    "AgentError",
+    "AgentExecutionError",
+    "AgentParsingError",
+    "AgentToolCallError",
+    "AgentToolExecutionError",
+    "ConfigurationError",
+    "ExecutorError",
+    "FinalAnswerRejected",
+    "ManagedAgentError",
+    "MaxStepsExceeded",
+    "ModelError",
+    "RunFailed",
+    "ToolDefinitionError",
+]
+
+
+class ConfigurationError(ValueError):
+    """Something the user configured cannot work; the message says what to change."""
+
+
+class ToolDefinitionError(ConfigurationError):
+    """A tool cannot be described to a model (missing docstring entry, unsupported type...)."""
+
+
+class AgentError(Exception):
+    """A problem in one step that the model can correct. `str(err)` is shown to the model."""
+
+
+class AgentParsingError(AgentError):
+    """The model's output did not contain a usable action."""
+
+
+class AgentExecutionError(AgentError):
+    """The model's code raised, or hit a resource limit."""
+
+
+class AgentToolCallError(AgentError):
+    """A tool call named an unknown tool or had invalid arguments."""
+
+
+class AgentToolExecutionError(AgentError):
+    """A tool raised while running."""
+
+
+class FinalAnswerRejected(AgentError):
+    """A `final_answer_checks` function refused the proposed answer."""
+
+
+class ManagedAgentError(AgentError):
+    """A managed sub-agent did not produce an answer. The manager sees this as a failure,
+    never as a result; `.result` holds the sub-agent's full `RunResult`."""
+
+    def __init__(self, message: str, result: RunResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class ExecutorError(Exception):
+    """The executor itself broke (not the model's code): it could not start, or crashed."""
+
+
+class RunFailed(Exception):
+    """The run ended without a final answer. `.result` holds everything that happened."""
+
+    def __init__(self, message: str, result: RunResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class MaxStepsExceeded(RunFailed):
+    """`max_steps` ran out before the model gave a final answer."""
+
+
+class ModelError(RunFailed):
+    """The model could not be queried (after any retries); the run's memory is intact."""
