@@ -1,1 +1,117 @@
-"""codeloop: agents whose actions are code."""
+"""codeloop: agents whose actions are code.
+
+Names are imported lazily on first use, so `import codeloop` stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # agents
+    "CodeAgent": "agents",
+    "ManagedAgentTool": "agents",
+    "MultiStepAgent": "agents",
+    "ToolCallingAgent": "agents",
+    # tools
+    "FinalAnswerTool": "tools",
+    "Tool": "tools",
+    "tool": "tools",
+    # models
+    "LlamaCppModel": "models.llamacpp",
+    "Model": "models.base",
+    "OpenAIModel": "models.openai",
+    "OpenAIServerModel": "models.openai",
+    "ScriptedModel": "models.scripted",
+    # messages
+    "ChatMessage": "messages",
+    "ImageContent": "messages",
+    "MessageDelta": "messages",
+    "Role": "messages",
+    "ToolCall": "messages",
+    "Usage": "messages",
+    # memory and results
+    "ActionStep": "memory",
+    "FinalAnswerStep": "memory",
+    "Memory": "memory",
+    "PlanningStep": "memory",
+    "TaskStep": "memory",
+    "RunResult": "result",
+    "RunState": "result",
+    # executors
+    "CodeOutput": "executors.base",
+    "Executor": "executors.base",
+    "ExecutorLimits": "executors.base",
+    "MontyExecutor": "executors.monty",
+    "create_executor": "executors",
+    # events and rendering
+    "ConsoleRenderer": "render",
+    "events": "events",
+    # errors
+    "AgentError": "errors",
+    "AgentExecutionError": "errors",
+    "AgentParsingError": "errors",
+    "AgentToolCallError": "errors",
+    "AgentToolExecutionError": "errors",
+    "ConfigurationError": "errors",
+    "ExecutorError": "errors",
+    "FinalAnswerRejected": "errors",
+    "ManagedAgentError": "errors",
+    "MaxStepsExceeded": "errors",
+    "ModelError": "errors",
+    "RunFailed": "errors",
+    "ToolDefinitionError": "errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'codeloop' has no attribute {name!r}")
+    if name == module:
+        value = import_module(f"codeloop.{module}")
+    else:
+        value = getattr(import_module(f"codeloop.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from . import events
+    from .agents import CodeAgent, ManagedAgentTool, MultiStepAgent, ToolCallingAgent
+    from .errors import (
+        AgentError,
+        AgentExecutionError,
+        AgentParsingError,
+        AgentToolCallError,
+        AgentToolExecutionError,
+        ConfigurationError,
+        ExecutorError,
+        FinalAnswerRejected,
+        ManagedAgentError,
+        MaxStepsExceeded,
+        ModelError,
+        RunFailed,
+        ToolDefinitionError,
+    )
+    from .executors import create_executor
+    from .executors.base import CodeOutput, Executor, ExecutorLimits
+    from .executors.monty import MontyExecutor
+    from .memory import ActionStep, FinalAnswerStep, Memory, PlanningStep, TaskStep
+    from .messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall, Usage
+    from .models.base import Model
+    from .models.llamacpp import LlamaCppModel
+    from .models.openai import OpenAIModel, OpenAIServerModel
+    from .models.scripted import ScriptedModel
+    from .render import ConsoleRenderer
+    from .result import RunResult, RunState
+    from .tools import FinalAnswerTool, Tool, tool

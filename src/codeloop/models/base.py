@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._sync import iterate_sync, run_sync
-from ..messages import ChatMessage, MessageDelta, Role, ToolCall, Usage
+from ..messages import ChatMessage, MessageDelta, Role, ToolCall, ToolCallDelta, Usage
 
-__all__ = ["Model", "ToolSchema", "assemble_message", "parse_arguments"]
+__all__ = ["Model", "ToolSchema", "assemble_message", "message_to_delta", "parse_arguments"]
 
 ToolSchema = dict[str, Any]
 """A function schema: `{"name": ..., "description": ..., "parameters": <JSON schema>}`."""
@@ -49,7 +49,7 @@ class Model:
     ) -> AsyncIterator[MessageDelta]:
         """Stream deltas. The default yields the whole answer as one delta."""
         message = await self.agenerate(messages, stop=stop, tools=tools)
-        yield _as_delta(message)
+        yield message_to_delta(message)
 
     def generate(
         self,
@@ -72,9 +72,8 @@ class Model:
     __call__ = generate
 
 
-def _as_delta(message: ChatMessage) -> MessageDelta:
-    from ..messages import ToolCallDelta
-
+def message_to_delta(message: ChatMessage) -> MessageDelta:
+    """A whole message as a single delta (for models that do not stream)."""
     calls = tuple(
         ToolCallDelta(
             index=i,

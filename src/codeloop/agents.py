@@ -1,0 +1,665 @@
+"""The agent loop.
+
+One async engine, `astream`, drives every entry point: `arun` consumes it, `run` and `stream`
+drive it from sync code. A run is:
+
+    astream → loop → (plan) → step → query the model → act → observe → ... → RunFinished
+
+`CodeAgent` acts by running the model's code in an executor; `ToolCallingAgent` acts by calling
+tools. Errors the model can fix (`AgentError`) are recorded on the step and fed back; anything
+else ends the run with a typed failure, leaving memory intact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ._sync import iterate_sync, run_sync
+from .errors import (
+    AgentError,
+    AgentExecutionError,
+    ConfigurationError,
+    FinalAnswerRejected,
+    ManagedAgentError,
+    MaxStepsExceeded,
+    ModelError,
+    RunFailed,
+)
+from .events import (
+    ActionOutput,
+    CodeAction,
+    Event,
+    FinalAnswer,
+    ModelDelta,
+    ModelOutput,
+    Observation,
+    PlanReady,
+    RunFinished,
+    RunStarted,
+    StepErrored,
+    StepFinished,
+    ToolCallRequested,
+    nested,
+)
+from .executors import create_executor
+from .executors.base import Executor, ExecutorLimits, HostFunction
+from .memory import (
+    ActionStep,
+    FinalAnswerStep,
+    Memory,
+    MemoryStep,
+    PlanningStep,
+    StepError,
+    TaskStep,
+    Timing,
+    ToolResult,
+)
+from .messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall
+from .models.base import Model, assemble_message, message_to_delta
+from .parsing import extract_code, parse_tool_calls_from_text
+from .prompts import render_prompt
+from .result import RunResult, RunState
+from .tools import FinalAnswerTool, Tool, tool
+
+__all__ = ["CodeAgent", "ManagedAgentTool", "MultiStepAgent", "ToolCallingAgent"]
+
+StepCallback = Callable[..., Any]
+FinalAnswerCheck = Callable[..., Any]
+EventHandler = Callable[[Event], Any]
+
+# The queue into which managed sub-agents forward their events while a step runs.
+_EVENT_SINK: ContextVar[asyncio.Queue[Event] | None] = ContextVar("codeloop_event_sink", default=None)
+
+
+@dataclass
+class _Run:
+    """The mutable state of one run. Agents hold configuration; runs hold state."""
+
+    memory: Memory
+    max_steps: int
+    step_number: int
+    executor: Executor | None = None
+    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    message: ChatMessage | None = None
+    result: RunResult | None = None
+    started: float = field(default_factory=time.time)
+    steps_taken: int = 0
+
+
+class MultiStepAgent:
+    """Configuration shared by `CodeAgent` and `ToolCallingAgent`, and the loop itself."""
+
+    prompt_name: ClassVar[str]
+
+    def __init__(
+        self,
+        tools: Sequence[Tool | Callable[..., Any]] = (),
+        model: Model | None = None,
+        *,
+        max_steps: int = 20,
+        instructions: str | None = None,
+        planning_interval: int | None = None,
+        managed_agents: Sequence[MultiStepAgent] = (),
+        name: str | None = None,
+        description: str | None = None,
+        step_callbacks: Sequence[StepCallback] = (),
+        final_answer_checks: Sequence[FinalAnswerCheck] = (),
+        return_full_result: bool = False,
+        stream_outputs: bool = True,
+        event_handlers: Sequence[EventHandler] = (),
+        verbosity_level: int = 0,
+    ) -> None:
+        if model is None:
+            raise ConfigurationError(f"{type(self).__name__} needs a model, e.g. model=OpenAIModel('gpt-4o-mini').")
+        if max_steps < 1:
+            raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}.")
+        if planning_interval is not None and planning_interval < 1:
+            raise ConfigurationError(f"planning_interval must be at least 1, got {planning_interval}.")
+        self.model = model
+        self.max_steps = max_steps
+        self.instructions = instructions
+        self.planning_interval = planning_interval
+        self.name = name or type(self).__name__
+        self.description = description
+        self.step_callbacks = list(step_callbacks)
+        self.final_answer_checks = list(final_answer_checks)
+        self.return_full_result = return_full_result
+        self.stream_outputs = stream_outputs
+        self.event_handlers = list(event_handlers) + _renderers(verbosity_level)
+        self.managed_agents = {a.name: a for a in managed_agents}
+        self.tools = _collect_tools(tools, managed_agents)
+        self.memory = Memory()
+
+    # ---- public API -------------------------------------------------------------------------
+
+    def run(
+        self,
+        task: str,
+        *,
+        stream: bool = False,
+        reset: bool = True,
+        images: Sequence[ImageContent] | None = None,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        return_full_result: bool | None = None,
+    ) -> Any:
+        """Run the task to its end and return the answer (or a `RunResult`, see below).
+
+        Without `return_full_result`, a run that ends without an answer raises `RunFailed`
+        (`MaxStepsExceeded`, `ModelError`...), whose `.result` holds the full `RunResult`.
+        With `stream=True`, returns the event iterator of `stream()` instead.
+        """
+        if stream:
+            return self.stream(task, reset=reset, images=images, additional_args=additional_args, max_steps=max_steps)
+        coro = self.arun(
+            task,
+            reset=reset,
+            images=images,
+            additional_args=additional_args,
+            max_steps=max_steps,
+            return_full_result=return_full_result,
+        )
+        return run_sync(coro)
+
+    async def arun(
+        self,
+        task: str,
+        *,
+        reset: bool = True,
+        images: Sequence[ImageContent] | None = None,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        return_full_result: bool | None = None,
+    ) -> Any:
+        """The async form of `run`."""
+        result: RunResult | None = None
+        stream = self.astream(task, reset=reset, images=images, additional_args=additional_args, max_steps=max_steps)
+        async for event in stream:
+            if isinstance(event, RunFinished) and event.depth == 0:
+                result = event.result
+        assert result is not None  # astream always ends with RunFinished
+        full = self.return_full_result if return_full_result is None else return_full_result
+        return result if full else _answer_or_raise(result)
+
+    def stream(
+        self,
+        task: str,
+        *,
+        reset: bool = True,
+        images: Sequence[ImageContent] | None = None,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+    ) -> Iterator[Event]:
+        """Iterate the run's events from sync code."""
+        return iterate_sync(
+            self.astream(task, reset=reset, images=images, additional_args=additional_args, max_steps=max_steps)
+        )
+
+    async def astream(
+        self,
+        task: str,
+        *,
+        reset: bool = True,
+        images: Sequence[ImageContent] | None = None,
+        additional_args: Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+    ) -> AsyncIterator[Event]:
+        """The engine: run the task, yielding every event; the last one is `RunFinished`."""
+        run = await self._start_run(task, reset, images, additional_args, max_steps)
+        async for event in self._events(run, task):
+            await self._dispatch(event)
+            yield event
+
+    def write_memory_to_messages(self) -> list[ChatMessage]:
+        """The messages the model would see next for the current memory."""
+        return self.memory.to_messages(self.system_prompt)
+
+    @property
+    def system_prompt(self) -> str:
+        return render_prompt(self.prompt_name, **self._prompt_values())
+
+    async def aclose(self) -> None:
+        """Release the agent's resources (its executor session)."""
+
+    def close(self) -> None:
+        run_sync(self.aclose())
+
+    def __enter__(self) -> MultiStepAgent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> MultiStepAgent:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    async def _events(self, run: _Run, task: str) -> AsyncIterator[Event]:
+        yield RunStarted(agent=self.name, task=task)
+        try:
+            async for event in self._loop(run):
+                yield event
+        except Exception as exc:  # ends the run; memory stays as it is
+            self._finish(run, RunState.ERROR, error=_describe_failure(exc))
+        assert run.result is not None
+        if run.result.succeeded:
+            yield FinalAnswer(agent=self.name, step=run.step_number - 1, output=run.result.output)
+        yield RunFinished(agent=self.name, result=run.result)
+
+    async def _loop(self, run: _Run) -> AsyncIterator[Event]:
+        while run.result is None:
+            if run.steps_taken >= run.max_steps:
+                self._finish(run, RunState.MAX_STEPS, error=f"Reached max_steps={run.max_steps} without a final answer.")
+                return
+            if self._planning_due(run):
+                async for event in self._plan(run):
+                    yield event
+            async for event in self._step(run):
+                yield event
+
+    async def _step(self, run: _Run) -> AsyncIterator[Event]:
+        step = ActionStep(step_number=run.step_number)
+        async for event in self._query(run, step):
+            yield event
+        run.memory.steps.append(step)
+        try:
+            async for event in self._act(run, step):
+                yield event
+        except AgentError as exc:
+            step.error, step.is_final_answer = StepError.from_exception(exc), False
+            yield StepErrored(agent=self.name, step=step.step_number, error=step.error)
+        step.timing.end_time = time.time()
+        run.step_number += 1
+        run.steps_taken += 1
+        await self._run_step_callbacks(step)
+        yield StepFinished(agent=self.name, step=step.step_number, memory_step=step)
+        if step.is_final_answer:
+            run.memory.steps.append(FinalAnswerStep(output=step.action_output))
+            self._finish(run, RunState.SUCCESS, output=step.action_output)
+
+    async def _query(self, run: _Run, step: ActionStep) -> AsyncIterator[Event]:
+        messages = run.memory.to_messages(self.system_prompt)
+        deltas: list[MessageDelta] = []
+        async for delta in self._model_deltas(messages, stop=self.stop_sequences, tools=self._tool_schemas()):
+            deltas.append(delta)
+            yield ModelDelta(agent=self.name, step=step.step_number, delta=delta)
+        message = run.message = assemble_message(deltas)
+        step.model_output, step.reasoning, step.usage = message.content, message.reasoning, message.usage
+        yield ModelOutput(agent=self.name, step=step.step_number, message=message)
+
+    async def _model_deltas(self, messages: list[ChatMessage], **kwargs: Any) -> AsyncIterator[MessageDelta]:
+        """The model's answer as deltas; any model failure becomes a `ModelError`."""
+        try:
+            if self.stream_outputs:
+                async for delta in self.model.astream(messages, **kwargs):
+                    yield delta
+            else:
+                yield message_to_delta(await self.model.agenerate(messages, **kwargs))
+        except RunFailed:
+            raise
+        except Exception as exc:
+            raise ModelError(f"The model call failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _plan(self, run: _Run) -> AsyncIterator[Event]:
+        first = not any(isinstance(s, PlanningStep) for s in run.memory.steps)
+        request = ChatMessage(role=Role.USER, content=render_prompt("planning", first=first))
+        messages = [*run.memory.to_messages(self.system_prompt), request]
+        step = PlanningStep(plan="")
+        deltas: list[MessageDelta] = []
+        async for delta in self._model_deltas(messages, stop=None, tools=None):
+            deltas.append(delta)
+            yield ModelDelta(agent=self.name, step=run.step_number, delta=delta)
+        message = assemble_message(deltas)
+        step.plan, step.usage, step.timing.end_time = message.content, message.usage, time.time()
+        run.memory.steps.append(step)
+        yield PlanReady(agent=self.name, step=run.step_number, plan=step.plan)
+        yield StepFinished(agent=self.name, step=run.step_number, memory_step=step)
+
+    def _planning_due(self, run: _Run) -> bool:
+        return bool(self.planning_interval) and run.steps_taken % (self.planning_interval or 1) == 0
+
+    async def _act(self, run: _Run, step: ActionStep) -> AsyncIterator[Event]:
+        """Turn the model's message (`run.message`) into an action and observe it."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    # ---- helpers shared by both agents ------------------------------------------------------
+
+    async def _start_run(
+        self,
+        task: str,
+        reset: bool,
+        images: Sequence[ImageContent] | None,
+        additional_args: Mapping[str, Any] | None,
+        max_steps: int | None,
+    ) -> _Run:
+        if reset:
+            self.memory = Memory()
+        self.memory.steps.append(TaskStep(task=_task_text(task, additional_args), images=tuple(images or ())))
+        start = len(self.memory.action_steps()) + 1
+        return _Run(memory=self.memory, max_steps=max_steps or self.max_steps, step_number=start)
+
+    async def _while_running(self, run: _Run, work: Awaitable[Any]) -> AsyncIterator[Event]:
+        """Await `work`, yielding the events that managed sub-agents forward meanwhile."""
+        task = asyncio.ensure_future(_with_event_sink(run.events, work))
+        while not task.done() or not run.events.empty():
+            getter = asyncio.ensure_future(run.events.get())
+            await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+            else:
+                getter.cancel()
+        task.result()  # re-raise what the work raised
+
+    async def _accept_final_answer(self, run: _Run, answer: Any) -> None:
+        for check in self.final_answer_checks:
+            name = getattr(check, "__name__", repr(check))
+            try:
+                accepted = await _maybe_await(_call_flexibly(check, answer, run.memory, agent=self))
+            except Exception as exc:
+                raise FinalAnswerRejected(f"Final answer {answer!r} rejected by {name}: {exc}") from exc
+            if not accepted:
+                raise FinalAnswerRejected(f"Final answer {answer!r} rejected by check {name}. Reconsider it.")
+
+    async def _run_step_callbacks(self, step: MemoryStep) -> None:
+        for callback in self.step_callbacks:
+            await _maybe_await(_call_flexibly(callback, step, agent=self))
+
+    async def _dispatch(self, event: Event) -> None:
+        for handler in self.event_handlers:
+            await _maybe_await(handler(event))
+
+    def _finish(self, run: _Run, state: RunState, *, output: Any = None, error: str | None = None) -> None:
+        run.result = RunResult(
+            output=output,
+            state=state,
+            memory=run.memory,
+            usage=run.memory.usage(),
+            timing=_timing(run.started),
+            error=error,
+        )
+
+    def _tool_schemas(self) -> list[dict[str, Any]] | None:
+        return None
+
+    def _prompt_values(self) -> dict[str, Any]:
+        return {"instructions": self.instructions}
+
+    stop_sequences: ClassVar[list[str] | None] = None
+
+
+class CodeAgent(MultiStepAgent):
+    """An agent whose actions are Python snippets, run in a sandboxed executor.
+
+    `executor` is a name (`"monty"`, the default, a secure sandbox), an `Executor` instance, or
+    a zero-argument factory returning one. Variables persist across the steps of a run, and
+    across runs with `reset=False`.
+    """
+
+    prompt_name = "code_agent"
+    stop_sequences: ClassVar[list[str] | None] = ["Observation:"]
+
+    def __init__(
+        self,
+        tools: Sequence[Tool | Callable[..., Any]] = (),
+        model: Model | None = None,
+        *,
+        executor: str | Executor | Callable[[], Executor] = "monty",
+        executor_kwargs: Mapping[str, Any] | None = None,
+        additional_authorized_imports: Sequence[str] = (),
+        max_print_outputs_length: int | None = None,
+        executor_limits: ExecutorLimits | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(tools, model, **kwargs)
+        self.additional_authorized_imports = list(additional_authorized_imports)
+        limits = executor_limits or ExecutorLimits()
+        if max_print_outputs_length is not None:
+            limits = ExecutorLimits(**{**limits.__dict__, "max_output_chars": max_print_outputs_length})
+        self._make_executor = _executor_factory(executor, executor_kwargs, limits, self.additional_authorized_imports)
+        self._make_executor()  # fail now, not at the first run, on a bad name or option
+        self._session: Executor | None = None
+
+    async def _start_run(self, task: str, reset: bool, images: Any, additional_args: Any, max_steps: Any) -> _Run:
+        run = await super()._start_run(task, reset, images, additional_args, max_steps)
+        if reset or self._session is None:
+            await self.aclose()
+            self._session = self._make_executor()
+            await self._session.start(self._host_functions())
+        if additional_args:
+            await self._session.send_variables(dict(additional_args))
+        run.executor = self._session
+        return run
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def _act(self, run: _Run, step: ActionStep) -> AsyncIterator[Event]:
+        assert run.executor is not None
+        step.code = code = extract_code(step.model_output)
+        yield CodeAction(agent=self.name, step=step.step_number, code=code)
+        execution = asyncio.ensure_future(run.executor.run(code))
+        async for event in self._while_running(run, execution):
+            yield event
+        out = execution.result()
+        step.observations = out.logs
+        if out.logs:
+            yield Observation(agent=self.name, step=step.step_number, text=out.logs)
+        if out.error is not None:
+            raise AgentExecutionError(out.error.describe())
+        step.action_output = out.output
+        if out.is_final_answer:
+            await self._accept_final_answer(run, out.output)
+            step.is_final_answer = True
+        elif out.output is not None:
+            step.observations += f"{_NEWLINE if out.logs else ''}Last output: {_short_repr(out.output)}"
+            yield ActionOutput(agent=self.name, step=step.step_number, output=out.output)
+
+    def _host_functions(self) -> dict[str, HostFunction]:
+        return {name: t.as_host_function() for name, t in self.tools.items()}
+
+    def _prompt_values(self) -> dict[str, Any]:
+        return {
+            **super()._prompt_values(),
+            "stubs": [t.to_code_prompt() for t in self.tools.values()],
+            "imports": ", ".join(self.additional_authorized_imports),
+        }
+
+
+class ToolCallingAgent(MultiStepAgent):
+    """An agent whose actions are tool calls (native, or JSON in the text for models without
+    native calling). Several calls in one step run concurrently; `final_answer` ends the run."""
+
+    prompt_name = "tool_calling_agent"
+
+    def __init__(self, tools: Sequence[Tool | Callable[..., Any]] = (), model: Model | None = None, **kwargs: Any):
+        super().__init__(tools, model, **kwargs)
+        self._final_answer_tool = FinalAnswerTool()
+
+    async def _act(self, run: _Run, step: ActionStep) -> AsyncIterator[Event]:
+        message = run.message
+        assert message is not None
+        step.native_tool_calls = bool(message.tool_calls)
+        calls = list(message.tool_calls) or parse_tool_calls_from_text(message.content)
+        step.tool_calls = tuple(calls)
+        for call in calls:
+            yield ToolCallRequested(agent=self.name, step=step.step_number, call=call)
+        work = asyncio.ensure_future(asyncio.gather(*(self._call_tool(c) for c in calls)))
+        async for event in self._while_running(run, work):
+            yield event
+        outcomes: list[tuple[ToolResult, Any]] = work.result()
+        step.tool_results = tuple(r for r, _ in outcomes)
+        for result, _ in outcomes:
+            yield Observation(agent=self.name, step=step.step_number, text=result.content, call_id=result.call_id)
+            if result.is_error:
+                error = StepError(type="ToolError", message=result.content)
+                yield StepErrored(agent=self.name, step=step.step_number, error=error)
+        async for event in self._final_answer_from(run, step, outcomes):
+            yield event
+
+    async def _final_answer_from(
+        self, run: _Run, step: ActionStep, outcomes: list[tuple[ToolResult, Any]]
+    ) -> AsyncIterator[Event]:
+        answers = [value for result, value in outcomes if result.name == "final_answer" and not result.is_error]
+        if not answers:
+            return
+        step.action_output = answers[0]
+        await self._accept_final_answer(run, answers[0])
+        step.is_final_answer = True
+        yield ActionOutput(agent=self.name, step=step.step_number, output=answers[0])
+
+    async def _call_tool(self, call: ToolCall) -> tuple[ToolResult, Any]:
+        chosen = self._final_answer_tool if call.name == "final_answer" else self.tools.get(call.name)
+        if chosen is None:
+            known = ", ".join([*self.tools, "final_answer"])
+            return ToolResult(call_id=call.id, name=call.name, content=f"Unknown tool {call.name!r}; use one of: {known}.", is_error=True), None
+        try:
+            value = await chosen.acall(call.arguments)
+        except AgentError as exc:
+            return ToolResult(call_id=call.id, name=call.name, content=f"Error: {exc}", is_error=True), None
+        return ToolResult(call_id=call.id, name=call.name, content=_observation_text(value)), value
+
+    def _tool_schemas(self) -> list[dict[str, Any]]:
+        return [t.json_schema() for t in [*self.tools.values(), self._final_answer_tool]]
+
+    def _prompt_values(self) -> dict[str, Any]:
+        return {**super()._prompt_values(), "tools": list(self.tools.values())}
+
+
+class ManagedAgentTool(Tool):
+    """A sub-agent presented to its manager as a tool taking a task. Its events are forwarded
+    into the manager's stream; if it ends without an answer, the manager gets a
+    `ManagedAgentError` (a failure it sees as such), never a made-up result."""
+
+    output_type = "any"
+    skip_forward_signature_validation = True
+
+    def __init__(self, agent: MultiStepAgent) -> None:
+        if not agent.description or not agent.name.isidentifier():
+            raise ConfigurationError(
+                "A managed agent needs name= (a Python identifier, it is called like a function) "
+                f"and description= (what it is good for); got name={agent.name!r}, description={agent.description!r}."
+            )
+        self.agent = agent
+        self.name = agent.name
+        self.description = f"A team member: {agent.description} Give it a complete task in plain words."
+        self.inputs = {
+            "task": {"type": "string", "description": "The task, with every detail the team member needs."},
+            "additional_args": {"type": "object", "description": "Values to pass along.", "nullable": True},
+        }
+        super().__init__()
+
+    async def forward(self, task: str, additional_args: dict[str, Any] | None = None) -> Any:  # type: ignore[override]
+        sink = _EVENT_SINK.get()
+        result: RunResult | None = None
+        async for event in self.agent.astream(task, additional_args=additional_args):
+            if sink is not None:
+                sink.put_nowait(nested(event))
+            if isinstance(event, RunFinished) and event.depth == 0:
+                result = event.result
+        assert result is not None
+        if not result.succeeded:
+            raise ManagedAgentError(f"Team member {self.name} failed: {result.error}", result)
+        return result.output
+
+
+# ---- module helpers -------------------------------------------------------------------------
+
+_NEWLINE = "\n"
+
+
+def _collect_tools(tools: Sequence[Tool | Callable[..., Any]], managed: Sequence[MultiStepAgent]) -> dict[str, Tool]:
+    collected: dict[str, Tool] = {}
+    for item in [*tools, *(ManagedAgentTool(a) for a in managed)]:
+        built = item if isinstance(item, Tool) else tool(item)
+        if built.name in collected or built.name == "final_answer":
+            raise ConfigurationError(f"Two tools or managed agents are named {built.name!r}; names must be unique.")
+        collected[built.name] = built
+    return collected
+
+
+def _executor_factory(
+    executor: str | Executor | Callable[[], Executor],
+    kwargs: Mapping[str, Any] | None,
+    limits: ExecutorLimits,
+    imports: Sequence[str],
+) -> Callable[[], Executor]:
+    if isinstance(executor, str):
+        options = {"limits": limits, "additional_authorized_imports": imports, **(kwargs or {})}
+        return lambda: create_executor(executor, **options)
+    if isinstance(executor, Executor):
+        return lambda: executor
+    if callable(executor):
+        return executor
+    raise ConfigurationError(f"executor must be a name, an Executor or a factory, not {type(executor).__name__}.")
+
+
+def _task_text(task: str, additional_args: Mapping[str, Any] | None) -> str:
+    if not additional_args:
+        return task
+    names = ", ".join(f"{k} ({type(v).__name__})" for k, v in additional_args.items())
+    return f"{task}\nThese variables are available to your code: {names}."
+
+
+async def _with_event_sink(queue: asyncio.Queue[Event], work: Awaitable[Any]) -> Any:
+    _EVENT_SINK.set(queue)  # this task's own context: visible to the sub-agents it awaits
+    return await work
+
+
+def _answer_or_raise(result: RunResult) -> Any:
+    if result.succeeded:
+        return result.output
+    if result.state is RunState.MAX_STEPS:
+        raise MaxStepsExceeded(result.error or "max_steps exceeded", result)
+    raise RunFailed(result.error or "the run failed", result)
+
+
+def _describe_failure(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
+
+
+def _call_flexibly(func: Callable[..., Any], *args: Any, agent: MultiStepAgent) -> Any:
+    """Call a user callback with `agent=` only if it accepts it (smolagents' convention)."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return func(*args)
+    accepts = any(p.name == "agent" or p.kind is p.VAR_KEYWORD for p in params)
+    return func(*args, agent=agent) if accepts else func(*args)
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def _timing(started: float) -> Timing:
+    return Timing(start_time=started, end_time=time.time())
+
+
+def _short_repr(value: Any, limit: int = 2000) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
+
+
+def _observation_text(value: Any) -> str:
+    return value if isinstance(value, str) else _short_repr(value)
+
+
+def _renderers(verbosity_level: int) -> list[EventHandler]:
+    if verbosity_level <= 0:
+        return []
+    from .render import ConsoleRenderer
+
+    return [ConsoleRenderer(verbosity_level=verbosity_level)]

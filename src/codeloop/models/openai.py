@@ -1,0 +1,549 @@
+"""OpenAI Chat Completions, and every server that speaks it (vLLM, Ollama, llama.cpp, Groq,
+OpenRouter, DeepSeek, the Hugging Face router...), through the official `openai` SDK.
+
+    model = OpenAIModel("gpt-4o-mini", temperature=0)
+    local = OpenAIModel("qwen2.5-coder", api_base="http://127.0.0.1:8080/v1")  # no key needed
+
+Reasoning arrives apart from the answer whichever way the server sends it: a `reasoning_content`
+or `reasoning` field, or a leading `<think>...</think>` block in the content. Stop sequences are
+sent to the server when it supports them (`supports_stop=True`) and always enforced client-side
+too, so the text returned never contains one. SDK failures become `ModelHTTPError`, a
+`codeloop.errors.ModelError`; retries are the SDK's own (`max_retries`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import weakref
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
+
+from ..errors import ConfigurationError, ModelError
+from ..messages import ChatMessage, MessageDelta, Role, ToolCall, ToolCallDelta, Usage
+from .base import Model, ToolSchema, parse_arguments
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from openai import AsyncOpenAI
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+__all__ = [
+    "ModelHTTPError",
+    "OpenAIModel",
+    "OpenAIServerModel",
+    "to_openai_messages",
+    "to_openai_tools",
+]
+
+LOCAL_PLACEHOLDER_KEY = "codeloop-local"
+"""Sent as the API key to local servers when none is configured (they ignore it)."""
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docker.internal"})
+_MAX_STOP_SENT = 4  # OpenAI accepts at most 4 stop sequences; the rest are enforced client-side
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+class ModelHTTPError(ModelError):
+    """A provider request failed. `status_code` is the HTTP status (None when the server never
+    answered, or reported the error inside a 200 stream, where `code` holds its error code);
+    `retryable` says whether trying again later may succeed (429, 408, 409, 5xx, network)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        retryable: bool = False,
+        body: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.retryable = retryable
+        self.body = body
+
+
+class OpenAIModel(Model):
+    """A model served over the OpenAI Chat Completions API (`AsyncOpenAI` underneath).
+
+    `completion_kwargs` (temperature, max_tokens, reasoning_effort, tool_choice...) go into every
+    request. `custom_role_conversions` renames roles on the way out, e.g. `{"system": "user"}` for
+    models that refuse system messages. `api_key` falls back to `OPENAI_API_KEY`; a local
+    `api_base` (localhost, 127.0.0.1...) needs no key at all.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+        max_retries: int = 2,
+        timeout: float | None = None,
+        supports_stop: bool = True,
+        custom_role_conversions: dict[str, str] | None = None,
+        **completion_kwargs: Any,
+    ) -> None:
+        self._openai = _import_openai()
+        self.model_id = model_id
+        self.api_base = api_base
+        self.supports_stop = supports_stop
+        self.custom_role_conversions = dict(custom_role_conversions or {})
+        self.completion_kwargs = completion_kwargs
+        self.client_kwargs: dict[str, Any] = {
+            "base_url": api_base,
+            "api_key": _resolve_api_key(api_key, api_base),
+            "organization": organization,
+            "project": project,
+            "max_retries": max_retries,
+            **({"timeout": timeout} if timeout is not None else {}),  # None would mean "never"
+            **(client_kwargs or {}),
+        }
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI]
+        self._clients = weakref.WeakKeyDictionary()
+        self.client = self._make_client()  # built now so a missing key fails at construction
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model_id={self.model_id!r}, api_base={self.api_base!r})"
+
+    async def agenerate(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        stop: Sequence[str] | None = None,
+        tools: Sequence[ToolSchema] | None = None,
+    ) -> ChatMessage:
+        request = self._request(messages, stop, tools, stream=False)
+        with self._sdk_errors():
+            completion = await self._loop_client().chat.completions.create(**request)
+        return _message_from_completion(cast("ChatCompletion", completion), _clean_stops(stop))
+
+    async def astream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        stop: Sequence[str] | None = None,
+        tools: Sequence[ToolSchema] | None = None,
+    ) -> AsyncIterator[MessageDelta]:
+        """Stream deltas. A client-side stop match ends the stream at once (the connection is
+        closed so the server stops generating); the final usage chunk is then never received."""
+        request = self._request(messages, stop, tools, stream=True)
+        text = _TextFilter(_clean_stops(stop))
+        with self._sdk_errors():
+            stream = await self._loop_client().chat.completions.create(**request)
+            try:
+                async for chunk in stream:
+                    delta = text.apply(_delta_from_chunk(chunk))
+                    if delta is not None:
+                        yield delta
+                    if text.stopped:
+                        break
+                tail = text.finish()
+                if tail is not None:
+                    yield tail
+            finally:
+                await stream.close()
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _request(
+        self,
+        messages: Sequence[ChatMessage],
+        stop: Sequence[str] | None,
+        tools: Sequence[ToolSchema] | None,
+        *,
+        stream: bool,
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            **self.completion_kwargs,
+            "model": self.model_id,
+            "messages": to_openai_messages(messages, self.custom_role_conversions),
+        }
+        if tools:
+            request["tools"] = to_openai_tools(tools)
+        stops = _clean_stops(stop)
+        if stops and self.supports_stop:
+            request["stop"] = stops[:_MAX_STOP_SENT]
+        if stream:
+            request["stream"] = True
+            request.setdefault("stream_options", {"include_usage": True})
+        return request
+
+    def _make_client(self) -> AsyncOpenAI:
+        try:
+            client: AsyncOpenAI = self._openai.AsyncOpenAI(**self.client_kwargs)
+        except self._openai.OpenAIError as err:
+            raise ConfigurationError(f"{self!r}: {err} Pass api_key=..., or set OPENAI_API_KEY.") from err
+        return client
+
+    def _loop_client(self) -> AsyncOpenAI:
+        """The client for the running event loop: an async HTTP client's connections belong to
+        the loop that opened them, and the sync wrappers run each call on a fresh loop."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            used = any(c is self.client for c in self._clients.values())
+            client = self._make_client() if used else self.client
+            self._clients[loop] = client
+        return client
+
+    @contextmanager
+    def _sdk_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except self._openai.OpenAIError as err:
+            raise _translate_error(err, self._openai, self.model_id) from err
+
+
+OpenAIServerModel = OpenAIModel
+"""The smolagents name of `OpenAIModel`."""
+
+
+# -- configuration ---------------------------------------------------------------------------
+def _import_openai() -> ModuleType:
+    try:
+        import openai
+    except ImportError as err:
+        raise ConfigurationError(
+            "OpenAIModel needs the openai package: pip install 'codeloop[openai]'"
+        ) from err
+    return openai
+
+
+def _is_local(url: str | None) -> bool:
+    host = (urlsplit(url).hostname or "") if url else ""
+    return host in _LOCAL_HOSTS or host.endswith(".localhost") or host.startswith("127.")
+
+
+def _resolve_api_key(api_key: str | None, api_base: str | None) -> str | None:
+    key = api_key or os.environ.get("OPENAI_API_KEY")
+    if not key and _is_local(api_base or os.environ.get("OPENAI_BASE_URL")):
+        return LOCAL_PLACEHOLDER_KEY
+    return key
+
+
+def _clean_stops(stop: Sequence[str] | None) -> list[str]:
+    return [s for s in (stop or ()) if s]
+
+
+# -- requests ----------------------------------------------------------------------------------
+def to_openai_messages(
+    messages: Sequence[ChatMessage], role_conversions: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Convert codeloop messages to Chat Completions message dicts."""
+    converted: list[dict[str, Any]] = []
+    for message in messages:
+        converted.extend(_message_dicts(message))
+    for item in converted:
+        item["role"] = (role_conversions or {}).get(item["role"], item["role"])
+    return converted
+
+
+def _message_dicts(message: ChatMessage) -> list[dict[str, Any]]:
+    if message.role is Role.TOOL:
+        result: dict[str, Any] = {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id,
+            "content": message.content,
+        }
+        if not message.images:
+            return [result]  # tool messages cannot carry images: they follow as a user message
+        return [result, {"role": "user", "content": _content_parts("", message)}]
+    item: dict[str, Any] = {"role": message.role.value, "content": _content_parts(message.content, message)}
+    if message.name:
+        item["name"] = message.name
+    if message.role is Role.ASSISTANT and message.tool_calls:
+        item["content"] = message.content or None
+        item["tool_calls"] = [_tool_call_dict(call) for call in message.tool_calls]
+    return [item]
+
+
+def _content_parts(text: str, message: ChatMessage) -> str | list[dict[str, Any]]:
+    if not message.images:
+        return text
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    parts += [{"type": "image_url", "image_url": {"url": img.as_data_url()}} for img in message.images]
+    return parts
+
+
+def _tool_call_dict(call: ToolCall) -> dict[str, Any]:
+    arguments = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments}}
+
+
+def to_openai_tools(tools: Sequence[ToolSchema]) -> list[dict[str, Any]]:
+    """Wrap `{"name", "description", "parameters"}` schemas as Chat Completions function tools."""
+    wrapped = []
+    for schema in tools:
+        if schema.get("type") == "function" and "function" in schema:
+            wrapped.append(dict(schema))  # already in the wire format
+            continue
+        function = {"name": schema["name"], "description": schema.get("description", "")}
+        function["parameters"] = schema.get("parameters") or {"type": "object", "properties": {}}
+        wrapped.append({"type": "function", "function": function})
+    return wrapped
+
+
+# -- responses ---------------------------------------------------------------------------------
+def _message_from_completion(completion: ChatCompletion, stops: list[str]) -> ChatMessage:
+    if not completion.choices:
+        raise ModelHTTPError(f"The response for model {completion.model!r} has no choices", body=completion)
+    choice = completion.choices[0]
+    message = choice.message
+    text = _TextFilter(stops)
+    content, think = text.feed(message.content or message.refusal or "")
+    tail_content, tail_think = text.flush()
+    reasoning = (_reasoning_of(message) + think + tail_think).strip()
+    return ChatMessage(
+        role=Role.ASSISTANT,
+        content=content + tail_content,
+        tool_calls=tuple(_tool_call(call) for call in message.tool_calls or ()),
+        reasoning=reasoning or None,
+        usage=_usage(completion.usage),
+        finish_reason="stop" if text.stopped else choice.finish_reason,
+        raw=completion,
+    )
+
+
+def _tool_call(call: Any) -> ToolCall:
+    function = getattr(call, "function", None)
+    if function is not None:
+        return ToolCall(id=call.id, name=function.name, arguments=parse_arguments(function.arguments or ""))
+    custom = call.custom  # a "custom" tool call: free-form input, kept as text
+    return ToolCall(id=call.id, name=custom.name, arguments=custom.input)
+
+
+def _reasoning_of(obj: Any) -> str:
+    """Reasoning sent in a separate field: `reasoning_content` (DeepSeek, vLLM) or `reasoning`
+    (OpenRouter, newer vLLM)."""
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(obj, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _usage(usage: Any) -> Usage | None:
+    if usage is None:
+        return None
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    cached = getattr(prompt_details, "cached_tokens", None) or getattr(usage, "cached_tokens", None)
+    return Usage(
+        input_tokens=usage.prompt_tokens or 0,
+        output_tokens=usage.completion_tokens or 0,
+        cached_tokens=cached or getattr(usage, "prompt_cache_hit_tokens", None) or 0,
+        reasoning_tokens=getattr(completion_details, "reasoning_tokens", None) or 0,
+    )
+
+
+def _delta_from_chunk(chunk: ChatCompletionChunk) -> MessageDelta:
+    usage = _usage(chunk.usage)
+    if not chunk.choices:
+        return MessageDelta(usage=usage)
+    choice = chunk.choices[0]
+    delta = choice.delta
+    calls = tuple(
+        ToolCallDelta(
+            index=part.index,
+            id=part.id,
+            name=part.function.name if part.function else None,
+            arguments=(part.function.arguments or "") if part.function else "",
+        )
+        for part in delta.tool_calls or ()
+    )
+    return MessageDelta(
+        content=delta.content or "",
+        reasoning=_reasoning_of(delta),
+        tool_calls=calls,
+        usage=usage,
+        finish_reason=choice.finish_reason,
+    )
+
+
+# -- errors ------------------------------------------------------------------------------------
+def _translate_error(err: Exception, openai: ModuleType, model_id: str) -> ModelHTTPError:
+    body = getattr(err, "body", None)
+    detail = _provider_message(body, getattr(err, "message", None) or str(err))
+    if isinstance(err, openai.APIStatusError):
+        status = err.status_code
+        return ModelHTTPError(
+            f"Model {model_id!r}: the server answered HTTP {status}: {detail}",
+            status_code=status,
+            code=getattr(err, "code", None),
+            retryable=status in _RETRYABLE_STATUS or status >= 500,
+            body=body,
+        )
+    if isinstance(err, openai.APIConnectionError):
+        url = getattr(getattr(err, "request", None), "url", "the server")
+        return ModelHTTPError(f"Model {model_id!r}: could not reach {url}: {detail}", retryable=True)
+    if isinstance(err, openai.APIError):  # an error object inside a 200 stream
+        code = body.get("code") if isinstance(body, dict) else None
+        retryable = isinstance(code, int) and (code in _RETRYABLE_STATUS or code >= 500)
+        return ModelHTTPError(
+            f"Model {model_id!r}: the server reported an error in the stream"
+            + (f" (code {code})" if code is not None else "")
+            + f": {detail}",
+            code=None if code is None else str(code),
+            retryable=retryable,
+            body=body,
+        )
+    return ModelHTTPError(f"Model {model_id!r}: {detail}")
+
+
+def _provider_message(body: object, fallback: str) -> str:
+    """The provider's own words: `error.message`, plus OpenRouter's upstream `metadata.raw`."""
+    if isinstance(body, dict) and body.get("message"):
+        message = str(body["message"])
+        metadata = body.get("metadata")
+        raw = metadata.get("raw") if isinstance(metadata, dict) else None
+        return f"{message} ({raw})" if raw else message
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:500]
+    return fallback
+
+
+# -- client-side text handling: <think> blocks and stop sequences ------------------------------
+_OPEN, _CLOSE = "<think>", "</think>"
+
+
+def _partial_suffix(text: str, tokens: Sequence[str]) -> int:
+    """Length of the longest end of `text` that could be the start of one of `tokens`."""
+    longest = max((len(t) for t in tokens), default=0)
+    for size in range(min(len(text), longest - 1), 0, -1):
+        if any(t.startswith(text[-size:]) for t in tokens):
+            return size
+    return 0
+
+
+class _ThinkSplitter:
+    """Moves a leading `<think>...</think>` block of (streamed) content to reasoning.
+
+    States: "start" (undecided), "open" and "close" (skipping whitespace after a tag), "think",
+    "content" (pass-through). Text that might still be a partial tag is held back."""
+
+    def __init__(self) -> None:
+        self.state = "start"
+        self.buffer = ""
+
+    def feed(self, text: str) -> tuple[str, str]:
+        """Returns (content, reasoning) that can be released now."""
+        if self.state == "content":
+            return text, ""
+        self.buffer += text
+        content, reasoning = "", ""
+        while True:
+            state = self.state
+            c, r = self._step()
+            content, reasoning = content + c, reasoning + r
+            if self.state == state:
+                return content, reasoning
+
+    def flush(self) -> tuple[str, str]:
+        held, self.buffer = self.buffer, ""
+        if self.state in ("open", "think"):  # unterminated thinking
+            return "", held.rstrip()
+        return ("", "") if self.state == "close" else (held, "")
+
+    def _step(self) -> tuple[str, str]:
+        if self.state == "start":
+            stripped = self.buffer.lstrip()
+            if stripped.startswith(_OPEN):
+                self.state, self.buffer = "open", stripped[len(_OPEN) :]
+            elif not _OPEN.startswith(stripped):
+                self.state = "content"
+        elif self.state in ("open", "close"):
+            self.buffer = self.buffer.lstrip()
+            if self.buffer:
+                self.state = "think" if self.state == "open" else "content"
+        elif self.state == "think":
+            return "", self._think()
+        if self.state == "content":
+            released, self.buffer = self.buffer, ""
+            return released, ""
+        return "", ""
+
+    def _think(self) -> str:
+        end = self.buffer.find(_CLOSE)
+        if end >= 0:
+            reasoning, self.buffer = self.buffer[:end].rstrip(), self.buffer[end + len(_CLOSE) :]
+            self.state = "close"
+            return reasoning
+        safe = self.buffer[: len(self.buffer) - _partial_suffix(self.buffer, [_CLOSE])].rstrip()
+        self.buffer = self.buffer[len(safe) :]  # hold a partial tag and trailing whitespace
+        return safe
+
+
+class _StopScanner:
+    """Cuts (streamed) text at the first stop sequence, holding back possible partial matches."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = list(stops)
+        self.buffer = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        if self.stopped or not self.stops:
+            return "" if self.stopped else text
+        self.buffer += text
+        hits = [i for i in (self.buffer.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            self.stopped = True
+            released, self.buffer = self.buffer[: min(hits)], ""
+            return released
+        keep = _partial_suffix(self.buffer, self.stops)
+        released, self.buffer = self.buffer[: len(self.buffer) - keep], self.buffer[len(self.buffer) - keep :]
+        return released
+
+    def flush(self) -> str:
+        held, self.buffer = self.buffer, ""
+        return "" if self.stopped else held
+
+
+class _TextFilter:
+    """Content → (`<think>` split) → (stop truncation), for whole messages and for streams."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._think = _ThinkSplitter()
+        self._stop = _StopScanner(stops)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.stopped
+
+    def feed(self, text: str) -> tuple[str, str]:
+        if self.stopped:
+            return "", ""
+        content, reasoning = self._think.feed(text)
+        return self._stop.feed(content), reasoning
+
+    def flush(self) -> tuple[str, str]:
+        if self.stopped:
+            return "", ""
+        content, reasoning = self._think.flush()
+        return self._stop.feed(content) + self._stop.flush(), reasoning
+
+    def apply(self, delta: MessageDelta) -> MessageDelta | None:
+        """Filter one streamed delta; None when nothing is left to report."""
+        content, reasoning = self.feed(delta.content) if delta.content else ("", "")
+        finish = "stop" if self.stopped else delta.finish_reason
+        filtered = replace(
+            delta, content=content, reasoning=delta.reasoning + reasoning, finish_reason=finish
+        )
+        return filtered if filtered != MessageDelta() else None
+
+    def finish(self) -> MessageDelta | None:
+        """Whatever was held back, once the stream has ended."""
+        content, reasoning = self.flush()
+        return MessageDelta(content=content, reasoning=reasoning) if content or reasoning else None

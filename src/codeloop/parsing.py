@@ -1,0 +1,120 @@
+"""Turning model text into actions: code blocks for the CodeAgent, JSON tool calls for models
+without native tool calling. Failures raise `AgentParsingError` with a short instruction the
+model can follow."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import textwrap
+from typing import Any
+
+from .errors import AgentParsingError
+from .messages import ToolCall
+
+__all__ = ["extract_code", "parse_tool_calls_from_text"]
+
+_PYTHON_TAGS = {"", "python", "py", "python3", "py3", "ipython", "pycon"}
+
+# An opening fence at the start of a line: ``` or ~~~, an optional language tag, end of line.
+_FENCE_OPEN = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+-]*)[^\n]*\n", re.MULTILINE)
+_CODE_TAG = re.compile(r"<code>\s*\n?(?P<body>.*?)(?:</code>|\Z)", re.DOTALL)
+
+CODE_FORMAT_HINT = (
+    "Your reply had no code to run. Reply with a short thought, then your code in one block:\n"
+    "```python\n# your code here\n```\n"
+    "Call final_answer(answer) in the code when you have the answer."
+)
+
+
+def extract_code(text: str) -> str:
+    """Return the Python code in a model reply.
+
+    Accepts ```python / ```py / bare fences, <code> tags, an unclosed final block, and several
+    blocks (joined in order). Blocks tagged with another language (json, text...) are ignored.
+    """
+    blocks = _fenced_blocks(text) or _tagged_blocks(text)
+    if not blocks and _looks_like_bare_code(text):
+        blocks = [text]
+    code = "\n\n".join(textwrap.dedent(b).strip("\n") for b in blocks if b.strip())
+    if not code.strip():
+        raise AgentParsingError(CODE_FORMAT_HINT)
+    return code
+
+
+def _fenced_blocks(text: str) -> list[str]:
+    blocks: list[str] = []
+    pos = 0
+    while match := _FENCE_OPEN.search(text, pos):
+        fence, lang = match["fence"], match["lang"].lower()
+        closing = re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$", re.MULTILINE)
+        end = closing.search(text, match.end())
+        body = text[match.end() : end.start() if end else len(text)]
+        if lang in _PYTHON_TAGS:
+            blocks.append(body)
+        pos = end.end() if end else len(text)
+    return blocks
+
+
+def _tagged_blocks(text: str) -> list[str]:
+    return [m["body"] for m in _CODE_TAG.finditer(text)]
+
+
+def _looks_like_bare_code(text: str) -> bool:
+    """A reply with no fences that is valid Python and calls something (not plain prose)."""
+    try:
+        tree = ast.parse(textwrap.dedent(text))
+    except SyntaxError:
+        return False
+    return any(isinstance(node, ast.Call) for node in ast.walk(tree))
+
+
+JSON_FORMAT_HINT = (
+    "Your reply had no tool call. Call a tool, or reply with exactly one JSON object like\n"
+    '{"name": "final_answer", "arguments": {"answer": "..."}}'
+)
+
+
+def parse_tool_calls_from_text(text: str) -> list[ToolCall]:
+    """Find tool calls written as JSON in text, for models without native tool calling.
+
+    Tolerates code fences and prose around the JSON. Accepts {"name", "arguments"} and the
+    smolagents-style {"action", "action_input"}.
+    """
+    decoder = json.JSONDecoder()
+    calls: list[ToolCall] = []
+    pos = text.find("{")
+    while pos != -1:
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            pos = text.find("{", pos + 1)
+            continue
+        call = _as_tool_call(value, len(calls))
+        if call is not None:
+            calls.append(call)
+        pos = text.find("{", end if call is not None else pos + 1)
+    if not calls:
+        raise AgentParsingError(JSON_FORMAT_HINT)
+    return calls
+
+
+def _as_tool_call(value: Any, index: int) -> ToolCall | None:
+    if not isinstance(value, dict):
+        return None
+    name = value.get("name", value.get("action", value.get("tool")))
+    if not isinstance(name, str):
+        return None
+    arguments = value.get("arguments", value.get("action_input", value.get("parameters", {})))
+    if isinstance(arguments, str) and arguments.lstrip().startswith("{"):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError:
+            pass
+    if not isinstance(arguments, dict):
+        if name == "final_answer":
+            arguments = {"answer": arguments}
+        elif not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+    return ToolCall(id=f"call_{index}", name=name, arguments=arguments)

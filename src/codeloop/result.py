@@ -1,0 +1,43 @@
+"""The outcome of a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from .memory import Memory, MemoryStep, Timing
+from .messages import Usage
+
+__all__ = ["RunResult", "RunState"]
+
+
+class RunState(str, Enum):
+    SUCCESS = "success"
+    MAX_STEPS = "max_steps_exceeded"
+    ERROR = "error"
+
+
+@dataclass(kw_only=True)
+class RunResult:
+    """Everything a run produced. `output` is only set when `state` is SUCCESS: a run that ran
+    out of steps or failed never passes a guess off as an answer."""
+
+    output: Any
+    state: RunState
+    memory: Memory
+    usage: Usage
+    timing: Timing
+    error: str | None = None
+
+    @property
+    def steps(self) -> list[MemoryStep]:
+        return self.memory.steps
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state is RunState.SUCCESS
+
+    @property
+    def token_usage(self) -> Usage:
+        return self.usage

@@ -1,0 +1,50 @@
+"""Action parsing: code blocks in every shape models write them, and JSON tool calls in text."""
+
+from __future__ import annotations
+
+import pytest
+
+from codeloop.errors import AgentParsingError
+from codeloop.parsing import extract_code, parse_tool_calls_from_text
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Thought: go.\n```python\nx = 1\nprint(x)\n```", "x = 1\nprint(x)"),
+        ("```py\nfinal_answer(2)\n```", "final_answer(2)"),
+        ("```\nfinal_answer(3)\n```\nDone.", "final_answer(3)"),
+        ("Here:\n<code>\nfinal_answer(4)\n</code>", "final_answer(4)"),
+        ("Thought: unclosed block at the end\n```python\ny = 5\nfinal_answer(y)", "y = 5\nfinal_answer(y)"),
+        ("I use `x` and ```inline``` marks.\n```python\nfinal_answer(6)\n```", "final_answer(6)"),
+        ("First:\n```python\na = 1\n```\nthen\n```python\nfinal_answer(a)\n```", "a = 1\n\nfinal_answer(a)"),
+        ("Data:\n```json\n{\"a\": 1}\n```\n```python\nfinal_answer(7)\n```", "final_answer(7)"),
+        ("    ```python\n    z = 8\n    final_answer(z)\n    ```", "z = 8\nfinal_answer(z)"),
+        ("````python\ns = '```'\nfinal_answer(s)\n````", "s = '```'\nfinal_answer(s)"),
+        ("final_answer(9)", "final_answer(9)"),
+    ],
+)
+def test_extract_code(text: str, code: str) -> None:
+    assert extract_code(text) == code
+
+
+@pytest.mark.parametrize("text", ["The answer is 4.", "Paris", "```text\nhello\n```", "```python\n\n```"])
+def test_no_code_is_a_parse_error_with_instructions(text: str) -> None:
+    with pytest.raises(AgentParsingError, match="```python"):
+        extract_code(text)
+
+
+def test_json_tool_calls_in_text() -> None:
+    text = 'Calling:\n```json\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n```\nand {"action": "final_answer", "action_input": "done"} trailing'
+    calls = parse_tool_calls_from_text(text)
+    assert [(c.name, c.arguments) for c in calls] == [("add", {"a": 1, "b": 2}), ("final_answer", {"answer": "done"})]
+
+
+def test_json_arguments_given_as_a_string_are_decoded() -> None:
+    (only,) = parse_tool_calls_from_text('{"name": "add", "arguments": "{\\"a\\": 1}"}')
+    assert only.arguments == {"a": 1}
+
+
+def test_no_json_call_is_a_parse_error() -> None:
+    with pytest.raises(AgentParsingError, match="final_answer"):
+        parse_tool_calls_from_text("I am not sure. {not json}")
