@@ -192,7 +192,9 @@ class ReplayServer:
     def start(self) -> ReplayServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="wire-replay", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.01,), name="wire-replay", daemon=True
+        )  # a short poll interval makes stop() quick
         self._thread.start()
         return self
 

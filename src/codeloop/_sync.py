@@ -1,8 +1,9 @@
 """Drive coroutines and async iterators from synchronous code.
 
 The async API is the only implementation; `run()`, `stream()` and the models' sync methods go
-through here. Inside a running event loop (Jupyter, an async web handler) the work runs on a
-private loop in a helper thread, so sync calls work everywhere.
+through here. All sync calls share one long-lived event loop in a daemon thread, so objects that
+belong to a loop (HTTP clients, sandbox sessions) survive from one sync call to the next, and
+sync calls work even when the caller is itself inside a running loop (Jupyter, async handlers).
 """
 
 from __future__ import annotations
@@ -10,25 +11,66 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 __all__ = ["iterate_sync", "run_sync"]
 
 T = TypeVar("T")
 
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
 
-def _in_running_loop() -> bool:
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    global _loop, _thread
+    with _lock:
+        if _loop is None or _thread is None or not _thread.is_alive():
+            _loop = asyncio.new_event_loop()
+            _thread = threading.Thread(target=_loop.run_forever, name="codeloop-sync", daemon=True)
+            _thread.start()
+        return _loop
+
+
+def _wait(future: Future[T]) -> T:
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+        return future.result()
+    except BaseException:
+        future.cancel()  # e.g. KeyboardInterrupt in the caller: stop the work too
+        raise
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` to completion and return its result."""
-    if not _in_running_loop():
-        return asyncio.run(coro)
+    """Run `coro` to completion on the shared loop and return its result."""
+    if threading.current_thread() is _thread:
+        # Called from code running on the shared loop itself (a sync callback): waiting on the
+        # loop would deadlock, so this call gets a private loop in its own thread.
+        return _run_in_fresh_thread(coro)
+    return _wait(asyncio.run_coroutine_threadsafe(coro, _background_loop()))
+
+
+def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
+    """Iterate an async iterator from sync code, one item at a time, on the shared loop."""
+    loop = _background_loop()
+    try:
+        while True:
+            try:
+                item = _wait(asyncio.run_coroutine_threadsafe(_next(agen), loop))
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        closer = getattr(agen, "aclose", None)
+        if closer is not None:
+            _wait(asyncio.run_coroutine_threadsafe(closer(), loop))
+
+
+async def _next(agen: AsyncIterator[T]) -> T:
+    return await agen.__anext__()
+
+
+def _run_in_fresh_thread(coro: Coroutine[Any, Any, T]) -> T:
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -37,50 +79,9 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
 
-    thread = threading.Thread(target=target, name="codeloop-sync")
-    thread.start()
-    thread.join()
+    worker = threading.Thread(target=target, name="codeloop-sync-nested")
+    worker.start()
+    worker.join()
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
-
-
-def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
-    """Iterate an async iterator from sync code, one item at a time, on a private loop."""
-    loop = asyncio.new_event_loop()
-    runner = _ThreadRunner(loop) if _in_running_loop() else None
-    try:
-        while True:
-            step = agen.__anext__()
-            try:
-                item = runner.run(step) if runner else loop.run_until_complete(step)
-            except StopAsyncIteration:
-                return
-            yield item
-    finally:
-        closer = getattr(agen, "aclose", None)
-        if closer is not None:
-            if runner:
-                runner.run(closer())
-            else:
-                loop.run_until_complete(closer())
-        if runner:
-            runner.stop()
-        loop.run_until_complete(loop.shutdown_asyncgens()) if not runner else None
-        loop.close()
-
-
-class _ThreadRunner:
-    """Runs a private event loop in a helper thread for callers already inside a loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.thread = threading.Thread(target=loop.run_forever, name="codeloop-stream", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()

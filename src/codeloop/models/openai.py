@@ -6,8 +6,9 @@ OpenRouter, DeepSeek, the Hugging Face router...), through the official `openai`
 
 Reasoning arrives apart from the answer whichever way the server sends it: a `reasoning_content`
 or `reasoning` field, or a leading `<think>...</think>` block in the content. Stop sequences are
-sent to the server when it supports them (`supports_stop=True`) and always enforced client-side
-too, so the text returned never contains one. SDK failures become `ModelHTTPError`, a
+sent to the server when it supports them (`supports_stop=True`; a server that answers 400 to
+`stop` is remembered and asked again without it) and always enforced client-side too, so the text
+returned never contains one. SDK failures become `ModelHTTPError`, a
 `codeloop.errors.ModelError`; retries are the SDK's own (`max_retries`).
 """
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+    from ..result import RunResult
+
 __all__ = [
     "ModelHTTPError",
     "OpenAIModel",
@@ -57,13 +60,14 @@ class ModelHTTPError(ModelError):
     def __init__(
         self,
         message: str,
+        result: RunResult | None = None,
         *,
         status_code: int | None = None,
         code: str | None = None,
         retryable: bool = False,
         body: object = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, result)
         self.status_code = status_code
         self.code = code
         self.retryable = retryable
@@ -112,6 +116,7 @@ class OpenAIModel(Model):
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI]
         self._clients = weakref.WeakKeyDictionary()
         self.client = self._make_client()  # built now so a missing key fails at construction
+        self._client_taken = False  # `client` serves the first event loop that calls the model
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_id={self.model_id!r}, api_base={self.api_base!r})"
@@ -123,9 +128,7 @@ class OpenAIModel(Model):
         stop: Sequence[str] | None = None,
         tools: Sequence[ToolSchema] | None = None,
     ) -> ChatMessage:
-        request = self._request(messages, stop, tools, stream=False)
-        with self._sdk_errors():
-            completion = await self._loop_client().chat.completions.create(**request)
+        completion = await self._create(self._request(messages, stop, tools, stream=False))
         return _message_from_completion(cast("ChatCompletion", completion), _clean_stops(stop))
 
     async def astream(
@@ -139,8 +142,8 @@ class OpenAIModel(Model):
         closed so the server stops generating); the final usage chunk is then never received."""
         request = self._request(messages, stop, tools, stream=True)
         text = _TextFilter(_clean_stops(stop))
+        stream = await self._create(request)
         with self._sdk_errors():
-            stream = await self._loop_client().chat.completions.create(**request)
             try:
                 async for chunk in stream:
                     delta = text.apply(_delta_from_chunk(chunk))
@@ -178,6 +181,20 @@ class OpenAIModel(Model):
             request.setdefault("stream_options", {"include_usage": True})
         return request
 
+    async def _create(self, request: dict[str, Any]) -> Any:
+        """Send one request. A server that rejects `stop` (as OpenAI's reasoning models do) is
+        remembered and asked again without it: stop sequences are enforced client-side anyway."""
+        try:
+            with self._sdk_errors():
+                return await self._loop_client().chat.completions.create(**request)
+        except ModelHTTPError as err:
+            if "stop" not in request or not _rejects_stop(err):
+                raise
+        self.supports_stop = False
+        with self._sdk_errors():
+            without_stop = {k: v for k, v in request.items() if k != "stop"}
+            return await self._loop_client().chat.completions.create(**without_stop)
+
     def _make_client(self) -> AsyncOpenAI:
         try:
             client: AsyncOpenAI = self._openai.AsyncOpenAI(**self.client_kwargs)
@@ -193,8 +210,8 @@ class OpenAIModel(Model):
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            used = any(c is self.client for c in self._clients.values())
-            client = self._make_client() if used else self.client
+            client = self._make_client() if self._client_taken else self.client
+            self._client_taken = True
             self._clients[loop] = client
         return client
 
@@ -302,7 +319,7 @@ def _message_from_completion(completion: ChatCompletion, stops: list[str]) -> Ch
     choice = completion.choices[0]
     message = choice.message
     text = _TextFilter(stops)
-    content, think = text.feed(message.content or message.refusal or "")
+    content, think = text.feed(message.content or message.refusal or "")  # a refusal is the answer
     tail_content, tail_think = text.flush()
     reasoning = (_reasoning_of(message) + think + tail_think).strip()
     return ChatMessage(
@@ -400,6 +417,13 @@ def _translate_error(err: Exception, openai: ModuleType, model_id: str) -> Model
             body=body,
         )
     return ModelHTTPError(f"Model {model_id!r}: {detail}")
+
+
+def _rejects_stop(err: ModelHTTPError) -> bool:
+    """A 400 about the `stop` parameter, e.g. OpenAI's `param: "stop"`, `unsupported_parameter`."""
+    if err.status_code != 400 or not isinstance(err.body, dict):
+        return False
+    return err.body.get("param") == "stop" or "'stop'" in str(err.body.get("message", ""))
 
 
 def _provider_message(body: object, fallback: str) -> str:

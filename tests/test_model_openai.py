@@ -1,0 +1,540 @@
+"""OpenAIModel against the real `openai` SDK talking to a local server that replays recorded
+provider traffic (../shared/fixtures/wire) or scripted responses. The SDK is never mocked."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+import openai
+import pytest
+from wire import ReplayServer, Reply, is_subset, replay
+
+from codeloop.errors import ConfigurationError, ModelError
+from codeloop.messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall
+from codeloop.models.base import assemble_message
+from codeloop.models.openai import (
+    LOCAL_PLACEHOLDER_KEY,
+    ModelHTTPError,
+    OpenAIModel,
+    OpenAIServerModel,
+    _StopScanner,
+    _TextFilter,
+    to_openai_messages,
+    to_openai_tools,
+)
+
+__all__ = ["replay"]  # the pytest fixture, imported so tests here can use it
+
+
+def user(text: str) -> ChatMessage:
+    return ChatMessage(role=Role.USER, content=text)
+
+
+def system(text: str) -> ChatMessage:
+    return ChatMessage(role=Role.SYSTEM, content=text)
+
+
+def tool_result(call: ToolCall, content: str) -> ChatMessage:
+    return ChatMessage(role=Role.TOOL, content=content, tool_call_id=call.id, name=call.name)
+
+
+def model_for(server: ReplayServer, model_id: str, prefix: str = "/v1", **kwargs: Any) -> OpenAIModel:
+    return OpenAIModel(model_id, api_base=server.url(prefix), api_key="test", **kwargs)
+
+
+def schema(name: str, **properties: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": "",
+        "parameters": {
+            "type": "object",
+            "properties": {key: {"type": kind} for key, kind in properties.items()},
+            "required": list(properties),
+            "additionalProperties": False,
+        },
+    }
+
+
+def parsed_arguments(body: Any) -> Any:
+    """The body with tool-call arguments parsed (JSON spacing differs between serializers)."""
+    if isinstance(body, dict):
+        return {k: json.loads(v) if k == "arguments" else parsed_arguments(v) for k, v in body.items()}
+    return [parsed_arguments(item) for item in body] if isinstance(body, list) else body
+
+
+def sent_matches_recorded(
+    server: ReplayServer, index: int, keys: tuple[str, ...] = ("model", "messages")
+) -> bool:
+    """The request sent contains the recorded request's `keys` (compared as a JSON subset)."""
+    expected = server.replies[index].expected_json
+    return is_subset(parsed_arguments({k: expected[k] for k in keys}), parsed_arguments(server.bodies[index]))
+
+
+async def collect(model: OpenAIModel, messages: list[ChatMessage], **kwargs: Any) -> list[MessageDelta]:
+    return [delta async for delta in model.astream(messages, **kwargs)]
+
+
+# -- plain requests --------------------------------------------------------------------------------
+async def test_text_response() -> None:
+    with ReplayServer.from_fixture("openai/chat_text.yaml") as server:
+        model = model_for(server, "gpt-4o")
+        answer = await model.agenerate([user("What is the capital of France?")])
+    assert answer.role is Role.ASSISTANT
+    assert answer.content == "The capital of France is Paris."
+    assert answer.finish_reason == "stop"
+    assert answer.reasoning is None and answer.tool_calls == ()
+    assert answer.usage is not None
+    assert (answer.usage.input_tokens, answer.usage.output_tokens, answer.usage.cached_tokens) == (14, 7, 0)
+    assert answer.raw.id == "chatcmpl-Bu8vBIrB8kIWKRyTcpEEPncjhHtMU"
+    assert sent_matches_recorded(server, 0)
+    assert "stream" not in server.bodies[0] and "tools" not in server.bodies[0]
+
+
+async def test_tool_call_then_tool_result_follow_up() -> None:
+    tools = [schema("get_temperature", city="string")]
+    with ReplayServer.from_fixture("openai/chat_tool_call_then_tool_result.yaml") as server:
+        model = model_for(server, "gpt-4.1-mini")
+        history = [system("You are a helpful assistant."), user("What is the temperature in Tokyo?")]
+        first = await model.agenerate(history, tools=tools)
+        assert first.finish_reason == "tool_calls" and first.content == ""
+        assert first.tool_calls == (
+            ToolCall(id="call_bhZkmIKKItNGJ41whHUHB7p9", name="get_temperature", arguments={"city": "Tokyo"}),
+        )
+        history += [first, tool_result(first.tool_calls[0], "20.0")]
+        second = await model.agenerate(history, tools=tools)
+    assert second.content == "The temperature in Tokyo is currently 20.0 degrees Celsius."
+    assert second.usage is not None and second.usage.input_tokens == 75
+    sent = server.bodies[1]
+    assert sent["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": "call_bhZkmIKKItNGJ41whHUHB7p9",
+        "content": "20.0",
+    }
+    assert sent_matches_recorded(server, 0) and sent_matches_recorded(server, 1)
+    assert sent["tools"][0]["type"] == "function"
+    assert sent["tools"][0]["function"]["name"] == "get_temperature"
+
+
+async def test_parallel_tool_calls_then_tool_results() -> None:
+    tools = [schema("create_file", path="string"), schema("delete_file", path="string")]
+    with ReplayServer.from_fixture("openai/chat_parallel_tool_calls_then_tool_results.yaml") as server:
+        model = model_for(server, "gpt-4o")
+        history = [
+            system("Just call tools without asking for confirmation."),
+            user("Delete the file `.env` and create `test.txt`"),
+        ]
+        first = await model.agenerate(history, tools=tools)
+        assert [(c.name, c.arguments) for c in first.tool_calls] == [
+            ("delete_file", {"path": ".env"}),
+            ("create_file", {"path": "test.txt"}),
+        ]
+        results = [tool_result(first.tool_calls[0], "true"), tool_result(first.tool_calls[1], "Success")]
+        second = await model.agenerate([*history, first, *results], tools=tools)
+    assert second.content.startswith("The file `.env` has been deleted")
+    tool_messages = [m for m in server.bodies[1]["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool_messages] == [c.id for c in first.tool_calls]
+    assert sent_matches_recorded(server, 1)
+
+
+async def test_groq_parallel_tool_calls() -> None:
+    tools = [schema("get_weather", city="string"), schema("final_result", city="string", summary="string")]
+    with ReplayServer.from_fixture("groq/chat_parallel_tool_calls.yaml") as server:
+        model = model_for(
+            server, "meta-llama/llama-4-scout-17b-16e-instruct", "/openai/v1", tool_choice="required"
+        )
+        answer = await model.agenerate([user("Get weather for Paris and summarize")], tools=tools)
+    assert [(c.id, c.name, c.arguments) for c in answer.tool_calls] == [
+        ("rew01jq49", "get_weather", {"city": "Paris"}),
+        ("gbpypqxpx", "final_result", {"city": "Paris", "summary": "Current weather in Paris"}),
+    ]
+    assert answer.usage is not None and (answer.usage.input_tokens, answer.usage.output_tokens) == (779, 65)
+    assert server.bodies[0]["tool_choice"] == "required"
+
+
+# -- reasoning ---------------------------------------------------------------------------------------
+async def test_reasoning_tokens_in_usage() -> None:
+    with ReplayServer.from_fixture("openai/chat_reasoning_o3_mini_usage.yaml") as server:
+        model = model_for(server, "o3-mini", max_completion_tokens=100)
+        answer = await model.agenerate([user("hello")])
+    assert answer.content == "Hello there! How can I help you today?"
+    assert answer.usage is not None and answer.usage.reasoning_tokens == 64
+    assert server.bodies[0]["max_completion_tokens"] == 100
+    assert sent_matches_recorded(server, 0, ("model", "messages", "max_completion_tokens"))
+
+
+async def test_deepseek_reasoning_content() -> None:
+    with ReplayServer.from_fixture("deepseek/chat_reasoning_content.yaml") as server:
+        model = model_for(server, "deepseek-reasoner", prefix="")
+        answer = await model.agenerate([user("How do I cross the street?")])
+    assert answer.reasoning is not None and answer.reasoning.startswith(
+        "Okay, the user is asking how to cross"
+    )
+    assert answer.content.startswith("Crossing the street safely")
+    assert "Okay, the user" not in answer.content
+    assert answer.usage is not None
+    assert (answer.usage.input_tokens, answer.usage.output_tokens, answer.usage.reasoning_tokens) == (
+        12,
+        789,
+        415,
+    )
+
+
+async def test_huggingface_think_tags_are_split_from_content() -> None:
+    with ReplayServer.from_fixture("huggingface/chat_reasoning_think_tags_deepseek_r1.yaml") as server:
+        model = model_for(server, "deepseek-ai/DeepSeek-R1", "/together/v1")
+        answer = await model.agenerate([user("hello")])
+    assert answer.content == "Hello! \U0001f44b How can I help you today?"
+    assert answer.reasoning is not None
+    assert answer.reasoning.startswith('Hmm, the user just said "hello".')
+    assert answer.reasoning.endswith("Keeping it simple but friendly feels right here.")
+    assert answer.usage is not None and (answer.usage.input_tokens, answer.usage.output_tokens) == (4, 197)
+    assert "tools" not in server.bodies[0]  # no empty tool list is sent
+
+
+# -- streaming ---------------------------------------------------------------------------------------
+async def test_stream_text_with_usage() -> None:
+    with ReplayServer.from_fixture("openai/chat_stream_text.yaml") as server:
+        deltas = await collect(model_for(server, "gpt-4o"), [user("What is the capital of Mexico?")])
+    assert len([d for d in deltas if d.content]) == 8  # one per recorded content chunk
+    message = assemble_message(deltas)
+    assert message.content == "The capital of Mexico is Mexico City."
+    assert message.finish_reason == "stop"
+    assert message.usage is not None and (message.usage.input_tokens, message.usage.output_tokens) == (14, 8)
+    assert server.bodies[0]["stream"] is True
+    assert server.bodies[0]["stream_options"] == {"include_usage": True}
+    assert sent_matches_recorded(server, 0, ("model", "messages", "stream", "stream_options"))
+
+
+async def test_stream_tool_call_deltas_then_streamed_follow_up() -> None:
+    tools = [schema("get_capital", country="string")]
+    with ReplayServer.from_fixture("openai/chat_stream_tool_call_then_stream_text.yaml") as server:
+        model = model_for(server, "gpt-4o-mini")
+        history = [user("What is the capital of the UK? Use the tool, then answer.")]
+        deltas = await collect(model, history, tools=tools)
+        fragments = [part.arguments for d in deltas for part in d.tool_calls]
+        assert fragments == ["", '{"', "country", '":"', "UK", '"}']
+        first = assemble_message(deltas)
+        assert first.tool_calls == (
+            ToolCall(id="call_ZR5UUuTt3pf61kjwAJIYdVMj", name="get_capital", arguments={"country": "UK"}),
+        )
+        assert first.finish_reason == "tool_calls"
+        assert first.usage is not None and first.usage.output_tokens == 15
+        history += [first, tool_result(first.tool_calls[0], "London")]
+        second = assemble_message(await collect(model, history, tools=tools))
+    assert second.content == "The capital of the UK is London."
+    assert server.bodies[1]["messages"][-1]["role"] == "tool"
+    assert server.bodies[1]["messages"][-1]["tool_call_id"] == "call_ZR5UUuTt3pf61kjwAJIYdVMj"
+    assert sent_matches_recorded(server, 1)
+
+
+async def test_stream_parallel_tool_calls() -> None:
+    tools = [schema("get_country"), schema("get_product_name")]
+    with ReplayServer.from_fixture("openai/chat_stream_parallel_tool_calls.yaml") as server:
+        model = model_for(server, "gpt-4o", tool_choice="required")
+        message = assemble_message(await collect(model, [user("Tell me")], tools=tools))
+    assert [(c.id, c.name, c.arguments) for c in message.tool_calls] == [
+        ("call_3rqTYrA6H21AYUaRGP4F66oq", "get_country", {}),
+        ("call_Xw9XMKBJU48kAAd78WgIswDx", "get_product_name", {}),
+    ]
+    assert message.usage is not None and message.usage.input_tokens == 364
+
+
+async def test_openrouter_error_chunk_inside_stream_raises() -> None:
+    deltas: list[MessageDelta] = []
+    with ReplayServer.from_fixture("openrouter/chat_stream_reasoning_then_error_chunk.yaml") as server:
+        model = model_for(server, "minimax/minimax-m2:free", "/api/v1", max_completion_tokens=10)
+        with pytest.raises(ModelError, match="Token limit reached") as caught:
+            async for delta in model.astream([user("Hello there")]):
+                deltas.append(delta)
+    assert "".join(d.reasoning for d in deltas) == "We need to respond to a greeting. The user"
+    error = caught.value
+    assert isinstance(error, ModelHTTPError)
+    assert error.code == "400" and error.status_code is None and not error.retryable
+    assert isinstance(error.__cause__, openai.APIError)
+
+
+# -- errors ------------------------------------------------------------------------------------------
+async def test_openrouter_429_without_retries() -> None:
+    fixture = "openrouter/chat_error_429_rate_limited_retried.yaml"
+    with ReplayServer.from_fixture(fixture, interactions=[0]) as server:
+        model = model_for(server, "google/gemini-2.0-flash-exp:free", "/api/v1", max_retries=0)
+        with pytest.raises(ModelHTTPError) as caught:
+            await model.agenerate([system("Be helpful."), user("Tell me a joke.")])
+    error = caught.value
+    assert error.status_code == 429 and error.retryable
+    assert "429" in str(error) and "Provider returned error" in str(error)
+    assert "temporarily rate-limited upstream" in str(error)  # OpenRouter's upstream detail
+    assert isinstance(error.__cause__, openai.RateLimitError)
+    assert len(server.requests) == 1
+
+
+async def test_openrouter_429_after_sdk_retries() -> None:
+    with ReplayServer.from_fixture("openrouter/chat_error_429_rate_limited_retried.yaml") as server:
+        model = model_for(server, "google/gemini-2.0-flash-exp:free", "/api/v1")
+        with pytest.raises(ModelHTTPError) as caught:
+            await model.agenerate([system("Be helpful."), user("Tell me a joke.")])
+    assert caught.value.status_code == 429
+    assert len(server.requests) == 3 and server.remaining == 0
+    assert all(sent_matches_recorded(server, i) for i in range(3))
+
+
+async def test_bad_request_400() -> None:
+    with ReplayServer.from_fixture("openai/chat_error_400_unsupported_value.yaml") as server:
+        model = model_for(server, "o1-mini")
+        with pytest.raises(ModelHTTPError) as caught:
+            await model.agenerate([system("You are a helpful assistant."), user("Hello")])
+    error = caught.value
+    assert error.status_code == 400 and not error.retryable and error.code == "unsupported_value"
+    assert "400" in str(error)
+    assert "Unsupported value: 'messages[0].role' does not support 'system' with this model." in str(error)
+    assert isinstance(error.__cause__, openai.BadRequestError)
+
+
+async def test_connection_error_is_retryable_model_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    model = OpenAIModel("m", api_base=f"http://127.0.0.1:{port}/v1", max_retries=0)
+    with pytest.raises(ModelHTTPError, match="could not reach") as caught:
+        await model.agenerate([user("hi")])
+    assert caught.value.retryable and caught.value.status_code is None
+
+
+# -- stop sequences ----------------------------------------------------------------------------------
+CODE_ANSWER = "Thought: add.\n```py\nprint(1 + 1)\n```<end_code>\nObservation: 2 (hallucinated)"
+
+
+def completion_reply(content: str) -> Reply:
+    return Reply.json(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "m",
+            "choices": [
+                {"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": content}}
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 30, "total_tokens": 33},
+        }
+    )
+
+
+def chunk(content: str | None = None, finish: str | None = None, **delta: Any) -> dict[str, Any]:
+    if content is not None:
+        delta["content"] = content
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [choice]}
+
+
+USAGE_CHUNK = {
+    "id": "x",
+    "object": "chat.completion.chunk",
+    "created": 0,
+    "model": "m",
+    "choices": [],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 30, "total_tokens": 33},
+}
+
+
+async def test_stop_truncated_client_side_when_not_supported() -> None:
+    with ReplayServer([completion_reply(CODE_ANSWER)]) as server:
+        model = model_for(server, "m", supports_stop=False)
+        answer = await model.agenerate([user("2+2?")], stop=["<end_code>", "Observation:"])
+    assert answer.content == "Thought: add.\n```py\nprint(1 + 1)\n```"
+    assert answer.finish_reason == "stop"
+    assert "stop" not in server.bodies[0]
+
+
+async def test_stop_sent_when_supported_and_still_enforced() -> None:
+    stops = ["<end_code>", "Observation:", "a", "b", "c"]
+    with ReplayServer([completion_reply(CODE_ANSWER)]) as server:  # a server that ignores `stop`
+        answer = await model_for(server, "m").agenerate([user("2+2?")], stop=stops)
+    assert server.bodies[0]["stop"] == stops[:4]  # OpenAI's limit; the rest is enforced here
+    assert answer.content == "Thought: "  # cut at "a" of "add"
+
+
+async def test_server_rejecting_stop_is_asked_again_without_it() -> None:
+    rejection = {
+        "error": {
+            "message": "Unsupported parameter: 'stop' is not supported with this model.",
+            "type": "invalid_request_error",
+            "param": "stop",
+            "code": "unsupported_parameter",
+        }
+    }
+    replies = [Reply.json(rejection, status=400), completion_reply(CODE_ANSWER), completion_reply("x")]
+    with ReplayServer(replies) as server:
+        model = model_for(server, "o3", max_retries=0)
+        answer = await model.agenerate([user("2+2?")], stop=["<end_code>"])
+        assert answer.content.endswith("```") and not model.supports_stop
+        await model.agenerate([user("again")], stop=["<end_code>"])  # no second rejection
+    assert [("stop" in body) for body in server.bodies] == [True, False, False]
+
+
+async def test_stop_in_stream_split_across_chunks() -> None:
+    pieces = ["Thought: add.\n```py\nprint(1 + 1)\n```<e", "nd_co", "de>\nObser", "vation: 2", "."]
+    events = [
+        chunk(role="assistant", content=""),
+        *[chunk(p) for p in pieces],
+        chunk(finish="length"),
+        USAGE_CHUNK,
+    ]
+    with ReplayServer([Reply.sse(events)]) as server:
+        model = model_for(server, "m", supports_stop=False)
+        deltas = await collect(model, [user("2+2?")], stop=["<end_code>"])
+    message = assemble_message(deltas)
+    assert message.content == "Thought: add.\n```py\nprint(1 + 1)\n```"
+    assert message.finish_reason == "stop"
+    assert all("<e" not in d.content for d in deltas)
+    assert "stop" not in server.bodies[0]
+
+
+async def test_think_tags_in_stream_split_across_chunks() -> None:
+    pieces = ["<thi", "nk>\nLet me", " think.</th", "ink>\n\n", "The answer", " is 4."]
+    events = [chunk(p) for p in pieces] + [chunk(finish="stop"), USAGE_CHUNK]
+    with ReplayServer([Reply.sse(events)]) as server:
+        deltas = await collect(model_for(server, "m"), [user("2+2?")])
+    message = assemble_message(deltas)
+    assert (message.reasoning, message.content) == ("Let me think.", "The answer is 4.")
+    assert message.usage is not None and message.usage.output_tokens == 30
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<think>\nplan a</thinking> b\n</think>\n\nAnswer <end_code> tail",
+        "  plain answer with <think> inside <end_code>",
+        "<thin",
+        "<think>unterminated reasoning",
+        "almost a stop <end_cod",
+    ],
+)
+def test_text_filter_is_independent_of_chunking(text: str) -> None:
+    whole = _TextFilter(["<end_code>"])
+    content, reasoning = whole.feed(text)
+    tail = whole.flush()
+    expected = (content + tail[0], (reasoning + tail[1]).strip())
+    for cut_a, cut_b in itertools.combinations(range(1, len(text)), 2):
+        streamed = _TextFilter(["<end_code>"])
+        parts = [streamed.feed(p) for p in (text[:cut_a], text[cut_a:cut_b], text[cut_b:])]
+        parts.append(streamed.flush())
+        got = ("".join(p[0] for p in parts), "".join(p[1] for p in parts).strip())
+        assert got == expected, (cut_a, cut_b)
+
+
+def test_stop_scanner_holds_back_only_possible_prefixes() -> None:
+    scanner = _StopScanner(["Observation:"])
+    assert scanner.feed("value is 3. Obs") == "value is 3. "
+    assert scanner.feed("cure") == "Obscure"
+    assert scanner.feed(" Observation: x") == " " and scanner.stopped
+    assert scanner.feed("more") == "" and scanner.flush() == ""
+
+
+# -- configuration and conversion --------------------------------------------------------------------
+def test_local_server_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with ReplayServer([completion_reply("hi")]) as server:
+        model = OpenAIModel("local-model", api_base=server.url("/v1"))
+        assert model.generate([user("hi")]).content == "hi"
+    assert server.requests[0].headers["authorization"] == f"Bearer {LOCAL_PLACEHOLDER_KEY}"
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
+        OpenAIModel("gpt-4o", api_base="https://api.example.com/v1")
+
+
+def test_env_key_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    with ReplayServer([completion_reply("hi")]) as server:
+        OpenAIServerModel("m", api_base=server.url("/v1")).generate([user("hi")])
+    assert server.requests[0].headers["authorization"] == "Bearer sk-from-env"
+    assert OpenAIServerModel is OpenAIModel
+
+
+def test_sync_wrappers(replay: Any) -> None:
+    server = replay(
+        [completion_reply("one"), completion_reply("two"), Reply.sse([chunk("thr"), chunk("ee")])]
+    )
+    model = model_for(server, "m", temperature=0)
+    # each sync call runs on a fresh event loop: the adapter must not reuse the old loop's client
+    assert model.generate([user("a")]).content == "one"
+    assert model([user("b")]).content == "two"
+    assert [d.content for d in model.generate_stream([user("c")])] == ["thr", "ee"]
+    assert all(body["temperature"] == 0 for body in server.bodies)
+
+
+def test_message_conversion() -> None:
+    image = ImageContent(data=b"\x89PNG", mime_type="image/png")
+    call = ToolCall(id="call_1", name="look", arguments={"at": "x"})
+    messages = [
+        ChatMessage(role=Role.SYSTEM, content="sys"),
+        ChatMessage(role=Role.USER, content="see", images=(image,)),
+        ChatMessage(role=Role.ASSISTANT, content="", tool_calls=(call,), reasoning="hidden"),
+        ChatMessage(role=Role.TOOL, content="seen", tool_call_id="call_1", images=(image,)),
+        ChatMessage(role=Role.ASSISTANT, content="done"),
+    ]
+    converted = to_openai_messages(messages, {"system": "developer"})
+    assert converted == [
+        {"role": "developer", "content": "sys"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "see"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw=="}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "look", "arguments": '{"at": "x"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "seen"},
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw=="}}],
+        },
+        {"role": "assistant", "content": "done"},
+    ]
+
+
+def test_tool_schema_conversion() -> None:
+    wire_tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
+    assert to_openai_tools([{"name": "g"}, wire_tool]) == [
+        {
+            "type": "function",
+            "function": {"name": "g", "description": "", "parameters": {"type": "object", "properties": {}}},
+        },
+        wire_tool,
+    ]
+
+
+def test_import_is_lazy_and_missing_sdk_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    code = "import sys, codeloop.models.openai; print('openai' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    monkeypatch.setitem(sys.modules, "openai", None)
+    with pytest.raises(ConfigurationError, match=r"pip install 'codeloop\[openai\]'"):
+        OpenAIModel("m", api_key="k")
+
+
+# -- the replay server itself ------------------------------------------------------------------------
+def test_replay_server_splits_sse_and_flags_unexpected_requests() -> None:
+    server = ReplayServer.from_fixture("openai/chat_stream_text.yaml")
+    reply = server.replies[0]
+    assert len(reply.pieces()) == 12 and b"".join(reply.pieces()) == reply.body.encode()
+    assert all(piece.endswith(b"\n\n") for piece in reply.pieces())
+    with server:
+        request = urllib.request.Request(server.url("/v1/embeddings"), data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=5)
+        assert caught.value.code == 418
+        assert server.errors == ["expected POST /v1/chat/completions, got POST /v1/embeddings"]
+        server.errors.clear()
