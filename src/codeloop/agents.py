@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from ._sync import iterate_sync, run_sync
 from .errors import (
@@ -72,6 +72,7 @@ __all__ = ["CodeAgent", "ManagedAgentTool", "MultiStepAgent", "ToolCallingAgent"
 StepCallback = Callable[..., Any]
 FinalAnswerCheck = Callable[..., Any]
 EventHandler = Callable[[Event], Any]
+T = TypeVar("T")
 
 # The queue into which managed sub-agents forward their events while a step runs.
 _EVENT_SINK: ContextVar[asyncio.Queue[Event] | None] = ContextVar("codeloop_event_sink", default=None)
@@ -349,9 +350,13 @@ class MultiStepAgent:
         start = len(self.memory.action_steps()) + 1
         return _Run(memory=self.memory, max_steps=max_steps or self.max_steps, step_number=start)
 
-    async def _while_running(self, run: _Run, work: Awaitable[Any]) -> AsyncIterator[Event]:
-        """Await `work`, yielding the events that managed sub-agents forward meanwhile."""
-        task = asyncio.ensure_future(_with_event_sink(run.events, work))
+    @staticmethod
+    def _spawn(run: _Run, work: Awaitable[T]) -> asyncio.Future[T]:
+        """Start `work` as a task in which managed sub-agents forward events to this run."""
+        return asyncio.ensure_future(_with_event_sink(run.events, work))
+
+    async def _while_running(self, run: _Run, task: asyncio.Future[Any]) -> AsyncIterator[Event]:
+        """Wait for `task`, yielding the events that managed sub-agents forward meanwhile."""
         while not task.done() or not run.events.empty():
             getter = asyncio.ensure_future(run.events.get())
             await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
@@ -359,7 +364,7 @@ class MultiStepAgent:
                 yield getter.result()
             else:
                 getter.cancel()
-        task.result()  # re-raise what the work raised
+        task.result()  # re-raise what the task raised
 
     async def _accept_final_answer(self, run: _Run, answer: Any) -> None:
         for check in self.final_answer_checks:
@@ -450,7 +455,7 @@ class CodeAgent(MultiStepAgent):
         assert run.executor is not None
         step.code = code = extract_code(step.model_output)
         yield CodeAction(agent=self.name, step=step.step_number, code=code)
-        execution = asyncio.ensure_future(run.executor.run(code))
+        execution = self._spawn(run, run.executor.run(code))
         async for event in self._while_running(run, execution):
             yield event
         out = execution.result()
@@ -468,7 +473,7 @@ class CodeAgent(MultiStepAgent):
             yield ActionOutput(agent=self.name, step=step.step_number, output=out.output)
 
     def _host_functions(self) -> dict[str, HostFunction]:
-        return {name: t.as_host_function() for name, t in self.tools.items()}
+        return {name: _off_the_loop(t.as_host_function()) for name, t in self.tools.items()}
 
     def _prompt_values(self) -> dict[str, Any]:
         return {
@@ -496,7 +501,7 @@ class ToolCallingAgent(MultiStepAgent):
         step.tool_calls = tuple(calls)
         for call in calls:
             yield ToolCallRequested(agent=self.name, step=step.step_number, call=call)
-        work = asyncio.ensure_future(asyncio.gather(*(self._call_tool(c) for c in calls)))
+        work = self._spawn(run, asyncio.gather(*(self._call_tool(c) for c in calls)))
         async for event in self._while_running(run, work):
             yield event
         outcomes: list[tuple[ToolResult, Any]] = work.result()
@@ -544,7 +549,6 @@ class ManagedAgentTool(Tool):
     `ManagedAgentError` (a failure it sees as such), never a made-up result."""
 
     output_type = "any"
-    skip_forward_signature_validation = True
 
     def __init__(self, agent: MultiStepAgent) -> None:
         if not agent.description or not agent.name.isidentifier():
@@ -613,7 +617,19 @@ def _task_text(task: str, additional_args: Mapping[str, Any] | None) -> str:
     return f"{task}\nThese variables are available to your code: {names}."
 
 
-async def _with_event_sink(queue: asyncio.Queue[Event], work: Awaitable[Any]) -> Any:
+def _off_the_loop(function: Callable[..., Any]) -> HostFunction:
+    """Sync tools called from code run in a worker thread, so they never block other runs."""
+    if inspect.iscoroutinefunction(function):
+        return function
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    call.__name__ = function.__name__
+    return call
+
+
+async def _with_event_sink(queue: asyncio.Queue[Event], work: Awaitable[T]) -> T:
     _EVENT_SINK.set(queue)  # this task's own context: visible to the sub-agents it awaits
     return await work
 
