@@ -156,7 +156,15 @@ def test_planning_steps_run_at_the_interval() -> None:
     plans = [e.plan for e in events if isinstance(e, PlanReady)]
     assert plans == ["1. compute\n2. answer", "1. answer now"]
     kinds = [type(s).__name__ for s in agent.memory.steps]
-    assert kinds == ["TaskStep", "PlanningStep", "ActionStep", "ActionStep", "PlanningStep", "ActionStep", "FinalAnswerStep"]
+    assert kinds == [
+        "TaskStep",
+        "PlanningStep",
+        "ActionStep",
+        "ActionStep",
+        "PlanningStep",
+        "ActionStep",
+        "FinalAnswerStep",
+    ]
     assert "Update your plan" in model.requests[3][-1].content
     assert _final(events).output == 3
 
@@ -241,10 +249,12 @@ def test_tool_calls_in_one_step_run_concurrently() -> None:
         await asyncio.sleep(0.3)
         return label
 
-    model = ScriptedModel([[call("slow", label=str(i)) for i in range(5)], [call("final_answer", answer="ok")]])
+    model = ScriptedModel(
+        [[call("slow", label=str(i)) for i in range(5)], [call("final_answer", answer="ok")]]
+    )
     result = ToolCallingAgent([slow], model).run("wait", return_full_result=True)
     step = result.memory.action_steps()[0]
-    assert step.timing.duration is not None and step.timing.duration < 1.2  # 5 × 0.3 s in sequence = 1.5 s
+    assert step.timing.duration is not None and step.timing.duration < 1.2  # 5 x 0.3 s in sequence = 1.5 s
 
 
 def test_tool_calling_max_steps_and_checks() -> None:
@@ -279,8 +289,12 @@ def _researcher(replies: list[Any], max_steps: int = 3) -> ToolCallingAgent:
 
 def test_manager_code_agent_calls_a_managed_tool_calling_agent() -> None:
     sub = _researcher([[call("lookup", key="capital_fr")], [call("final_answer", answer="Paris")]])
-    manager = CodeAgent([], ScriptedModel([fenced("c = researcher(task='capital of France?')\nfinal_answer(c)")]),
-                        managed_agents=[sub], name="boss")
+    manager = CodeAgent(
+        [],
+        ScriptedModel([fenced("c = researcher(task='capital of France?')\nfinal_answer(c)")]),
+        managed_agents=[sub],
+        name="boss",
+    )
     events = list(manager.stream("Ask the researcher"))
     assert _final(events).output == "Paris"
     sub_events = [e for e in events if e.agent == "researcher"]
@@ -307,7 +321,9 @@ def test_sub_agent_running_out_of_steps_is_a_failure_for_the_manager() -> None:
 
 def test_sub_agent_failure_reaches_a_tool_calling_manager_as_an_error() -> None:
     sub = _researcher([RuntimeError("model down")])
-    manager_model = ScriptedModel([[call("researcher", task="capital?")], [call("final_answer", answer="gave up")]])
+    manager_model = ScriptedModel(
+        [[call("researcher", task="capital?")], [call("final_answer", answer="gave up")]]
+    )
     manager = ToolCallingAgent([], manager_model, managed_agents=[sub])
     result = manager.run("Ask", return_full_result=True)
     outcome = result.memory.action_steps()[0].tool_results[0]
@@ -323,8 +339,14 @@ def _script() -> ScriptedModel:
 
 def _shape(steps: list[Any]) -> list[tuple[Any, ...]]:
     return [
-        (type(s).__name__, getattr(s, "model_output", None), getattr(s, "code", None),
-         getattr(s, "observations", None), getattr(s, "error", None), getattr(s, "action_output", None))
+        (
+            type(s).__name__,
+            getattr(s, "model_output", None),
+            getattr(s, "code", None),
+            getattr(s, "observations", None),
+            getattr(s, "error", None),
+            getattr(s, "action_output", None),
+        )
         for s in steps
     ]
 

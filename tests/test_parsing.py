@@ -18,7 +18,7 @@ from codeloop.parsing import extract_code, parse_tool_calls_from_text
         ("Thought: unclosed block at the end\n```python\ny = 5\nfinal_answer(y)", "y = 5\nfinal_answer(y)"),
         ("I use `x` and ```inline``` marks.\n```python\nfinal_answer(6)\n```", "final_answer(6)"),
         ("First:\n```python\na = 1\n```\nthen\n```python\nfinal_answer(a)\n```", "a = 1\n\nfinal_answer(a)"),
-        ("Data:\n```json\n{\"a\": 1}\n```\n```python\nfinal_answer(7)\n```", "final_answer(7)"),
+        ('Data:\n```json\n{"a": 1}\n```\n```python\nfinal_answer(7)\n```', "final_answer(7)"),
         ("    ```python\n    z = 8\n    final_answer(z)\n    ```", "z = 8\nfinal_answer(z)"),
         ("````python\ns = '```'\nfinal_answer(s)\n````", "s = '```'\nfinal_answer(s)"),
         ("final_answer(9)", "final_answer(9)"),
@@ -35,9 +35,15 @@ def test_no_code_is_a_parse_error_with_instructions(text: str) -> None:
 
 
 def test_json_tool_calls_in_text() -> None:
-    text = 'Calling:\n```json\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n```\nand {"action": "final_answer", "action_input": "done"} trailing'
+    text = (
+        'Calling:\n```json\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n```\n'
+        'and {"action": "final_answer", "action_input": "done"} trailing'
+    )
     calls = parse_tool_calls_from_text(text)
-    assert [(c.name, c.arguments) for c in calls] == [("add", {"a": 1, "b": 2}), ("final_answer", {"answer": "done"})]
+    assert [(c.name, c.arguments) for c in calls] == [
+        ("add", {"a": 1, "b": 2}),
+        ("final_answer", {"answer": "done"}),
+    ]
 
 
 def test_json_arguments_given_as_a_string_are_decoded() -> None:

@@ -117,7 +117,9 @@ class MultiStepAgent:
         verbosity_level: int = 0,
     ) -> None:
         if model is None:
-            raise ConfigurationError(f"{type(self).__name__} needs a model, e.g. model=OpenAIModel('gpt-4o-mini').")
+            raise ConfigurationError(
+                f"{type(self).__name__} needs a model, e.g. model=OpenAIModel('gpt-4o-mini')."
+            )
         if max_steps < 1:
             raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}.")
         if planning_interval is not None and planning_interval < 1:
@@ -157,7 +159,9 @@ class MultiStepAgent:
         With `stream=True`, returns the event iterator of `stream()` instead.
         """
         if stream:
-            return self.stream(task, reset=reset, images=images, additional_args=additional_args, max_steps=max_steps)
+            return self.stream(
+                task, reset=reset, images=images, additional_args=additional_args, max_steps=max_steps
+            )
         coro = self.arun(
             task,
             reset=reset,
@@ -180,7 +184,9 @@ class MultiStepAgent:
     ) -> Any:
         """The async form of `run`."""
         result: RunResult | None = None
-        stream = self.astream(task, reset=reset, images=images, additional_args=additional_args, max_steps=max_steps)
+        stream = self.astream(
+            task, reset=reset, images=images, additional_args=additional_args, max_steps=max_steps
+        )
         async for event in stream:
             if isinstance(event, RunFinished) and event.depth == 0:
                 result = event.result
@@ -199,7 +205,9 @@ class MultiStepAgent:
     ) -> Iterator[Event]:
         """Iterate the run's events from sync code."""
         return iterate_sync(
-            self.astream(task, reset=reset, images=images, additional_args=additional_args, max_steps=max_steps)
+            self.astream(
+                task, reset=reset, images=images, additional_args=additional_args, max_steps=max_steps
+            )
         )
 
     async def astream(
@@ -260,7 +268,11 @@ class MultiStepAgent:
     async def _loop(self, run: _Run) -> AsyncIterator[Event]:
         while run.result is None:
             if run.steps_taken >= run.max_steps:
-                self._finish(run, RunState.MAX_STEPS, error=f"Reached max_steps={run.max_steps} without a final answer.")
+                self._finish(
+                    run,
+                    RunState.MAX_STEPS,
+                    error=f"Reached max_steps={run.max_steps} without a final answer.",
+                )
                 return
             if self._planning_due(run):
                 async for event in self._plan(run):
@@ -431,11 +443,15 @@ class CodeAgent(MultiStepAgent):
         limits = executor_limits or ExecutorLimits()
         if max_print_outputs_length is not None:
             limits = ExecutorLimits(**{**limits.__dict__, "max_output_chars": max_print_outputs_length})
-        self._make_executor = _executor_factory(executor, executor_kwargs, limits, self.additional_authorized_imports)
+        self._make_executor = _executor_factory(
+            executor, executor_kwargs, limits, self.additional_authorized_imports
+        )
         self._make_executor()  # fail now, not at the first run, on a bad name or option
         self._session: Executor | None = None
 
-    async def _start_run(self, task: str, reset: bool, images: Any, additional_args: Any, max_steps: Any) -> _Run:
+    async def _start_run(
+        self, task: str, reset: bool, images: Any, additional_args: Any, max_steps: Any
+    ) -> _Run:
         run = await super()._start_run(task, reset, images, additional_args, max_steps)
         if reset or self._session is None:
             await self.aclose()
@@ -489,7 +505,9 @@ class ToolCallingAgent(MultiStepAgent):
 
     prompt_name = "tool_calling_agent"
 
-    def __init__(self, tools: Sequence[Tool | Callable[..., Any]] = (), model: Model | None = None, **kwargs: Any):
+    def __init__(
+        self, tools: Sequence[Tool | Callable[..., Any]] = (), model: Model | None = None, **kwargs: Any
+    ):
         super().__init__(tools, model, **kwargs)
         self._final_answer_tool = FinalAnswerTool()
 
@@ -507,7 +525,9 @@ class ToolCallingAgent(MultiStepAgent):
         outcomes: list[tuple[ToolResult, Any]] = work.result()
         step.tool_results = tuple(r for r, _ in outcomes)
         for result, _ in outcomes:
-            yield Observation(agent=self.name, step=step.step_number, text=result.content, call_id=result.call_id)
+            yield Observation(
+                agent=self.name, step=step.step_number, text=result.content, call_id=result.call_id
+            )
             if result.is_error:
                 error = StepError(type="ToolError", message=result.content)
                 yield StepErrored(agent=self.name, step=step.step_number, error=error)
@@ -517,7 +537,9 @@ class ToolCallingAgent(MultiStepAgent):
     async def _final_answer_from(
         self, run: _Run, step: ActionStep, outcomes: list[tuple[ToolResult, Any]]
     ) -> AsyncIterator[Event]:
-        answers = [value for result, value in outcomes if result.name == "final_answer" and not result.is_error]
+        answers = [
+            value for result, value in outcomes if result.name == "final_answer" and not result.is_error
+        ]
         if not answers:
             return
         step.action_output = answers[0]
@@ -529,7 +551,12 @@ class ToolCallingAgent(MultiStepAgent):
         chosen = self._final_answer_tool if call.name == "final_answer" else self.tools.get(call.name)
         if chosen is None:
             known = ", ".join([*self.tools, "final_answer"])
-            return ToolResult(call_id=call.id, name=call.name, content=f"Unknown tool {call.name!r}; use one of: {known}.", is_error=True), None
+            return ToolResult(
+                call_id=call.id,
+                name=call.name,
+                content=f"Unknown tool {call.name!r}; use one of: {known}.",
+                is_error=True,
+            ), None
         try:
             value = await chosen.acall(call.arguments)
         except AgentError as exc:
@@ -554,7 +581,8 @@ class ManagedAgentTool(Tool):
         if not agent.description or not agent.name.isidentifier():
             raise ConfigurationError(
                 "A managed agent needs name= (a Python identifier, it is called like a function) "
-                f"and description= (what it is good for); got name={agent.name!r}, description={agent.description!r}."
+                "and description= (what it is good for); "
+                f"got name={agent.name!r}, description={agent.description!r}."
             )
         self.agent = agent
         self.name = agent.name
@@ -565,7 +593,7 @@ class ManagedAgentTool(Tool):
         }
         super().__init__()
 
-    async def forward(self, task: str, additional_args: dict[str, Any] | None = None) -> Any:  # type: ignore[override]
+    async def forward(self, task: str, additional_args: dict[str, Any] | None = None) -> Any:
         sink = _EVENT_SINK.get()
         result: RunResult | None = None
         async for event in self.agent.astream(task, additional_args=additional_args):
@@ -584,12 +612,19 @@ class ManagedAgentTool(Tool):
 _NEWLINE = "\n"
 
 
-def _collect_tools(tools: Sequence[Tool | Callable[..., Any]], managed: Sequence[MultiStepAgent]) -> dict[str, Tool]:
+def _collect_tools(
+    tools: Sequence[Tool | Callable[..., Any]], managed: Sequence[MultiStepAgent]
+) -> dict[str, Tool]:
     collected: dict[str, Tool] = {}
-    for item in [*tools, *(ManagedAgentTool(a) for a in managed)]:
+    items: list[Tool | Callable[..., Any]] = [*tools, *(ManagedAgentTool(a) for a in managed)]
+    for item in items:
         built = item if isinstance(item, Tool) else tool(item)
-        if built.name in collected or built.name == "final_answer":
-            raise ConfigurationError(f"Two tools or managed agents are named {built.name!r}; names must be unique.")
+        if built.name == "final_answer":
+            raise ConfigurationError("The name final_answer is reserved: the agent provides it.")
+        if built.name in collected:
+            raise ConfigurationError(
+                f"Two tools or managed agents are named {built.name!r}; names must be unique."
+            )
         collected[built.name] = built
     return collected
 
@@ -607,7 +642,9 @@ def _executor_factory(
         return lambda: executor
     if callable(executor):
         return executor
-    raise ConfigurationError(f"executor must be a name, an Executor or a factory, not {type(executor).__name__}.")
+    raise ConfigurationError(
+        f"executor must be a name, an Executor or a factory, not {type(executor).__name__}."
+    )
 
 
 def _task_text(task: str, additional_args: Mapping[str, Any] | None) -> str:

@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
         help="'local' (packaged Qwen2.5-Coder-1.5B, offline; the default), 'smollm2', or a model id "
         "served by an OpenAI-compatible API (then see --api-base; env CODELOOP_MODEL)",
     )
-    run.add_argument("--api-base", default=os.environ.get("OPENAI_BASE_URL"), help="OpenAI-compatible base URL")
+    run.add_argument(
+        "--api-base", default=os.environ.get("OPENAI_BASE_URL"), help="OpenAI-compatible base URL"
+    )
     run.add_argument("--api-key", default=None, help="API key (default: $OPENAI_API_KEY)")
     run.add_argument("--agent", choices=("code", "tool-calling"), default="code", help="agent type")
     run.add_argument("--max-steps", type=int, default=8)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 from .messages import ChatMessage, ImageContent, Role, ToolCall, Usage
 
@@ -139,7 +139,7 @@ class FinalAnswerStep:
         return []
 
 
-MemoryStep = Union[TaskStep, PlanningStep, ActionStep, FinalAnswerStep]
+MemoryStep = TaskStep | PlanningStep | ActionStep | FinalAnswerStep
 
 
 @dataclass(kw_only=True)
@@ -177,9 +177,10 @@ class Memory:
 
 @cache
 def _adapter() -> TypeAdapter[list[MemoryStep]]:
+    from typing import Annotated
+
     from pydantic import ConfigDict, Field, TypeAdapter
-    from typing_extensions import Annotated
 
     step = Annotated[MemoryStep, Field(discriminator="kind")]
     config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
-    return TypeAdapter(list[step], config=config)  # type: ignore[valid-type]
+    return TypeAdapter(list[step], config=config)

@@ -50,7 +50,11 @@ class ConsoleRenderer:
 
     def _step_header(self, event: Event) -> None:
         key = (event.agent, event.step)
-        if event.step and key not in self._step_shown and isinstance(event, (ModelDelta, PlanReady, ModelOutput)):
+        if (
+            event.step
+            and key not in self._step_shown
+            and isinstance(event, (ModelDelta, PlanReady, ModelOutput))
+        ):
             self._step_shown.add(key)
             self.console.print(f"{self._indent(event)}[bold cyan]── {event.agent} · step {event.step} ──[/]")
 

@@ -13,7 +13,7 @@ from .base import Model, ToolSchema, message_to_delta
 
 __all__ = ["Reply", "ScriptExhausted", "ScriptedModel"]
 
-Reply = Union[str, ChatMessage, Sequence[ToolCall], Exception, Callable[[Sequence[ChatMessage]], "Reply"]]
+Reply = Union[str, ChatMessage, Sequence[ToolCall], Exception, Callable[[Sequence[ChatMessage]], "Reply"]]  # noqa: UP007
 """A scripted reply: assistant text, a full message, tool calls, an exception to raise, or a
 function of the messages returning one of those."""
 
@@ -75,9 +75,13 @@ class ScriptedModel(Model):
         text, size = message.content, self.chunk_size
         for start in range(0, len(text), size):
             yield MessageDelta(content=text[start : start + size])
-        yield message_to_delta(ChatMessage(role=Role.ASSISTANT, tool_calls=message.tool_calls, usage=message.usage))
+        yield message_to_delta(
+            ChatMessage(role=Role.ASSISTANT, tool_calls=message.tool_calls, usage=message.usage)
+        )
 
-    def _as_message(self, reply: Reply, messages: Sequence[ChatMessage], stop: Sequence[str] | None) -> ChatMessage:
+    def _as_message(
+        self, reply: Reply, messages: Sequence[ChatMessage], stop: Sequence[str] | None
+    ) -> ChatMessage:
         if callable(reply) and not isinstance(reply, Exception):
             return self._as_message(reply(messages), messages, stop)
         if isinstance(reply, Exception):
