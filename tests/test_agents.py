@@ -411,3 +411,17 @@ def _final(events: list[Event]) -> Any:
     finished = [e for e in events if isinstance(e, RunFinished) and e.depth == 0]
     assert len(finished) == 1
     return finished[0].result
+
+
+def test_a_model_failure_ends_the_run_typed_with_memory_intact() -> None:
+    from codeloop import ModelError
+
+    model = ScriptedModel([fenced("x = 1\nprint(x)"), ConnectionError("server went away")])
+    agent = CodeAgent([], model)
+    with pytest.raises(ModelError, match="server went away") as info:
+        agent.run("t")
+    result = info.value.result
+    assert result is not None and result.state is RunState.ERROR and result.output is None
+    assert isinstance(info.value.__cause__, ConnectionError)
+    assert [type(s).__name__ for s in agent.memory.steps] == ["TaskStep", "ActionStep"]
+    assert agent.memory.action_steps()[0].observations.strip() == "1"

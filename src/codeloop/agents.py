@@ -87,6 +87,7 @@ class _Run:
     step_number: int
     executor: Executor | None = None
     events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    system_prompt: str = ""
     message: ChatMessage | None = None
     result: RunResult | None = None
     started: float = field(default_factory=time.time)
@@ -259,7 +260,7 @@ class MultiStepAgent:
             async for event in self._loop(run):
                 yield event
         except Exception as exc:  # ends the run; memory stays as it is
-            self._finish(run, RunState.ERROR, error=_describe_failure(exc))
+            self._finish(run, RunState.ERROR, error=_describe_failure(exc), exception=exc)
         assert run.result is not None
         if run.result.succeeded:
             yield FinalAnswer(agent=self.name, step=run.step_number - 1, output=run.result.output)
@@ -301,7 +302,7 @@ class MultiStepAgent:
             self._finish(run, RunState.SUCCESS, output=step.action_output)
 
     async def _query(self, run: _Run, step: ActionStep) -> AsyncIterator[Event]:
-        messages = run.memory.to_messages(self.system_prompt)
+        messages = run.memory.to_messages(run.system_prompt)
         deltas: list[MessageDelta] = []
         async for delta in self._model_deltas(messages, stop=self.stop_sequences, tools=self._tool_schemas()):
             deltas.append(delta)
@@ -326,7 +327,7 @@ class MultiStepAgent:
     async def _plan(self, run: _Run) -> AsyncIterator[Event]:
         first = not any(isinstance(s, PlanningStep) for s in run.memory.steps)
         request = ChatMessage(role=Role.USER, content=render_prompt("planning", first=first))
-        messages = [*run.memory.to_messages(self.system_prompt), request]
+        messages = [*run.memory.to_messages(run.system_prompt), request]
         step = PlanningStep(plan="")
         deltas: list[MessageDelta] = []
         async for delta in self._model_deltas(messages, stop=None, tools=None):
@@ -360,7 +361,12 @@ class MultiStepAgent:
             self.memory = Memory()
         self.memory.steps.append(TaskStep(task=_task_text(task, additional_args), images=tuple(images or ())))
         start = len(self.memory.action_steps()) + 1
-        return _Run(memory=self.memory, max_steps=max_steps or self.max_steps, step_number=start)
+        return _Run(
+            memory=self.memory,
+            max_steps=max_steps or self.max_steps,
+            step_number=start,
+            system_prompt=self.system_prompt,
+        )
 
     @staticmethod
     def _spawn(run: _Run, work: Awaitable[T]) -> asyncio.Future[T]:
@@ -396,7 +402,15 @@ class MultiStepAgent:
         for handler in self.event_handlers:
             await _maybe_await(handler(event))
 
-    def _finish(self, run: _Run, state: RunState, *, output: Any = None, error: str | None = None) -> None:
+    def _finish(
+        self,
+        run: _Run,
+        state: RunState,
+        *,
+        output: Any = None,
+        error: str | None = None,
+        exception: Exception | None = None,
+    ) -> None:
         run.result = RunResult(
             output=output,
             state=state,
@@ -404,6 +418,7 @@ class MultiStepAgent:
             usage=run.memory.usage(),
             timing=_timing(run.started),
             error=error,
+            exception=exception,
         )
 
     def _tool_schemas(self) -> list[dict[str, Any]] | None:
@@ -676,7 +691,10 @@ def _answer_or_raise(result: RunResult) -> Any:
         return result.output
     if result.state is RunState.MAX_STEPS:
         raise MaxStepsExceeded(result.error or "max_steps exceeded", result)
-    raise RunFailed(result.error or "the run failed", result)
+    if isinstance(result.exception, RunFailed):
+        result.exception.result = result
+        raise result.exception
+    raise RunFailed(result.error or "the run failed", result) from result.exception
 
 
 def _describe_failure(exc: Exception) -> str:

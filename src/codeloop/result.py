@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -29,6 +29,8 @@ class RunResult:
     usage: Usage
     timing: Timing
     error: str | None = None
+    exception: Exception | None = field(default=None, repr=False, compare=False)
+    """The exception that ended a failed run (not serialized; `error` is its description)."""
 
     @property
     def steps(self) -> list[MemoryStep]:
