@@ -23,8 +23,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from io import BufferedReader, BufferedWriter
 from pathlib import Path
-from typing import BinaryIO
 
 from ..errors import ConfigurationError
 
@@ -65,7 +65,7 @@ class SplitModel:
     def locate_parts(self) -> list[Path]:
         """Paths of the installed parts, in order; a `ConfigurationError` names any missing."""
         found = [_part_path(dist, name) for dist, name in self.parts]
-        missing = [dist for (dist, _), path in zip(self.parts, found) if path is None]
+        missing = [dist for (dist, _), path in zip(self.parts, found, strict=True) if path is None]
         if missing:
             raise ConfigurationError(
                 f"{self.filename} is not cached and {len(missing)} of its {len(self.parts)} parts are "
@@ -197,13 +197,19 @@ def _adopt(dest: Path, size: int, sha256: str) -> bool:
     return True
 
 
-def _hash_stream(src: BinaryIO) -> str:
+def _hash_stream(src: BufferedReader) -> str:
     digest = hashlib.sha256()
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
+    _pump(src, digest, None)
+    return digest.hexdigest()
+
+
+def _pump(src: BufferedReader, digest: hashlib._Hash, out: BufferedWriter | None) -> None:
+    """Feed `src` into `digest` (and copy it to `out`) in large chunks, one buffer reused."""
+    view = memoryview(bytearray(_CHUNK))
     while n := src.readinto(view):
         digest.update(view[:n])
-    return digest.hexdigest()
+        if out is not None:
+            out.write(view[:n])
 
 
 def _check_free_space(directory: Path, needed: int) -> None:
@@ -220,6 +226,8 @@ def _join_verified(parts: Sequence[Path], dest: Path, sha256: str, install_hint:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o644)  # mkstemp makes it private; the cache is an ordinary file
         with os.fdopen(fd, "wb") as out:
             digest = _copy_hashing(parts, out)
             out.flush()
@@ -237,15 +245,11 @@ def _join_verified(parts: Sequence[Path], dest: Path, sha256: str, install_hint:
     return digest
 
 
-def _copy_hashing(parts: Sequence[Path], out: BinaryIO) -> str:
+def _copy_hashing(parts: Sequence[Path], out: BufferedWriter) -> str:
     digest = hashlib.sha256()
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
     for part in parts:
         with part.open("rb") as src:
-            while n := src.readinto(view):
-                digest.update(view[:n])
-                out.write(view[:n])
+            _pump(src, digest, out)
     return digest.hexdigest()
 
 

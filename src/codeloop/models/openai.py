@@ -196,8 +196,12 @@ class OpenAIModel(Model):
             return await self._loop_client().chat.completions.create(**without_stop)
 
     def _make_client(self) -> AsyncOpenAI:
+        kwargs = dict(self.client_kwargs)
+        if _is_local(self.api_base) and "http_client" not in kwargs:
+            # A local server is never behind the user's HTTP(S)_PROXY: don't route it there.
+            kwargs["http_client"] = self._openai.DefaultAsyncHttpxClient(trust_env=False)
         try:
-            client: AsyncOpenAI = self._openai.AsyncOpenAI(**self.client_kwargs)
+            client: AsyncOpenAI = self._openai.AsyncOpenAI(**kwargs)
         except self._openai.OpenAIError as err:
             raise ConfigurationError(f"{self!r}: {err} Pass api_key=..., or set OPENAI_API_KEY.") from err
         return client
