@@ -14,7 +14,6 @@ from typing import Any
 
 import openai
 import pytest
-from wire import ReplayServer, Reply, is_subset, replay
 
 from codeloop.errors import ConfigurationError, ModelError
 from codeloop.messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall
@@ -29,6 +28,8 @@ from codeloop.models.openai import (
     to_openai_messages,
     to_openai_tools,
 )
+
+from wire import ReplayServer, Reply, is_subset, replay
 
 __all__ = ["replay"]  # the pytest fixture, imported so tests here can use it
 

@@ -77,6 +77,8 @@ class ConsoleRenderer:
         if self._streaming:
             self.console.print()
             self._streaming = False
+        elif thought := _thought(event.message.content):
+            self._line(event, "", "dim", _clip(thought, 600))
 
     @render.register
     def _(self, event: PlanReady) -> None:
@@ -130,6 +132,12 @@ class ConsoleRenderer:
     def _line(self, event: Event, label: str, style: str, text: str) -> None:
         """Print `label` styled, then `text` verbatim (never interpreted as markup)."""
         self.console.print(f"{self._indent(event)}[{style}]{_escape(label)}[/] {_escape(text)}")
+
+
+def _thought(text: str) -> str:
+    """The prose before the first code fence or tag of a reply."""
+    cut = min((i for marker in ("```", "<code>") if (i := text.find(marker)) != -1), default=len(text))
+    return text[:cut].strip()
 
 
 def _clip(text: str, limit: int) -> str:
