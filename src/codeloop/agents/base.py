@@ -16,40 +16,31 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from ._sync import iterate_sync, run_sync
-from .errors import (
+from .._sync import iterate_sync, run_sync
+from ..errors import (
     AgentError,
-    AgentExecutionError,
     ConfigurationError,
     FinalAnswerRejected,
-    ManagedAgentError,
     MaxStepsExceeded,
     ModelError,
     RunFailed,
 )
-from .events import (
-    ActionOutput,
-    CodeAction,
+from ..events import (
     Event,
     FinalAnswer,
     ModelDelta,
     ModelOutput,
-    Observation,
     PlanReady,
     RunFinished,
     RunStarted,
     StepErrored,
     StepFinished,
-    ToolCallRequested,
-    nested,
 )
-from .executors import create_executor
-from .executors.base import Executor, ExecutorLimits, HostFunction
-from .memory import (
+from ..executors.base import Executor
+from ..memory import (
     ActionStep,
     FinalAnswerStep,
     Memory,
@@ -58,28 +49,24 @@ from .memory import (
     StepError,
     TaskStep,
     Timing,
-    ToolResult,
 )
-from .messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall
-from .models.base import Model, assemble_message, message_to_delta
-from .parsing import extract_code, parse_tool_calls_from_text
-from .prompts import render_prompt
-from .result import RunResult, RunState
-from .tools import FinalAnswerTool, Tool, tool
+from ..messages import ChatMessage, ImageContent, MessageDelta, Role
+from ..models.base import Model, assemble_message, message_to_delta
+from ..prompts import render_prompt
+from ..result import RunResult, RunState
+from ..tools import Tool, tool
+from .managed import ManagedAgentTool, with_event_sink
 
-__all__ = ["CodeAgent", "ManagedAgentTool", "MultiStepAgent", "ToolCallingAgent"]
+__all__ = ["MultiStepAgent"]
 
 StepCallback = Callable[..., Any]
 FinalAnswerCheck = Callable[..., Any]
 EventHandler = Callable[[Event], Any]
 T = TypeVar("T")
 
-# The queue into which managed sub-agents forward their events while a step runs.
-_EVENT_SINK: ContextVar[asyncio.Queue[Event] | None] = ContextVar("codeloop_event_sink", default=None)
-
 
 @dataclass
-class _Run:
+class Run:
     """The mutable state of one run. Agents hold configuration; runs hold state."""
 
     memory: Memory
@@ -254,7 +241,7 @@ class MultiStepAgent:
 
     # ---- the loop ---------------------------------------------------------------------------
 
-    async def _events(self, run: _Run, task: str) -> AsyncIterator[Event]:
+    async def _events(self, run: Run, task: str) -> AsyncIterator[Event]:
         yield RunStarted(agent=self.name, task=task)
         try:
             async for event in self._loop(run):
@@ -266,7 +253,7 @@ class MultiStepAgent:
             yield FinalAnswer(agent=self.name, step=run.step_number - 1, output=run.result.output)
         yield RunFinished(agent=self.name, result=run.result)
 
-    async def _loop(self, run: _Run) -> AsyncIterator[Event]:
+    async def _loop(self, run: Run) -> AsyncIterator[Event]:
         while run.result is None:
             if run.steps_taken >= run.max_steps:
                 self._finish(
@@ -281,7 +268,7 @@ class MultiStepAgent:
             async for event in self._step(run):
                 yield event
 
-    async def _step(self, run: _Run) -> AsyncIterator[Event]:
+    async def _step(self, run: Run) -> AsyncIterator[Event]:
         step = ActionStep(step_number=run.step_number)
         async for event in self._query(run, step):
             yield event
@@ -301,7 +288,7 @@ class MultiStepAgent:
             run.memory.steps.append(FinalAnswerStep(output=step.action_output))
             self._finish(run, RunState.SUCCESS, output=step.action_output)
 
-    async def _query(self, run: _Run, step: ActionStep) -> AsyncIterator[Event]:
+    async def _query(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
         messages = run.memory.to_messages(run.system_prompt)
         deltas: list[MessageDelta] = []
         async for delta in self._model_deltas(messages, stop=self.stop_sequences, tools=self._tool_schemas()):
@@ -324,7 +311,7 @@ class MultiStepAgent:
         except Exception as exc:
             raise ModelError(f"The model call failed: {type(exc).__name__}: {exc}") from exc
 
-    async def _plan(self, run: _Run) -> AsyncIterator[Event]:
+    async def _plan(self, run: Run) -> AsyncIterator[Event]:
         first = not any(isinstance(s, PlanningStep) for s in run.memory.steps)
         request = ChatMessage(role=Role.USER, content=render_prompt("planning", first=first))
         messages = [*run.memory.to_messages(run.system_prompt), request]
@@ -339,10 +326,10 @@ class MultiStepAgent:
         yield PlanReady(agent=self.name, step=run.step_number, plan=step.plan)
         yield StepFinished(agent=self.name, step=run.step_number, memory_step=step)
 
-    def _planning_due(self, run: _Run) -> bool:
+    def _planning_due(self, run: Run) -> bool:
         return bool(self.planning_interval) and run.steps_taken % (self.planning_interval or 1) == 0
 
-    async def _act(self, run: _Run, step: ActionStep) -> AsyncIterator[Event]:
+    async def _act(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
         """Turn the model's message (`run.message`) into an action and observe it."""
         raise NotImplementedError
         yield  # pragma: no cover
@@ -356,12 +343,12 @@ class MultiStepAgent:
         images: Sequence[ImageContent] | None,
         additional_args: Mapping[str, Any] | None,
         max_steps: int | None,
-    ) -> _Run:
+    ) -> Run:
         if reset:
             self.memory = Memory()
         self.memory.steps.append(TaskStep(task=_task_text(task, additional_args), images=tuple(images or ())))
         start = len(self.memory.action_steps()) + 1
-        return _Run(
+        return Run(
             memory=self.memory,
             max_steps=max_steps or self.max_steps,
             step_number=start,
@@ -369,11 +356,11 @@ class MultiStepAgent:
         )
 
     @staticmethod
-    def _spawn(run: _Run, work: Awaitable[T]) -> asyncio.Future[T]:
+    def _spawn(run: Run, work: Awaitable[T]) -> asyncio.Future[T]:
         """Start `work` as a task in which managed sub-agents forward events to this run."""
-        return asyncio.ensure_future(_with_event_sink(run.events, work))
+        return asyncio.ensure_future(with_event_sink(run.events, work))
 
-    async def _while_running(self, run: _Run, task: asyncio.Future[Any]) -> AsyncIterator[Event]:
+    async def _while_running(self, run: Run, task: asyncio.Future[Any]) -> AsyncIterator[Event]:
         """Wait for `task`, yielding the events that managed sub-agents forward meanwhile."""
         while not task.done() or not run.events.empty():
             getter = asyncio.ensure_future(run.events.get())
@@ -384,7 +371,7 @@ class MultiStepAgent:
                 getter.cancel()
         task.result()  # re-raise what the task raised
 
-    async def _accept_final_answer(self, run: _Run, answer: Any) -> None:
+    async def _accept_final_answer(self, run: Run, answer: Any) -> None:
         for check in self.final_answer_checks:
             name = getattr(check, "__name__", repr(check))
             try:
@@ -404,7 +391,7 @@ class MultiStepAgent:
 
     def _finish(
         self,
-        run: _Run,
+        run: Run,
         state: RunState,
         *,
         output: Any = None,
@@ -430,201 +417,7 @@ class MultiStepAgent:
     stop_sequences: ClassVar[list[str] | None] = None
 
 
-class CodeAgent(MultiStepAgent):
-    """An agent whose actions are Python snippets, run in a sandboxed executor.
-
-    `executor` is a name (`"monty"`, the default, a secure sandbox), an `Executor` instance, or
-    a zero-argument factory returning one. Variables persist across the steps of a run, and
-    across runs with `reset=False`.
-    """
-
-    prompt_name = "code_agent"
-    stop_sequences: ClassVar[list[str] | None] = ["Observation:"]
-
-    def __init__(
-        self,
-        tools: Sequence[Tool | Callable[..., Any]] = (),
-        model: Model | None = None,
-        *,
-        executor: str | Executor | Callable[[], Executor] = "monty",
-        executor_kwargs: Mapping[str, Any] | None = None,
-        additional_authorized_imports: Sequence[str] = (),
-        max_print_outputs_length: int | None = None,
-        executor_limits: ExecutorLimits | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(tools, model, **kwargs)
-        self.additional_authorized_imports = list(additional_authorized_imports)
-        limits = executor_limits or ExecutorLimits()
-        if max_print_outputs_length is not None:
-            limits = ExecutorLimits(**{**limits.__dict__, "max_output_chars": max_print_outputs_length})
-        self._make_executor = _executor_factory(
-            executor, executor_kwargs, limits, self.additional_authorized_imports
-        )
-        self._make_executor()  # fail now, not at the first run, on a bad name or option
-        self._session: Executor | None = None
-
-    async def _start_run(
-        self, task: str, reset: bool, images: Any, additional_args: Any, max_steps: Any
-    ) -> _Run:
-        run = await super()._start_run(task, reset, images, additional_args, max_steps)
-        if reset or self._session is None:
-            await self.aclose()
-            self._session = self._make_executor()
-            await self._session.start(self._host_functions())
-        if additional_args:
-            await self._session.send_variables(dict(additional_args))
-        run.executor = self._session
-        return run
-
-    async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-
-    async def _act(self, run: _Run, step: ActionStep) -> AsyncIterator[Event]:
-        assert run.executor is not None
-        step.code = code = extract_code(step.model_output)
-        yield CodeAction(agent=self.name, step=step.step_number, code=code)
-        execution = self._spawn(run, run.executor.run(code))
-        async for event in self._while_running(run, execution):
-            yield event
-        out = execution.result()
-        step.observations = out.logs
-        if out.logs:
-            yield Observation(agent=self.name, step=step.step_number, text=out.logs)
-        if out.error is not None:
-            raise AgentExecutionError(out.error.describe())
-        step.action_output = out.output
-        if out.is_final_answer:
-            await self._accept_final_answer(run, out.output)
-            step.is_final_answer = True
-        elif out.output is not None:
-            step.observations += f"{_NEWLINE if out.logs else ''}Last output: {_short_repr(out.output)}"
-            yield ActionOutput(agent=self.name, step=step.step_number, output=out.output)
-
-    def _host_functions(self) -> dict[str, HostFunction]:
-        return {name: _off_the_loop(t.as_host_function()) for name, t in self.tools.items()}
-
-    def _prompt_values(self) -> dict[str, Any]:
-        return {
-            **super()._prompt_values(),
-            "stubs": [t.to_code_prompt() for t in self.tools.values()],
-            "imports": ", ".join(self.additional_authorized_imports),
-        }
-
-
-class ToolCallingAgent(MultiStepAgent):
-    """An agent whose actions are tool calls (native, or JSON in the text for models without
-    native calling). Several calls in one step run concurrently; `final_answer` ends the run."""
-
-    prompt_name = "tool_calling_agent"
-
-    def __init__(
-        self, tools: Sequence[Tool | Callable[..., Any]] = (), model: Model | None = None, **kwargs: Any
-    ):
-        super().__init__(tools, model, **kwargs)
-        self._final_answer_tool = FinalAnswerTool()
-
-    async def _act(self, run: _Run, step: ActionStep) -> AsyncIterator[Event]:
-        message = run.message
-        assert message is not None
-        step.native_tool_calls = bool(message.tool_calls)
-        calls = list(message.tool_calls) or parse_tool_calls_from_text(message.content)
-        step.tool_calls = tuple(calls)
-        for call in calls:
-            yield ToolCallRequested(agent=self.name, step=step.step_number, call=call)
-        work = self._spawn(run, asyncio.gather(*(self._call_tool(c) for c in calls)))
-        async for event in self._while_running(run, work):
-            yield event
-        outcomes: list[tuple[ToolResult, Any]] = work.result()
-        step.tool_results = tuple(r for r, _ in outcomes)
-        for result, _ in outcomes:
-            yield Observation(
-                agent=self.name, step=step.step_number, text=result.content, call_id=result.call_id
-            )
-            if result.is_error:
-                error = StepError(type="ToolError", message=result.content)
-                yield StepErrored(agent=self.name, step=step.step_number, error=error)
-        async for event in self._final_answer_from(run, step, outcomes):
-            yield event
-
-    async def _final_answer_from(
-        self, run: _Run, step: ActionStep, outcomes: list[tuple[ToolResult, Any]]
-    ) -> AsyncIterator[Event]:
-        answers = [
-            value for result, value in outcomes if result.name == "final_answer" and not result.is_error
-        ]
-        if not answers:
-            return
-        step.action_output = answers[0]
-        await self._accept_final_answer(run, answers[0])
-        step.is_final_answer = True
-        yield ActionOutput(agent=self.name, step=step.step_number, output=answers[0])
-
-    async def _call_tool(self, call: ToolCall) -> tuple[ToolResult, Any]:
-        chosen = self._final_answer_tool if call.name == "final_answer" else self.tools.get(call.name)
-        if chosen is None:
-            known = ", ".join([*self.tools, "final_answer"])
-            return ToolResult(
-                call_id=call.id,
-                name=call.name,
-                content=f"Unknown tool {call.name!r}; use one of: {known}.",
-                is_error=True,
-            ), None
-        try:
-            value = await chosen.acall(call.arguments)
-        except AgentError as exc:
-            return ToolResult(call_id=call.id, name=call.name, content=f"Error: {exc}", is_error=True), None
-        return ToolResult(call_id=call.id, name=call.name, content=_observation_text(value)), value
-
-    def _tool_schemas(self) -> list[dict[str, Any]]:
-        return [t.json_schema() for t in [*self.tools.values(), self._final_answer_tool]]
-
-    def _prompt_values(self) -> dict[str, Any]:
-        return {**super()._prompt_values(), "tools": list(self.tools.values())}
-
-
-class ManagedAgentTool(Tool):
-    """A sub-agent presented to its manager as a tool taking a task. Its events are forwarded
-    into the manager's stream; if it ends without an answer, the manager gets a
-    `ManagedAgentError` (a failure it sees as such), never a made-up result."""
-
-    output_type = "any"
-
-    def __init__(self, agent: MultiStepAgent) -> None:
-        if not agent.description or not agent.name.isidentifier():
-            raise ConfigurationError(
-                "A managed agent needs name= (a Python identifier, it is called like a function) "
-                "and description= (what it is good for); "
-                f"got name={agent.name!r}, description={agent.description!r}."
-            )
-        self.agent = agent
-        self.name = agent.name
-        self.description = f"A team member: {agent.description} Give it a complete task in plain words."
-        self.inputs = {
-            "task": {"type": "string", "description": "The task, with every detail the team member needs."},
-            "additional_args": {"type": "object", "description": "Values to pass along.", "nullable": True},
-        }
-        super().__init__()
-
-    async def forward(self, task: str, additional_args: dict[str, Any] | None = None) -> Any:
-        sink = _EVENT_SINK.get()
-        result: RunResult | None = None
-        async for event in self.agent.astream(task, additional_args=additional_args):
-            if sink is not None:
-                sink.put_nowait(nested(event))
-            if isinstance(event, RunFinished) and event.depth == 0:
-                result = event.result
-        assert result is not None
-        if not result.succeeded:
-            raise ManagedAgentError(f"Team member {self.name} failed: {result.error}", result)
-        return result.output
-
-
 # ---- module helpers -------------------------------------------------------------------------
-
-_NEWLINE = "\n"
 
 
 def _collect_tools(
@@ -644,46 +437,11 @@ def _collect_tools(
     return collected
 
 
-def _executor_factory(
-    executor: str | Executor | Callable[[], Executor],
-    kwargs: Mapping[str, Any] | None,
-    limits: ExecutorLimits,
-    imports: Sequence[str],
-) -> Callable[[], Executor]:
-    if isinstance(executor, str):
-        options = {"limits": limits, "additional_authorized_imports": imports, **(kwargs or {})}
-        return lambda: create_executor(executor, **options)
-    if isinstance(executor, Executor):
-        return lambda: executor
-    if callable(executor):
-        return executor
-    raise ConfigurationError(
-        f"executor must be a name, an Executor or a factory, not {type(executor).__name__}."
-    )
-
-
 def _task_text(task: str, additional_args: Mapping[str, Any] | None) -> str:
     if not additional_args:
         return task
     names = ", ".join(f"{k} ({type(v).__name__})" for k, v in additional_args.items())
     return f"{task}\nThese variables are available to your code: {names}."
-
-
-def _off_the_loop(function: Callable[..., Any]) -> HostFunction:
-    """Sync tools called from code run in a worker thread, so they never block other runs."""
-    if inspect.iscoroutinefunction(function):
-        return function
-
-    async def call(*args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(function, *args, **kwargs)
-
-    call.__name__ = function.__name__
-    return call
-
-
-async def _with_event_sink(queue: asyncio.Queue[Event], work: Awaitable[T]) -> T:
-    _EVENT_SINK.set(queue)  # this task's own context: visible to the sub-agents it awaits
-    return await work
 
 
 def _answer_or_raise(result: RunResult) -> Any:
@@ -719,13 +477,9 @@ def _timing(started: float) -> Timing:
     return Timing(start_time=started, end_time=time.time())
 
 
-def _short_repr(value: Any, limit: int = 2000) -> str:
+def short_repr(value: Any, limit: int = 2000) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
-
-
-def _observation_text(value: Any) -> str:
-    return value if isinstance(value, str) else _short_repr(value)
 
 
 def _renderers(verbosity_level: int) -> list[EventHandler]:

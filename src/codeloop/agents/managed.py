@@ -1,0 +1,64 @@
+"""Managed agents: a sub-agent presented to its manager as a tool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import ConfigurationError, ManagedAgentError
+from ..events import Event, RunFinished, nested
+from ..result import RunResult
+from ..tools import Tool
+
+if TYPE_CHECKING:
+    from .base import MultiStepAgent
+
+__all__ = ["ManagedAgentTool", "with_event_sink"]
+
+# The queue into which managed sub-agents forward their events while a step runs.
+_EVENT_SINK: ContextVar[asyncio.Queue[Event] | None] = ContextVar("codeloop_event_sink", default=None)
+T = TypeVar("T")
+
+
+class ManagedAgentTool(Tool):
+    """A sub-agent presented to its manager as a tool taking a task. Its events are forwarded
+    into the manager's stream; if it ends without an answer, the manager gets a
+    `ManagedAgentError` (a failure it sees as such), never a made-up result."""
+
+    output_type = "any"
+
+    def __init__(self, agent: MultiStepAgent) -> None:
+        if not agent.description or not agent.name.isidentifier():
+            raise ConfigurationError(
+                "A managed agent needs name= (a Python identifier, it is called like a function) "
+                "and description= (what it is good for); "
+                f"got name={agent.name!r}, description={agent.description!r}."
+            )
+        self.agent = agent
+        self.name = agent.name
+        self.description = f"A team member: {agent.description} Give it a complete task in plain words."
+        self.inputs = {
+            "task": {"type": "string", "description": "The task, with every detail the team member needs."},
+            "additional_args": {"type": "object", "description": "Values to pass along.", "nullable": True},
+        }
+        super().__init__()
+
+    async def forward(self, task: str, additional_args: dict[str, Any] | None = None) -> Any:
+        sink = _EVENT_SINK.get()
+        result: RunResult | None = None
+        async for event in self.agent.astream(task, additional_args=additional_args):
+            if sink is not None:
+                sink.put_nowait(nested(event))
+            if isinstance(event, RunFinished) and event.depth == 0:
+                result = event.result
+        assert result is not None
+        if not result.succeeded:
+            raise ManagedAgentError(f"Team member {self.name} failed: {result.error}", result)
+        return result.output
+
+
+async def with_event_sink(queue: asyncio.Queue[Event], work: Awaitable[T]) -> T:
+    _EVENT_SINK.set(queue)  # this task's own context: visible to the sub-agents it awaits
+    return await work

@@ -1,0 +1,93 @@
+"""The ToolCallingAgent: actions are tool calls, native or written as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from ..errors import AgentError
+from ..events import ActionOutput, Event, Observation, StepErrored, ToolCallRequested
+from ..memory import ActionStep, StepError, ToolResult
+from ..messages import ToolCall
+from ..models.base import Model
+from ..parsing import parse_tool_calls_from_text
+from ..tools import FinalAnswerTool, Tool
+from .base import MultiStepAgent, Run, short_repr
+
+__all__ = ["ToolCallingAgent"]
+
+
+class ToolCallingAgent(MultiStepAgent):
+    """An agent whose actions are tool calls (native, or JSON in the text for models without
+    native calling). Several calls in one step run concurrently; `final_answer` ends the run."""
+
+    prompt_name = "tool_calling_agent"
+
+    def __init__(
+        self, tools: Sequence[Tool | Callable[..., Any]] = (), model: Model | None = None, **kwargs: Any
+    ):
+        super().__init__(tools, model, **kwargs)
+        self._final_answer_tool = FinalAnswerTool()
+
+    async def _act(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
+        message = run.message
+        assert message is not None
+        step.native_tool_calls = bool(message.tool_calls)
+        calls = list(message.tool_calls) or parse_tool_calls_from_text(message.content)
+        step.tool_calls = tuple(calls)
+        for call in calls:
+            yield ToolCallRequested(agent=self.name, step=step.step_number, call=call)
+        work = self._spawn(run, asyncio.gather(*(self._call_tool(c) for c in calls)))
+        async for event in self._while_running(run, work):
+            yield event
+        outcomes: list[tuple[ToolResult, Any]] = work.result()
+        step.tool_results = tuple(r for r, _ in outcomes)
+        for result, _ in outcomes:
+            yield Observation(
+                agent=self.name, step=step.step_number, text=result.content, call_id=result.call_id
+            )
+            if result.is_error:
+                error = StepError(type="ToolError", message=result.content)
+                yield StepErrored(agent=self.name, step=step.step_number, error=error)
+        async for event in self._final_answer_from(run, step, outcomes):
+            yield event
+
+    async def _final_answer_from(
+        self, run: Run, step: ActionStep, outcomes: list[tuple[ToolResult, Any]]
+    ) -> AsyncIterator[Event]:
+        answers = [
+            value for result, value in outcomes if result.name == "final_answer" and not result.is_error
+        ]
+        if not answers:
+            return
+        step.action_output = answers[0]
+        await self._accept_final_answer(run, answers[0])
+        step.is_final_answer = True
+        yield ActionOutput(agent=self.name, step=step.step_number, output=answers[0])
+
+    async def _call_tool(self, call: ToolCall) -> tuple[ToolResult, Any]:
+        chosen = self._final_answer_tool if call.name == "final_answer" else self.tools.get(call.name)
+        if chosen is None:
+            known = ", ".join([*self.tools, "final_answer"])
+            return ToolResult(
+                call_id=call.id,
+                name=call.name,
+                content=f"Unknown tool {call.name!r}; use one of: {known}.",
+                is_error=True,
+            ), None
+        try:
+            value = await chosen.acall(call.arguments)
+        except AgentError as exc:
+            return ToolResult(call_id=call.id, name=call.name, content=f"Error: {exc}", is_error=True), None
+        return ToolResult(call_id=call.id, name=call.name, content=_observation_text(value)), value
+
+    def _tool_schemas(self) -> list[dict[str, Any]]:
+        return [t.json_schema() for t in [*self.tools.values(), self._final_answer_tool]]
+
+    def _prompt_values(self) -> dict[str, Any]:
+        return {**super()._prompt_values(), "tools": list(self.tools.values())}
+
+
+def _observation_text(value: Any) -> str:
+    return value if isinstance(value, str) else short_repr(value)
