@@ -1,0 +1,655 @@
+"""The default executor: model-written code runs in Monty, Pydantic's Python interpreter in Rust.
+
+This module is a **security boundary**. Snippets run in `pydantic-monty` worker subprocesses
+that have no file system, network, environment or subprocess access: `open()`, `pathlib`,
+`os.getenv`/`os.environ` and every other OS call the interpreter makes is surfaced to this host
+and refused here (no mount, no `os` handler). No `__class__`/`__globals__`/frame access exists, so
+host objects cannot be reached by introspection. The only ways out of the sandbox are the host
+functions passed to `start()`, the pure host-implemented modules listed in `HOST_MODULES`, and
+`final_answer`; their arguments cross as plain data.
+
+Limits (`ExecutorLimits`): `timeout_s` bounds sandbox execution time per snippet (time spent in
+host functions is not counted; a wall-clock backstop also bounds the time spent driving the
+sandbox), `memory_bytes` the sandbox heap, `max_recursion_depth` the call stack, and
+`max_output_chars` what `print` returns (a much larger hard cap stops runaway printing). After a
+time limit, a crashed worker, or runaway output the session's heap is undefined, so the executor
+starts a fresh session, re-registers the host functions and sent variables, and reports
+`state_lost=True`. `time.sleep()` returns at once (sleeping would not count against the limit).
+
+`final_answer(value)`: the call suspends the snippet and reaches this host, which records the
+value and answers the call by raising `SystemExit` inside the snippet, so `except Exception`
+does not see it and the snippet unwinds. The host never serves the snippet again: if it catches
+the signal anyway (bare `except`, `finally`), every later host call raises the signal again, its
+later output is dropped, and the first value stands; the time limit still bounds it. (Leaving the
+snippet suspended forever is not an option: a Monty session accepts no new snippet while one is
+suspended, so the session's variables would be lost.)
+
+Host functions may be sync or async; async ones are awaited in the caller's event loop. A call
+the snippet awaits (`await tool(...)`, e.g. inside `async def` helpers run with `asyncio.gather`)
+is started as a task, so such calls overlap; a plain call returns its result directly.
+
+What it does not do: Monty is not full CPython. It refuses `del`, generators (`yield`), class
+inheritance (so custom exception classes), method decorators and many stdlib modules; the error
+the model sees says what to write instead. Host functions run in the host process with the
+host's privileges: they are the trusted part, so give the agent only functions that are safe to
+call with untrusted arguments. Third-party packages (numpy, pandas) need a full-CPython executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import decimal
+import inspect
+import re
+import statistics
+import string
+import textwrap
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, cast
+
+from ..errors import ConfigurationError, ExecutorError
+from .base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction
+
+if TYPE_CHECKING:
+    import pydantic_monty as pm
+
+    Snapshot = (
+        pm.AsyncFunctionSnapshot | pm.AsyncNameLookupSnapshot | pm.AsyncFutureSnapshot | pm.MontyComplete
+    )
+
+__all__ = ["HOST_MODULES", "MONTY_MODULES", "MontyExecutor"]
+
+MONTY_MODULES: frozenset[str] = frozenset(
+    "asyncio base64 binascii bisect collections copy csv dataclasses datetime decimal functools hashlib "
+    "itertools json math os os.path pathlib posixpath random re sys time tomllib typing unicodedata".split()
+)
+"""Modules built into Monty 1.4 and importable by every snippet (os/pathlib/sys are inert stubs)."""
+
+_OS_STUBS = frozenset({"os", "os.path", "pathlib", "posixpath", "sys"})
+
+_STATISTICS = (
+    "mean fmean geometric_mean harmonic_mean median median_low median_high median_grouped mode "
+    "multimode pstdev pvariance stdev variance quantiles correlation covariance"
+)
+HOST_MODULES: dict[str, dict[str, Any]] = {
+    "statistics": {name: getattr(statistics, name) for name in _STATISTICS.split()},
+    "textwrap": {name: getattr(textwrap, name) for name in ("dedent", "indent", "wrap", "fill", "shorten")},
+    "string": {
+        name: getattr(string, name)
+        for name in (
+            "ascii_letters ascii_lowercase ascii_uppercase digits hexdigits octdigits punctuation "
+            "printable whitespace capwords"
+        ).split()
+    },
+}
+"""Pure stdlib functions Monty lacks, offered to snippets as modules implemented in the host."""
+
+_MAX_HOST_MODULE_ARG = 1_000_000  # elements + characters a host-module call may receive
+_FINAL_SIGNAL: dict[str, Any] = {
+    "exc_type": "SystemExit",
+    "message": "final_answer() was called: this code action is over",
+}
+_AWAITED = re.compile(r"\bawait\s*\(*\s*$")
+_PLAIN = (
+    type(None), bool, int, float, complex, str, bytes, decimal.Decimal,
+    datetime.date, datetime.time, datetime.timedelta, PurePath,
+)  # fmt: skip
+# Exception types Monty recreates by name; others cross as their nearest listed base class.
+_MONTY_EXCEPTIONS = frozenset(
+    "Exception BaseException ArithmeticError OverflowError ZeroDivisionError LookupError IndexError "
+    "KeyError RuntimeError NotImplementedError RecursionError AttributeError NameError "
+    "UnboundLocalError ValueError UnicodeDecodeError UnicodeEncodeError ImportError "
+    "ModuleNotFoundError OSError FileNotFoundError FileExistsError IsADirectoryError "
+    "NotADirectoryError PermissionError AssertionError MemoryError StopIteration SyntaxError "
+    "TimeoutError TypeError".split()
+)
+
+_UNSUPPORTED_HINTS = {
+    "'del' statement": "`del` is not supported here: rebind the name instead (x = None), and use "
+    "d.pop(key) / lst.pop(i) to remove items from a dict or list.",
+    "yield": "generators (`yield`) are not supported here: build and return a list instead.",
+    "class inheritance": "class inheritance is not supported here, so custom exception classes are "
+    "not either: write standalone classes (or functions and dicts) and raise built-in exceptions "
+    "such as ValueError('...').",
+    "method decorators": "@property, @staticmethod and @classmethod are not supported here: use plain "
+    "methods (call obj.x()) or module-level functions.",
+}
+_MODULE_HINTS = {
+    "heapq": "Instead, keep a list and use sorted() / list.sort(), or bisect.insort() to keep it "
+    "ordered; min(items) and items.pop(0) take the smallest.",
+    "fractions": "Instead, use decimal.Decimal, floats, or integer numerator/denominator with math.gcd.",
+    "calendar": "Instead, use datetime: datetime.date(y, m, d).weekday(); subtract dates for month lengths.",
+}
+
+
+@dataclasses.dataclass
+class _Run:
+    """Bookkeeping for one `run` call."""
+
+    output: Any  # pm.CollectString
+    final: bool = False
+    final_value: Any = None
+    final_logs: int = 0
+    tasks: dict[int, asyncio.Future[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    host_errors: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    busy_s: float = 0.0
+
+
+class _Stuck(Exception):
+    """The wall-clock backstop fired: the session is abandoned mid-snippet."""
+
+
+class MontyExecutor:
+    """Runs snippets in a Monty sandbox session; see the module docstring for the guarantees.
+
+    `additional_authorized_imports` keeps smolagents' meaning where Monty can follow it: the
+    modules in `MONTY_MODULES` (minus the os/pathlib/sys stubs) and `HOST_MODULES` are importable
+    anyway, so naming them is accepted; any other name (numpy, os, "*") raises
+    `ConfigurationError`. `host_modules=False` withholds the host-implemented modules.
+    """
+
+    def __init__(
+        self,
+        limits: ExecutorLimits | None = None,
+        additional_authorized_imports: Sequence[str] = (),
+        *,
+        host_modules: bool = True,
+    ) -> None:
+        self.limits = limits or ExecutorLimits()
+        self.host_modules = dict(HOST_MODULES) if host_modules else {}
+        _check_imports(additional_authorized_imports, self.host_modules)
+        self.additional_authorized_imports = tuple(additional_authorized_imports)
+        self._functions: dict[str, HostFunction] = {}
+        self._variables: dict[str, Any] = {}
+        self._pool: Any = None
+        self._session: Any = None
+        self._sources: list[bytes] = []
+        self._needs_restart = False
+        self._output_cap = max(1_000_000, 20 * self.limits.max_output_chars)
+        self._lock = asyncio.Lock()  # one snippet at a time per session
+
+    # -- Executor protocol ---------------------------------------------------------------
+
+    async def start(self, functions: Mapping[str, HostFunction]) -> None:
+        """Open a fresh session in which `functions` (sync or async) are callable by name."""
+        for name in functions:
+            if not name.isidentifier():
+                raise ConfigurationError(f"Host function name {name!r} is not a Python identifier.")
+        # final_answer is the executor's own: it ends the snippet, so a tool of that name is ignored.
+        self._functions = {k: v for k, v in functions.items() if k != "final_answer"}
+        self._variables = {}
+        await self._close_session()
+        if self._pool is None:
+            self._pool = await _open_pool()
+        await self._open_session()
+
+    async def send_variables(self, variables: Mapping[str, Any]) -> None:
+        """Bind `variables` as globals now; they are re-bound if the session is restarted."""
+        values = {}
+        for name, value in variables.items():
+            try:
+                values[name] = _to_sandbox(value)
+            except TypeError as exc:
+                message = f"Variable {name!r} cannot be sent into the Monty sandbox: {exc}"
+                raise ConfigurationError(message) from None
+        async with self._lock:
+            self._variables.update(values)
+            await self._bind(values)
+
+    async def run(self, code: str) -> CodeOutput:
+        """Run one snippet. Snippet errors and limits come back in `CodeOutput.error`."""
+        async with self._lock:
+            return await self._run(code)
+
+    async def _run(self, code: str) -> CodeOutput:
+        import pydantic_monty as pm  # imported on first use, so `import codeloop` stays light
+
+        restarted = await self._ensure_session()
+        state = _Run(output=pm.CollectString(max_bytes=self._output_cap))
+        try:
+            value = await self._execute(code, state)
+        except BaseException as exc:
+            return await self._outcome_of_error(exc, state, restarted)
+        finally:
+            for task in state.tasks.values():
+                task.cancel()
+        if state.final:
+            return self._final_output(state, restarted)
+        return CodeOutput(output=value, logs=self._logs(state, restarted))
+
+    async def close(self) -> None:
+        """End the session and stop the worker pool."""
+        await self._close_session()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                await pool.__aexit__(None, None, None)
+
+    # -- session lifecycle -----------------------------------------------------------------
+
+    async def _open_session(self) -> None:
+        import pydantic_monty as pm
+
+        limits = self.limits
+        modules = {name: pm.ExternalModule(attrs) for name, attrs in self.host_modules.items()}
+        checkout = self._pool.checkout(
+            limits={
+                "max_feed_duration_secs": limits.timeout_s,
+                "max_memory": limits.memory_bytes,
+                "max_recursion_depth": limits.max_recursion_depth,
+                "max_suspensions": 1_000_000_000,
+            },
+            os_policy={"sleep": "zero"},
+            external_modules=modules,
+        )
+        self._sources = []
+        self._session = await checkout.__aenter__()
+        self._needs_restart = False
+        if self._variables:
+            await self._bind(self._variables)
+
+    async def _close_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            with contextlib.suppress(Exception):  # a crashed or abandoned session may refuse a clean exit
+                await session.__aexit__(None, None, None)
+
+    async def _restart(self) -> None:
+        await self._close_session()
+        try:
+            await self._open_session()
+        except Exception as exc:
+            raise ExecutorError(f"The Monty sandbox could not be restarted: {exc}") from exc
+
+    async def _ensure_session(self) -> bool:
+        """Make sure a usable session exists; True when one had to be restarted."""
+        if self._pool is None:
+            raise ExecutorError("MontyExecutor.start() must be called before run().")
+        if self._session is not None and not self._needs_restart:
+            return False
+        await self._restart()
+        return True
+
+    async def _bind(self, values: Mapping[str, Any]) -> None:
+        if self._session is None:
+            raise ExecutorError("MontyExecutor.start() must be called before send_variables().")
+        self._sources.append(b"None")
+        try:
+            await self._session.feed_start("None", inputs=dict(values))
+        except Exception as exc:
+            self._sources.pop()
+            raise ConfigurationError(f"Variables cannot be sent into the Monty sandbox: {exc}") from exc
+
+    # -- driving one snippet ---------------------------------------------------------------
+
+    async def _execute(self, code: str, state: _Run) -> Any:
+        import pydantic_monty as pm
+
+        stubs = {name: _stub(name) for name in (*self._functions, "final_answer")}
+        self._sources.append(code.encode())
+        start = self._session.feed_start(code, inputs=stubs, print_callback=state.output)
+        snap = await self._timed(state, start)
+        while not isinstance(snap, pm.MontyComplete):
+            if state.busy_s > 2 * self.limits.timeout_s + 0.5:  # the sandbox clock excludes round trips
+                raise _Stuck
+            snap = await self._answer(snap, state)
+        return snap.output
+
+    async def _timed(self, state: _Run, step: Awaitable[Snapshot]) -> Snapshot:
+        started = time.monotonic()
+        try:
+            return await step
+        finally:
+            state.busy_s += time.monotonic() - started
+
+    async def _answer(self, snap: Snapshot, state: _Run) -> Snapshot:
+        import pydantic_monty as pm
+
+        if isinstance(snap, pm.AsyncNameLookupSnapshot):
+            return await self._timed(state, snap.resume())  # an undefined name: NameError
+        if isinstance(snap, pm.AsyncFutureSnapshot):
+            return await self._settle(snap, state)
+        assert isinstance(snap, pm.AsyncFunctionSnapshot)
+        if snap.is_os_function:
+            if snap.function_name == "import" and snap.args and snap.args[0] in self.host_modules:
+                return await self._timed(state, snap.resume_auto())
+            return await self._timed(state, snap.resume_not_handled())  # no files, env, network...
+        return await self._call(snap, state)
+
+    async def _call(self, snap: pm.AsyncFunctionSnapshot, state: _Run) -> Snapshot:
+        name = str(snap.function_name)
+        if state.final or name == "final_answer":
+            if not state.final:
+                state.final, state.final_logs = True, len(state.output.output)
+                state.final_value = snap.args[0] if snap.args else snap.kwargs.get("answer")
+            return await self._timed(state, snap.resume(cast("Any", _FINAL_SIGNAL)))  # unwinds the snippet
+        function = self._host_function(name)
+        if function is None:
+            error = NameError(f"name '{name}' is not defined")
+            return await self._timed(state, snap.resume({"exception": error}))
+        call = self._invoke(name, function, snap.args, snap.kwargs, state)
+        if self._awaited(snap):
+            state.tasks[snap.call_id] = asyncio.ensure_future(call)
+            return await self._timed(state, snap.resume({"future": ...}))
+        result = await call
+        return await self._deliver(state, snap.resume, result, {"exception": _unconvertible(f"{name}()")})
+
+    def _host_function(self, name: str) -> HostFunction | None:
+        if name in self._functions:
+            return self._functions[name]
+        module, _, attr = name.partition(".")
+        function = self.host_modules.get(module, {}).get(attr)
+        return _bounded(function) if callable(function) else None
+
+    def _awaited(self, snap: pm.AsyncFunctionSnapshot) -> bool:
+        """Whether the snippet awaits this call (then it gets a future, so calls can overlap)."""
+        if snap.allow_eager_await:
+            return True
+        number = snap.position.filename.removeprefix("<python-input-").removesuffix(">")
+        if not number.isdigit() or int(number) >= len(self._sources):
+            return False
+        source = self._sources[int(number)]
+        before = source[: snap.position.start].decode(errors="replace")
+        return _AWAITED.search(before) is not None
+
+    async def _settle(self, snap: pm.AsyncFutureSnapshot, state: _Run) -> Snapshot:
+        ids = snap.pending_call_ids
+        if state.final:
+            return await self._timed(state, snap.resume({i: cast("Any", _FINAL_SIGNAL) for i in ids}))
+        waiting = [state.tasks[i] for i in ids if i in state.tasks]
+        if waiting:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        results: dict[int, dict[str, Any]] = {}
+        for i in ids:
+            task = state.tasks.get(i)
+            if task is None:
+                results[i] = {"exception": RuntimeError("the host lost track of this call")}
+            elif task.done():
+                results[i] = state.tasks.pop(i).result()
+        refused = {i: {"exception": _unconvertible("a tool")} for i in results}
+        return await self._deliver(state, snap.resume, results, refused)
+
+    async def _deliver(
+        self, state: _Run, resume: Callable[[Any], Awaitable[Snapshot]], answer: Any, refusal: Any
+    ) -> Snapshot:
+        """Resume with `answer`; if Monty cannot convert it, the suspension is still waiting, so
+        answer with `refusal` (a TypeError) instead."""
+        import pydantic_monty as pm
+
+        try:
+            return await self._timed(state, resume(answer))
+        except pm.MontyRuntimeError as exc:
+            try:
+                return await self._timed(state, resume(refusal))
+            except RuntimeError:  # "already resumed": the error came from the snippet itself
+                raise exc from None
+
+    async def _invoke(
+        self, name: str, function: HostFunction, args: tuple[Any, ...], kwargs: dict[str, Any], state: _Run
+    ) -> dict[str, Any]:
+        """Call a host function; the answer for the sandbox is a return value or an exception."""
+        try:
+            value = function(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+            return {"return_value": _to_sandbox(value, name)}
+        except Exception as exc:
+            return _sandbox_exception(exc, state)
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    def _final_output(self, state: _Run, restarted: bool) -> CodeOutput:
+        logs = _truncate(state.output.output[: state.final_logs], self.limits.max_output_chars)
+        prefix = _restart_note() if restarted else ""
+        return CodeOutput(output=state.final_value, logs=prefix + logs, is_final_answer=True)
+
+    def _logs(self, state: _Run, restarted: bool) -> str:
+        logs = _truncate(state.output.output, self.limits.max_output_chars)
+        return (_restart_note() if restarted else "") + logs
+
+    async def _outcome_of_error(self, exc: BaseException, state: _Run, restarted: bool) -> CodeOutput:
+        import pydantic_monty as pm
+
+        if not isinstance(exc, pm.MontyError | _Stuck):
+            self._needs_restart = True  # cancelled or a host-side failure: the snippet is mid-flight
+            if isinstance(exc, Exception) and not isinstance(exc, ExecutorError):
+                raise ExecutorError(f"The Monty sandbox failed: {exc}") from exc
+            raise exc
+        failure, restart = self._failure(exc, state)
+        restart = restart or self._session is None or self._session.worker_pid is None  # worker gone
+        if restart:
+            await self._restart()
+            failure = dataclasses.replace(failure, state_lost=True)
+        if state.final:
+            return self._final_output(state, restarted or restart)
+        return CodeOutput(logs=self._logs(state, restarted), error=failure)
+
+    def _failure(self, exc: BaseException, state: _Run) -> tuple[ExecutionFailure, bool]:
+        """Describe `exc` for the model; also say whether the session must be restarted."""
+        import pydantic_monty as pm
+
+        if isinstance(exc, _Stuck):
+            return self._limit("timeout_s"), True
+        if isinstance(exc, pm.MontyCrashedError):
+            limit = "timeout_s" if exc.timed_out else "memory_bytes" if "memory" in str(exc) else None
+            crash = ExecutionFailure("RuntimeError", f"the sandbox process died ({exc}).")
+            return (self._limit(limit) if limit else crash), True
+        if isinstance(exc, pm.MontySyntaxError):
+            frames = _frames(exc)
+            failure = ExecutionFailure("SyntaxError", str(exc))
+            return _with_frame(failure, frames[-1] if frames else None), False
+        if not isinstance(exc, pm.MontyRuntimeError):  # a remote worker went away, and the like
+            return ExecutionFailure("RuntimeError", f"the sandbox stopped unexpectedly ({exc})."), True
+        inner = exc.exception()
+        kind, message = type(inner).__name__, str(inner)
+        limit = self._which_limit(kind, message)
+        if limit == "max_output_chars" and state.busy_s < self.limits.timeout_s:
+            return self._limit(limit), False  # printing past the cap only drops output; the code ran on
+        if limit is not None:
+            return self._located(self._limit(limit), exc), limit in ("timeout_s", "max_output_chars")
+        kind, message = state.host_errors.get(message, (kind, message))
+        importable = ", ".join(sorted((MONTY_MODULES - _OS_STUBS) | set(self.host_modules)))
+        return self._located(ExecutionFailure(kind, _with_hint(kind, message, importable)), exc), False
+
+    def _which_limit(self, kind: str, message: str) -> str | None:
+        """Which `ExecutorLimits` field an exception raised by Monty itself stands for, if any."""
+        if kind == "RecursionError" and message.startswith("maximum recursion depth"):
+            return "max_recursion_depth"
+        if kind == "TimeoutError" and message.startswith("feed time limit exceeded"):
+            return "timeout_s"
+        if kind == "MemoryError" and "exceeded its memory limit" in message:  # the worker was killed
+            return "memory_bytes"
+        if kind == "MemoryError" and message.startswith("memory limit exceeded"):
+            return "max_output_chars" if message.endswith(f"> {self._output_cap} bytes") else "memory_bytes"
+        return None
+
+    def _limit(self, limit: str) -> ExecutionFailure:
+        lim = self.limits
+        kinds = {"timeout_s": "TimeoutError", "max_recursion_depth": "RecursionError"}
+        messages = {
+            "timeout_s": f"the code ran longer than the {lim.timeout_s:g} s time limit and was stopped. "
+            "Do less work per step (smaller inputs, fewer iterations) or find a faster approach.",
+            "memory_bytes": f"the code used more than the {lim.memory_bytes / 2**20:g} MiB memory limit "
+            "and was stopped. Work on smaller pieces of data.",
+            "max_recursion_depth": f"maximum recursion depth ({lim.max_recursion_depth}) exceeded. "
+            "Use a loop instead of deep recursion.",
+            "max_output_chars": f"the code printed more than {self._output_cap} bytes (the rest was dropped) "
+            "and its result is lost. Print summaries or slices, not whole data.",
+        }
+        return ExecutionFailure(kinds.get(limit, "MemoryError"), messages[limit], limit=limit)
+
+    def _located(self, failure: ExecutionFailure, exc: pm.MontyRuntimeError) -> ExecutionFailure:
+        """Attach the failing line of this snippet (the innermost frame in it)."""
+        frames = _frames(exc)
+        current = f"<python-input-{len(self._sources) - 1}>"
+        here = [f for f in frames if f.filename == current]
+        if not here:
+            return _with_frame(failure, frames[-1] if frames else None)
+        failure = _with_frame(failure, here[-1])
+        deepest = frames[-1]
+        if deepest is not here[-1] and deepest.filename != current:
+            where = f"in {deepest.function_name}() from an earlier step, line {deepest.line}"
+            failure = dataclasses.replace(failure, message=f"{failure.message} (raised {where})")
+        return failure
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+async def _open_pool() -> Any:
+    import pydantic_monty as pm
+
+    pool = pm.AsyncMonty(min_processes=1, max_processes=2, max_checkouts_per_worker=1)
+    try:
+        await pool.__aenter__()
+    except Exception as exc:
+        raise ExecutorError(f"The Monty sandbox could not start: {exc}") from exc
+    return pool
+
+
+def _check_imports(names: Sequence[str], host_modules: Mapping[str, Any]) -> None:
+    """Refuse authorised imports Monty cannot provide, at construction."""
+    provided = (MONTY_MODULES - _OS_STUBS) | set(host_modules)
+    for name in names:
+        top = name.split(".")[0]
+        if name in provided or (name == f"{top}.*" and top in provided):
+            continue
+        detail = (
+            "Monty's os/pathlib/sys are stubs without file system, environment or process access"
+            if top in _OS_STUBS
+            else "the Monty sandbox cannot import arbitrary modules"
+            if name == "*"
+            else f"the Monty sandbox cannot provide {name!r}"
+        )
+        available = ", ".join(sorted(provided))
+        raise ConfigurationError(
+            f"additional_authorized_imports includes {name!r}, but {detail}. Monty provides: {available}. "
+            "Use a full-CPython executor (executor='jail') for other modules."
+        )
+
+
+def _stub(name: str) -> Callable[..., Any]:
+    """A placeholder bound in the sandbox; Monty reports calls to it by its `__name__`."""
+
+    def stub(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("host function stubs are never called directly")
+
+    stub.__name__ = stub.__qualname__ = name
+    return stub
+
+
+def _bounded(function: Callable[..., Any]) -> HostFunction:
+    """Wrap a host-module function: refuse huge arguments, compute off the event loop."""
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        if _size(args) + _size(tuple(kwargs.values())) > _MAX_HOST_MODULE_ARG:
+            raise ValueError(f"arguments too large (over {_MAX_HOST_MODULE_ARG} items/characters)")
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    return call
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return len(value) + sum(_size(v) for v in value)
+    if isinstance(value, dict):
+        return len(value) + sum(_size(k) + _size(v) for k, v in value.items())
+    return 1
+
+
+def _to_sandbox(value: Any, source: str | None = None) -> Any:
+    """Return `value` as plain data that can enter the sandbox, or raise TypeError."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    elif isinstance(value, bytearray | memoryview):
+        value = bytes(value)
+    elif callable(getattr(value, "model_dump", None)):
+        value = value.model_dump()
+    if _is_plain(value):
+        return value
+    who = f"{source}() returned" if source else "the value is"
+    raise TypeError(
+        f"{who} a {type(value).__name__} object, which cannot enter the sandbox: only plain data "
+        "(str, numbers, bool, None, bytes, lists, tuples, dicts, sets, dates; nested at most 100 deep) can."
+    )
+
+
+def _unconvertible(source: str) -> TypeError:
+    return TypeError(f"{source} returned a value that cannot enter the sandbox")
+
+
+def _is_plain(value: Any, depth: int = 0) -> bool:
+    if depth > 100:
+        return False
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(_is_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(_is_plain(k, depth + 1) and _is_plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _sandbox_exception(exc: Exception, state: _Run) -> dict[str, Any]:
+    """The exception the sandbox sees for a host function's `exc`, keeping its type name visible."""
+    kind = type(exc)
+    if kind.__module__ == "builtins" and kind.__name__ in _MONTY_EXCEPTIONS:
+        return {"exception": exc}
+    base = next(t for t in kind.__mro__ if t.__module__ == "builtins" and t.__name__ in _MONTY_EXCEPTIONS)
+    message = f"{kind.__name__}: {exc}"
+    state.host_errors[message] = (kind.__name__, str(exc))
+    return {"exc_type": base.__name__, "message": message}
+
+
+def _frames(exc: pm.MontyRuntimeError | pm.MontySyntaxError) -> list[pm.Frame]:
+    try:
+        return list(exc.traceback())
+    except Exception:
+        return []
+
+
+def _with_frame(failure: ExecutionFailure, frame: pm.Frame | None) -> ExecutionFailure:
+    if frame is None:
+        return failure
+    source = (frame.source_line or "").splitlines()
+    return dataclasses.replace(failure, line=frame.line, source_line=source[0] if source else None)
+
+
+def _with_hint(kind: str, message: str, importable: str) -> str:
+    """Add what to write instead, for what Monty refuses."""
+    if kind == "NotImplementedError" and "does not yet support" in message:
+        hint = next((h for key, h in _UNSUPPORTED_HINTS.items() if key in message), None)
+        return hint or f"{message}. Rewrite this with simpler Python."
+    if kind == "ModuleNotFoundError":
+        name = message.partition("'")[2].partition("'")[0].split(".")[0]
+        advice = _MODULE_HINTS.get(name)
+        return f"{message}. {advice + ' ' if advice else ''}Importable modules: {importable}."
+    if "not supported in this environment" in message or "Permission denied" in message:
+        return f"{message}. The sandbox has no file system, environment or network access: use the tools."
+    if kind == "TypeError" and ("can't be awaited" in message or "awaitable is required" in message):
+        return (
+            f"{message}. Tools return their result directly: call them without await, or to run them "
+            "concurrently wrap each call in an `async def` that does `return await tool(...)`."
+        )
+    return message
+
+
+def _truncate(text: str, limit: int) -> str:
+    """Keep the head and tail of long output, with a note saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    head = limit // 2
+    tail = limit - head
+    dropped = len(text) - limit
+    return f"{text[:head]}\n[output truncated: {dropped} more chars]\n{text[len(text) - tail :]}"
+
+
+def _restart_note() -> str:
+    return "[The sandbox was restarted: variables and functions from earlier steps are gone.]\n"

@@ -1,0 +1,422 @@
+"""MontyExecutor: the default sandbox. Real Monty workers throughout; nothing is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from codeloop.errors import ConfigurationError, ExecutorError, ManagedAgentError
+from codeloop.executors.base import Executor, ExecutorLimits
+from codeloop.executors.monty import HOST_MODULES, MONTY_MODULES, MontyExecutor
+
+LIMITS = ExecutorLimits(timeout_s=0.5, memory_bytes=64 * 2**20, max_output_chars=200, max_recursion_depth=200)
+
+
+class Calls:
+    """Host functions that record how they were called."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, Any]] = []
+        self.loops: list[asyncio.AbstractEventLoop] = []
+
+    def add(self, a: int, b: int = 0) -> int:
+        self.log.append(("add", (a, b)))
+        return a + b
+
+    async def fetch(self, key: str, delay: float = 0.0) -> str:
+        self.loops.append(asyncio.get_running_loop())
+        await asyncio.sleep(delay)
+        self.log.append(("fetch", key))
+        return f"value of {key}"
+
+    def fail(self, kind: str = "value") -> None:
+        if kind == "managed":
+            raise ManagedAgentError("the researcher gave up after 3 steps")
+        raise ValueError("bad input: 42")
+
+    def opaque(self) -> object:
+        return object()
+
+    def functions(self) -> dict[str, Any]:
+        return {"add": self.add, "fetch": self.fetch, "fail": self.fail, "opaque": self.opaque}
+
+
+@pytest.fixture
+def calls() -> Calls:
+    return Calls()
+
+
+@pytest.fixture
+async def ex(calls: Calls) -> AsyncIterator[MontyExecutor]:
+    executor = MontyExecutor(LIMITS)
+    await executor.start(calls.functions())
+    yield executor
+    await executor.close()
+
+
+async def test_implements_the_executor_protocol(ex: MontyExecutor) -> None:
+    assert isinstance(ex, Executor)
+
+
+# -- state, values, output -------------------------------------------------------------------
+
+
+async def test_state_persists_between_runs(ex: MontyExecutor) -> None:
+    assert (await ex.run("x = 20\ndef double(v):\n    return v * 2")).error is None
+    out = await ex.run("y = double(x) + 2\ny")
+    assert out.output == 42 and out.error is None and not out.is_final_answer
+
+
+async def test_value_of_last_expression_and_none_otherwise(ex: MontyExecutor) -> None:
+    assert (await ex.run("[i * i for i in range(4)]")).output == [0, 1, 4, 9]
+    assert (await ex.run("z = 1")).output is None
+
+
+async def test_print_is_captured(ex: MontyExecutor) -> None:
+    out = await ex.run("print('hello', 1 + 1)\nprint('second line')")
+    assert out.logs == "hello 2\nsecond line\n"
+
+
+async def test_long_output_keeps_head_and_tail(ex: MontyExecutor) -> None:
+    out = await ex.run("print('HEAD' + 'x' * 1000 + 'TAIL')")
+    assert out.logs.startswith("HEAD") and out.logs.rstrip().endswith("TAIL")
+    assert "[output truncated: 809 more chars]" in out.logs  # 1009 chars printed, 200 kept
+    assert len(out.logs) < 300
+
+
+async def test_send_variables_become_globals(ex: MontyExecutor) -> None:
+    await ex.send_variables({"document": "a b c", "weights": [1, 2, 3]})
+    assert (await ex.run("len(document.split()) + sum(weights)")).output == 9
+
+
+async def test_send_variables_refuses_opaque_objects(ex: MontyExecutor) -> None:
+    with pytest.raises(ConfigurationError, match="cannot be sent"):
+        await ex.send_variables({"handle": object()})
+
+
+# -- host functions --------------------------------------------------------------------------
+
+
+async def test_sync_and_async_tools(ex: MontyExecutor, calls: Calls) -> None:
+    out = await ex.run("s = add(2, b=3)\nv = fetch('k')\nprint(s, v)\nv")
+    assert out.error is None and out.output == "value of k" and out.logs == "5 value of k\n"
+    assert calls.log == [("add", (2, 3)), ("fetch", "k")]
+    assert calls.loops == [asyncio.get_running_loop()]  # awaited in the host's own event loop
+
+
+async def test_tools_can_be_passed_around_and_awaited(ex: MontyExecutor) -> None:
+    out = await ex.run("f = add\nr = await fetch('a')\n(f(1, 1), r)")
+    assert out.error is None and out.output == (2, "value of a")
+
+
+async def test_awaited_tools_run_concurrently(ex: MontyExecutor) -> None:
+    code = (
+        "import asyncio\n"
+        "async def get(k):\n    return await fetch(k, 0.3)\n"
+        "await asyncio.gather(get('a'), get('b'), get('c'))"
+    )
+    started = time.monotonic()
+    out = await ex.run(code)
+    assert out.error is None and out.output == ["value of a", "value of b", "value of c"]
+    assert time.monotonic() - started < 0.8  # three 0.3 s calls overlapped
+
+
+async def test_tools_are_rebound_each_run(ex: MontyExecutor) -> None:
+    assert (await ex.run("add = add(1, 2)\nadd")).output == 3  # the model shadowed its tool...
+    assert (await ex.run("add(2, 2)")).output == 4  # ...and gets it back in the next step
+
+
+async def test_start_again_gives_a_fresh_session(ex: MontyExecutor, calls: Calls) -> None:
+    await ex.run("x = 1")
+    await ex.start({"add": calls.add})
+    out = await ex.run("x")
+    assert out.error is not None and out.error.type == "NameError"
+    assert (await ex.run("fetch('a')")).error is not None  # only the new functions exist
+
+
+async def test_raising_tool_is_an_exception_in_the_snippet(ex: MontyExecutor) -> None:
+    code = (
+        "try:\n    fail('managed')\nexcept Exception as e:\n    print('handled:', e)\n"
+        "try:\n    fail()\nexcept ValueError as e:\n    print('value error:', e)"
+    )
+    out = await ex.run(code)
+    assert out.error is None
+    handled = "handled: ManagedAgentError: the researcher gave up after 3 steps\n"
+    assert out.logs == handled + "value error: bad input: 42\n"
+
+
+async def test_uncaught_tool_error_names_its_type(ex: MontyExecutor) -> None:
+    out = await ex.run("x = 1\nfail('managed')")
+    assert out.error is not None
+    assert out.error.type == "ManagedAgentError"
+    assert out.error.message == "the researcher gave up after 3 steps"
+    assert out.error.line == 2 and out.error.source_line == "fail('managed')"
+    out = await ex.run("fail()")
+    assert out.error is not None and (out.error.type, out.error.message) == ("ValueError", "bad input: 42")
+
+
+async def test_opaque_tool_result_is_a_type_error(ex: MontyExecutor) -> None:
+    out = await ex.run("opaque()")
+    assert out.error is not None and out.error.type == "TypeError"
+    assert "opaque() returned a object object, which cannot enter the sandbox" in out.error.message
+
+
+async def test_value_monty_rejects_is_a_type_error(
+    ex: MontyExecutor, calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import codeloop.executors.monty as monty_module
+
+    monkeypatch.setattr(monty_module, "_to_sandbox", lambda value, source=None: value)  # skip the pre-check
+    out = await ex.run("try:\n    opaque()\nexcept TypeError as e:\n    print('refused:', e)")
+    assert (
+        out.error is None and out.logs == "refused: opaque() returned a value that cannot enter the sandbox\n"
+    )
+    assert (await ex.run("print(1 + 1)")).logs == "2\n"
+
+
+async def test_snippet_error_after_a_tool_call_is_reported(ex: MontyExecutor) -> None:
+    out = await ex.run("v = add(1, 2)\nw = v / 0")
+    assert out.error is not None and (out.error.type, out.error.line) == ("ZeroDivisionError", 2)
+    assert (await ex.run("v")).output == 3
+
+
+async def test_unknown_function_is_a_name_error(ex: MontyExecutor) -> None:
+    out = await ex.run("print('a')\nsearch_web('x')")
+    assert out.logs == "a\n" and out.error is not None
+    assert (out.error.type, out.error.line) == ("NameError", 2)
+
+
+# -- final_answer -----------------------------------------------------------------------------
+
+
+async def test_final_answer_ends_the_snippet(ex: MontyExecutor, calls: Calls) -> None:
+    out = await ex.run("print('before')\nfinal_answer({'n': 3})\nprint('after')\nadd(1, 1)")
+    assert out.is_final_answer and out.output == {"n": 3} and out.error is None
+    assert out.logs == "before\n" and calls.log == []
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "try:\n    final_answer(1)\nexcept Exception:\n    print('caught')\nprint('after')",
+        "try:\n    final_answer(1)\nexcept:\n    print('caught')\nadd(1, 1)",
+        "try:\n    final_answer(1)\nexcept BaseException as e:\n    print('caught', e)\nadd(1, 1)",
+        "try:\n    final_answer(1)\nfinally:\n    print('finally')\n    add(1, 1)\n    print('still here')",
+        "def end():\n    try:\n        final_answer(1)\n    except:\n        final_answer(2)\n"
+        "end()\nadd(1, 1)",
+        "try:\n    await final_answer(1)\nexcept:\n    pass\nprint('after')",
+    ],
+    ids=["except-Exception", "bare-except", "except-BaseException", "finally", "nested-retry", "await"],
+)
+async def test_final_answer_cannot_be_caught(ex: MontyExecutor, calls: Calls, code: str) -> None:
+    out = await ex.run("kept = 'yes'\n" + code)
+    assert out.is_final_answer and out.output == 1 and out.error is None
+    assert out.logs == "" and calls.log == []  # nothing after final_answer reached the host
+    after = await ex.run("kept")  # the session carries on, with state from before final_answer
+    assert after.error is None and after.output == "yes" and not after.is_final_answer
+
+
+async def test_final_answer_then_a_runaway_handler_still_answers(ex: MontyExecutor) -> None:
+    out = await ex.run("try:\n    final_answer('done')\nexcept:\n    while True:\n        pass")
+    assert out.is_final_answer and out.output == "done"
+    assert (await ex.run("print(1 + 1)")).logs.endswith("2\n")
+
+
+async def test_final_answer_tool_from_caller_is_ignored(calls: Calls) -> None:
+    executor = MontyExecutor(LIMITS)
+    await executor.start({**calls.functions(), "final_answer": lambda answer: "hijacked"})
+    try:
+        out = await executor.run("final_answer(5)")
+    finally:
+        await executor.close()
+    assert out.is_final_answer and out.output == 5
+
+
+# -- limits ------------------------------------------------------------------------------------
+
+
+async def test_infinite_loop_hits_the_time_limit_and_restarts(ex: MontyExecutor) -> None:
+    await ex.send_variables({"task_input": 7})
+    await ex.run("x = 1")
+    started = time.monotonic()
+    out = await ex.run("while True:\n    pass")
+    assert time.monotonic() - started < 3
+    assert out.error is not None
+    assert (out.error.type, out.error.limit, out.error.state_lost) == ("TimeoutError", "timeout_s", True)
+    assert "0.5 s time limit" in out.error.message and "restarted" in out.error.describe()
+    out = await ex.run("print(1 + 1)\ntask_input")
+    assert out.error is None and out.logs == "2\n" and out.output == 7  # fresh session, variables re-sent
+    lost = await ex.run("x")
+    assert lost.error is not None and lost.error.type == "NameError"
+
+
+async def test_tool_call_loop_hits_the_wall_clock_backstop(ex: MontyExecutor, calls: Calls) -> None:
+    # Each round trip costs the sandbox almost no time of its own, so Monty's clock alone would let
+    # this spin for a long time; the executor also bounds the time spent driving the sandbox.
+    started = time.monotonic()
+    out = await ex.run("while True:\n    add(1, 1)")
+    assert time.monotonic() - started < 4
+    assert out.error is not None and out.error.limit == "timeout_s" and out.error.state_lost
+    assert len(calls.log) > 100
+    assert (await ex.run("print(1 + 1)")).logs == "2\n"
+
+
+async def test_memory_bomb_hits_the_memory_limit(ex: MontyExecutor) -> None:
+    await ex.run("x = 1")
+    out = await ex.run("blocks = []\nwhile True:\n    blocks.append('x' * (8 * 1024 * 1024))")
+    assert out.error is not None
+    assert (out.error.type, out.error.limit, out.error.line) == ("MemoryError", "memory_bytes", 3)
+    assert "64 MiB memory limit" in out.error.message
+    assert (await ex.run("x + 1")).output == 2
+
+
+async def test_oversized_tool_arguments_kill_only_the_worker(ex: MontyExecutor, calls: Calls) -> None:
+    await ex.run("x = 1")
+    out = await ex.run("add(list(range(2_000_000)))")  # fits the heap; serialising it does not
+    assert out.error is not None and out.error.limit == "memory_bytes" and out.error.state_lost
+    assert calls.log == []
+    assert (await ex.run("print(1 + 1)")).logs == "2\n"
+
+
+async def test_huge_integer_is_stopped(ex: MontyExecutor) -> None:
+    out = await ex.run("n = 10 ** (10 ** 8)")
+    assert out.error is not None and out.error.limit in ("memory_bytes", "timeout_s")
+    assert (await ex.run("print(1 + 1)")).logs == "2\n"
+
+
+async def test_deep_recursion_is_stopped(ex: MontyExecutor) -> None:
+    out = await ex.run("def r(n):\n    return r(n + 1) + 1\nr(0)")
+    assert out.error is not None
+    assert (out.error.type, out.error.limit, out.error.line) == ("RecursionError", "max_recursion_depth", 2)
+    assert "(200)" in out.error.message and "loop" in out.error.message
+    assert (await ex.run("r")).error is None  # the function survives: no restart needed
+
+
+async def test_output_flood_is_stopped(ex: MontyExecutor) -> None:
+    out = await ex.run("while True:\n    print('y' * 100000)")
+    assert out.error is not None and out.error.limit == "max_output_chars" and out.error.state_lost
+    assert "[output truncated:" in out.logs and len(out.logs) < 300
+    assert (await ex.run("print(1 + 1)")).logs == "2\n"
+
+
+async def test_cancelled_run_leaves_a_working_executor(ex: MontyExecutor) -> None:
+    task = asyncio.ensure_future(ex.run("fetch('slow', 5)"))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    out = await ex.run("print(1 + 1)")
+    assert out.error is None and out.logs.endswith("2\n") and "restarted" in out.logs
+
+
+# -- errors the model can act on ---------------------------------------------------------------
+
+
+async def test_syntax_error_gives_the_line(ex: MontyExecutor) -> None:
+    out = await ex.run("a = 1\nif a\n    print(a)")
+    assert out.error is not None and out.error.type == "SyntaxError"
+    assert out.error.line == 2 and "Expected `:`" in out.error.message
+
+
+async def test_runtime_error_gives_the_failing_line(ex: MontyExecutor) -> None:
+    out = await ex.run("a = 1\nb = 0\nc = a / b")
+    assert out.error is not None
+    assert out.error.describe() == "ZeroDivisionError (line 3: c = a / b): division by zero"
+
+
+async def test_error_inside_an_earlier_function_says_so(ex: MontyExecutor) -> None:
+    await ex.run("def ratio(v):\n    return 1 / v")
+    out = await ex.run("ratio(0)")
+    assert out.error is not None and out.error.line == 1
+    assert "raised in ratio() from an earlier step, line 2" in out.error.message
+
+
+@pytest.mark.parametrize(
+    ("code", "hint"),
+    [
+        ("x = 1\ndel x", "rebind the name instead"),
+        ("d = {'a': 1}\ndel d['a']", "d.pop(key)"),
+        ("def gen():\n    yield 1", "build and return a list instead"),
+        ("class A:\n    pass\nclass B(A):\n    pass", "class inheritance is not supported"),
+        ("class MyError(Exception):\n    pass", "raise built-in exceptions such as ValueError"),
+        ("class P:\n    @property\n    def x(self):\n        return 1", "use plain methods"),
+        ("class P:\n    @staticmethod\n    def x():\n        return 1", "module-level functions"),
+        ("import heapq", "bisect.insort()"),
+        ("from fractions import Fraction", "decimal.Decimal"),
+        ("import calendar", "use datetime"),
+        ("import numpy as np", "Importable modules: asyncio"),
+        ("open('notes.txt').read()", "no file system"),
+        ("import os\nos.environ['HOME']", "no file system, environment or network access"),
+        ("import asyncio\nawait asyncio.gather(add(1, 2), add(3, 4))", "wrap each call in an `async def`"),
+    ],
+)
+async def test_unsupported_python_gets_a_rewrite_hint(ex: MontyExecutor, code: str, hint: str) -> None:
+    out = await ex.run(code)
+    assert out.error is not None and hint in out.error.message, out.error
+
+
+async def test_host_modules_fill_monty_gaps(ex: MontyExecutor) -> None:
+    code = (
+        "import statistics, string, textwrap\nfrom statistics import median\n"
+        "(statistics.mean([1, 2, 6]), median([3, 1, 2]), string.ascii_lowercase[:3], textwrap.dedent('  a'))"
+    )
+    out = await ex.run(code)
+    assert out.error is None and out.output == (3, 2, "abc", "a")
+    err = await ex.run("import statistics\nstatistics.mean([])")
+    assert err.error is not None and err.error.type == "StatisticsError"  # a ValueError in the sandbox
+    caught = await ex.run("try:\n    statistics.mean([])\nexcept ValueError:\n    'caught'")
+    assert caught.output is None and caught.error is None
+    big = await ex.run("import textwrap\ntextwrap.dedent('x' * 1_100_000)")
+    assert big.error is not None and "arguments too large" in big.error.message
+
+
+async def test_host_modules_can_be_withheld() -> None:
+    executor = MontyExecutor(LIMITS, host_modules=False)
+    await executor.start({})
+    try:
+        out = await executor.run("import statistics")
+    finally:
+        await executor.close()
+    assert out.error is not None and out.error.type == "ModuleNotFoundError"
+
+
+async def test_sleep_does_not_block(ex: MontyExecutor) -> None:
+    started = time.monotonic()
+    out = await ex.run("import time\ntime.sleep(30)\n'awake'")
+    assert out.output == "awake" and time.monotonic() - started < 1
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["numpy", "pandas", "os", "pathlib", "*", "requests.*", "queue"])
+def test_authorising_what_monty_cannot_provide_is_refused(name: str) -> None:
+    with pytest.raises(ConfigurationError, match="executor='jail'") as info:
+        MontyExecutor(additional_authorized_imports=[name])
+    assert repr(name) in str(info.value)
+
+
+def test_authorising_what_monty_provides_is_accepted() -> None:
+    executor = MontyExecutor(additional_authorized_imports=["json", "re", "statistics", "collections.*"])
+    assert executor.additional_authorized_imports == ("json", "re", "statistics", "collections.*")
+    assert {"json", "math", "datetime", "re"} <= MONTY_MODULES and "statistics" in HOST_MODULES
+
+
+async def test_run_before_start_is_an_executor_error() -> None:
+    with pytest.raises(ExecutorError, match="start"):
+        await MontyExecutor().run("1")
+
+
+def test_importing_codeloop_does_not_import_monty() -> None:
+    code = (
+        "import sys, codeloop, codeloop.executors, codeloop.executors.monty\n"
+        "print('pydantic_monty' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
