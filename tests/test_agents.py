@@ -425,3 +425,36 @@ def test_a_model_failure_ends_the_run_typed_with_memory_intact() -> None:
     assert isinstance(info.value.__cause__, ConnectionError)
     assert [type(s).__name__ for s in agent.memory.steps] == ["TaskStep", "ActionStep"]
     assert agent.memory.action_steps()[0].observations.strip() == "1"
+
+
+def test_tool_calling_agent_plans_and_recovers_from_a_reply_without_a_call() -> None:
+    model = ScriptedModel(
+        [
+            "1. add the numbers\n2. answer",
+            "Let me think about which tool to use.",  # no call at all: parse failure, fed back
+            [call("add", a=40, b=2)],
+            [call("final_answer", answer=42)],
+        ]
+    )
+    agent = ToolCallingAgent([add], model, planning_interval=5)
+    result = agent.run("Add 40 and 2", return_full_result=True)
+    assert result.output == 42
+    kinds = [type(s).__name__ for s in result.memory.steps]
+    assert kinds == ["TaskStep", "PlanningStep", "ActionStep", "ActionStep", "ActionStep", "FinalAnswerStep"]
+    first = result.memory.action_steps()[0]
+    assert first.error is not None and first.error.type == "AgentParsingError"
+    assert "final_answer" in last_user_text(model, 2)
+    system = model.requests[1][0]
+    assert system.role is Role.SYSTEM and "add: Add two integers." in system.content
+
+
+def test_import_codeloop_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, codeloop; heavy = [m for m in ('pydantic', 'jinja2', 'openai', 'rich', 'pydantic_monty')"
+        " if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
