@@ -239,22 +239,28 @@ def test_tool_calling_agent_parallel_calls_errors_and_text_json() -> None:
 
 
 def test_tool_calls_in_one_step_run_concurrently() -> None:
+    in_flight: list[str] = []
+    all_started = asyncio.Event()
+
     @tool
-    async def slow(label: str) -> str:
-        """Wait a little.
+    async def rendezvous(label: str) -> str:
+        """Wait until every call of the step has started.
 
         Args:
             label: A label.
         """
-        await asyncio.sleep(0.3)
+        in_flight.append(label)
+        if len(in_flight) == 5:
+            all_started.set()
+        await asyncio.wait_for(all_started.wait(), timeout=10)  # run one by one, this never ends
         return label
 
-    model = ScriptedModel(
-        [[call("slow", label=str(i)) for i in range(5)], [call("final_answer", answer="ok")]]
-    )
-    result = ToolCallingAgent([slow], model).run("wait", return_full_result=True)
+    calls = [call("rendezvous", label=str(i)) for i in range(5)]
+    model = ScriptedModel([calls, [call("final_answer", answer="ok")]])
+    result = ToolCallingAgent([rendezvous], model).run("meet", return_full_result=True)
     step = result.memory.action_steps()[0]
-    assert step.timing.duration is not None and step.timing.duration < 1.2  # 5 x 0.3 s in sequence = 1.5 s
+    assert [r.content for r in step.tool_results] == ["0", "1", "2", "3", "4"]
+    assert not any(r.is_error for r in step.tool_results)
 
 
 def test_tool_calling_max_steps_and_checks() -> None:

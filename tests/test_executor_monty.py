@@ -300,7 +300,8 @@ async def test_deep_recursion_is_stopped(ex: MontyExecutor) -> None:
 
 async def test_output_flood_is_stopped(ex: MontyExecutor) -> None:
     out = await ex.run("while True:\n    print('y' * 100000)")
-    assert out.error is not None and out.error.limit == "max_output_chars" and out.error.state_lost
+    # Whether the session also had to be restarted depends on how fast the cap was reached.
+    assert out.error is not None and out.error.limit == "max_output_chars"
     assert "[output truncated:" in out.logs and len(out.logs) < 300
     assert (await ex.run("print(1 + 1)")).logs == "2\n"
 
