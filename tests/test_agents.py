@@ -348,7 +348,7 @@ def _shape(steps: list[Any]) -> list[tuple[Any, ...]]:
         (
             type(s).__name__,
             getattr(s, "model_output", None),
-            getattr(s, "code", None),
+            getattr(s, "code_action", None),
             getattr(s, "observations", None),
             getattr(s, "error", None),
             getattr(s, "action_output", None),

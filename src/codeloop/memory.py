@@ -94,7 +94,7 @@ class ActionStep:
     step_number: int
     model_output: str = ""
     reasoning: str | None = None
-    code: str | None = None
+    code_action: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     native_tool_calls: bool = False
     tool_results: tuple[ToolResult, ...] = ()
@@ -104,6 +104,11 @@ class ActionStep:
     is_final_answer: bool = False
     usage: Usage | None = None
     timing: Timing = field(default_factory=Timing)
+
+    @property
+    def token_usage(self) -> Usage | None:
+        """smolagents' name for `usage`."""
+        return self.usage
 
     def to_messages(self) -> list[ChatMessage]:
         calls = self.tool_calls if self.native_tool_calls else ()

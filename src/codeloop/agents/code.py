@@ -77,7 +77,7 @@ class CodeAgent(MultiStepAgent):
 
     async def _act(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
         assert run.executor is not None
-        step.code = code = extract_code(step.model_output)
+        step.code_action = code = extract_code(step.model_output)
         yield CodeAction(agent=self.name, step=step.step_number, code=code)
         execution = self._spawn(run, run.executor.run(code))
         async for event in self._while_running(run, execution):
