@@ -54,7 +54,10 @@ class CodeAgent(MultiStepAgent):
         self._make_executor = _executor_factory(
             executor, executor_kwargs, limits, self.additional_authorized_imports
         )
-        self._make_executor()  # fail now, not at the first run, on a bad name or option
+        probe = self._make_executor()  # fail now, not at the first run, on a bad name or option
+        self.importable_modules: list[str] = list(
+            getattr(probe, "importable_modules", None) or self.additional_authorized_imports
+        )
         self._session: Executor | None = None
 
     async def _start_run(
@@ -103,7 +106,7 @@ class CodeAgent(MultiStepAgent):
         return {
             **super()._prompt_values(),
             "stubs": [t.to_code_prompt() for t in self.tools.values()],
-            "imports": ", ".join(self.additional_authorized_imports),
+            "imports": ", ".join(self.importable_modules),
         }
 
 

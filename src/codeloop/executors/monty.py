@@ -173,6 +173,11 @@ class MontyExecutor:
         self._output_cap = max(1_000_000, 20 * self.limits.max_output_chars)
         self._lock = asyncio.Lock()  # one snippet at a time per session
 
+    @property
+    def importable_modules(self) -> list[str]:
+        """The modules a snippet can import here (for the agent's prompt)."""
+        return sorted((MONTY_MODULES - _OS_STUBS) | set(self.host_modules))
+
     # -- Executor protocol ---------------------------------------------------------------
 
     async def start(self, functions: Mapping[str, HostFunction]) -> None:
@@ -453,7 +458,7 @@ class MontyExecutor:
         if limit is not None:
             return self._located(self._limit(limit), exc), limit in ("timeout_s", "max_output_chars")
         kind, message = state.host_errors.get(message, (kind, message))
-        importable = ", ".join(sorted((MONTY_MODULES - _OS_STUBS) | set(self.host_modules)))
+        importable = ", ".join(self.importable_modules)
         return self._located(ExecutionFailure(kind, _with_hint(kind, message, importable)), exc), False
 
     def _which_limit(self, kind: str, message: str) -> str | None:
@@ -529,7 +534,7 @@ def _check_imports(names: Sequence[str], host_modules: Mapping[str, Any]) -> Non
         available = ", ".join(sorted(provided))
         raise ConfigurationError(
             f"additional_authorized_imports includes {name!r}, but {detail}. Monty provides: {available}. "
-            "Use a full-CPython executor (executor='jail') for other modules."
+            "Other modules need a full-CPython executor, which codeloop does not ship yet."
         )
 
 
