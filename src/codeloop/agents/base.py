@@ -290,41 +290,47 @@ class MultiStepAgent:
 
     async def _query(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
         messages = run.memory.to_messages(run.system_prompt)
-        deltas: list[MessageDelta] = []
-        async for delta in self._model_deltas(messages, stop=self.stop_sequences, tools=self._tool_schemas()):
-            deltas.append(delta)
-            yield ModelDelta(agent=self.name, step=step.step_number, delta=delta)
-        message = run.message = assemble_message(deltas)
+        async for event in self._ask(run, messages, stop=self.stop_sequences, tools=self._tool_schemas()):
+            yield event
+        message = run.message
+        assert message is not None
         step.model_output, step.reasoning, step.usage = message.content, message.reasoning, message.usage
         yield ModelOutput(agent=self.name, step=step.step_number, message=message)
-
-    async def _model_deltas(self, messages: list[ChatMessage], **kwargs: Any) -> AsyncIterator[MessageDelta]:
-        """The model's answer as deltas; any model failure becomes a `ModelError`."""
-        try:
-            if self.stream_outputs:
-                async for delta in self.model.astream(messages, **kwargs):
-                    yield delta
-            else:
-                yield message_to_delta(await self.model.agenerate(messages, **kwargs))
-        except RunFailed:
-            raise
-        except Exception as exc:
-            raise ModelError(f"The model call failed: {type(exc).__name__}: {exc}") from exc
 
     async def _plan(self, run: Run) -> AsyncIterator[Event]:
         first = not any(isinstance(s, PlanningStep) for s in run.memory.steps)
         request = ChatMessage(role=Role.USER, content=render_prompt("planning", first=first))
-        messages = [*run.memory.to_messages(run.system_prompt), request]
         step = PlanningStep(plan="")
-        deltas: list[MessageDelta] = []
-        async for delta in self._model_deltas(messages, stop=None, tools=None):
-            deltas.append(delta)
-            yield ModelDelta(agent=self.name, step=run.step_number, delta=delta)
-        message = assemble_message(deltas)
-        step.plan, step.usage, step.timing.end_time = message.content, message.usage, time.time()
+        async for event in self._ask(run, [*run.memory.to_messages(run.system_prompt), request]):
+            yield event
+        assert run.message is not None
+        step.plan, step.usage, step.timing.end_time = run.message.content, run.message.usage, time.time()
         run.memory.steps.append(step)
         yield PlanReady(agent=self.name, step=run.step_number, plan=step.plan)
         yield StepFinished(agent=self.name, step=run.step_number, memory_step=step)
+
+    async def _ask(
+        self,
+        run: Run,
+        messages: list[ChatMessage],
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> AsyncIterator[Event]:
+        """Query the model, yielding its deltas; the whole message lands in `run.message`.
+        Any model failure becomes a `ModelError`."""
+        deltas: list[MessageDelta] = []
+        try:
+            if self.stream_outputs:
+                async for delta in self.model.astream(messages, stop=stop, tools=tools):
+                    deltas.append(delta)
+                    yield ModelDelta(agent=self.name, step=run.step_number, delta=delta)
+            else:
+                deltas.append(message_to_delta(await self.model.agenerate(messages, stop=stop, tools=tools)))
+        except RunFailed:
+            raise
+        except Exception as exc:
+            raise ModelError(f"The model call failed: {type(exc).__name__}: {exc}") from exc
+        run.message = assemble_message(deltas)
 
     def _planning_due(self, run: Run) -> bool:
         return bool(self.planning_interval) and run.steps_taken % (self.planning_interval or 1) == 0
@@ -362,13 +368,16 @@ class MultiStepAgent:
 
     async def _while_running(self, run: Run, task: asyncio.Future[Any]) -> AsyncIterator[Event]:
         """Wait for `task`, yielding the events that managed sub-agents forward meanwhile."""
-        while not task.done() or not run.events.empty():
-            getter = asyncio.ensure_future(run.events.get())
-            await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
-            if getter.done():
-                yield getter.result()
-            else:
-                getter.cancel()
+        try:
+            while not task.done() or not run.events.empty():
+                getter = asyncio.ensure_future(run.events.get())
+                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                else:
+                    getter.cancel()
+        finally:
+            task.cancel()  # the consumer stopped early: don't leave the work running
         task.result()  # re-raise what the task raised
 
     async def _accept_final_answer(self, run: Run, answer: Any) -> None:
