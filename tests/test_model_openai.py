@@ -15,16 +15,14 @@ from typing import Any
 import openai
 import pytest
 
-from codeloop.errors import ConfigurationError, ModelError
+from codeloop.errors import ConfigurationError, ModelError, ModelHTTPError
 from codeloop.messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall
+from codeloop.models._text import StopScanner, TextFilter
 from codeloop.models.base import assemble_message
 from codeloop.models.openai import (
     LOCAL_PLACEHOLDER_KEY,
-    ModelHTTPError,
     OpenAIModel,
     OpenAIServerModel,
-    _StopScanner,
-    _TextFilter,
     to_openai_messages,
     to_openai_tools,
 )
@@ -418,12 +416,12 @@ async def test_think_tags_in_stream_split_across_chunks() -> None:
     ],
 )
 def test_text_filter_is_independent_of_chunking(text: str) -> None:
-    whole = _TextFilter(["<end_code>"])
+    whole = TextFilter(["<end_code>"])
     content, reasoning = whole.feed(text)
     tail = whole.flush()
     expected = (content + tail[0], (reasoning + tail[1]).strip())
     for cut_a, cut_b in itertools.combinations(range(1, len(text)), 2):
-        streamed = _TextFilter(["<end_code>"])
+        streamed = TextFilter(["<end_code>"])
         parts = [streamed.feed(p) for p in (text[:cut_a], text[cut_a:cut_b], text[cut_b:])]
         parts.append(streamed.flush())
         got = ("".join(p[0] for p in parts), "".join(p[1] for p in parts).strip())
@@ -431,7 +429,7 @@ def test_text_filter_is_independent_of_chunking(text: str) -> None:
 
 
 def test_stop_scanner_holds_back_only_possible_prefixes() -> None:
-    scanner = _StopScanner(["Observation:"])
+    scanner = StopScanner(["Observation:"])
     assert scanner.feed("value is 3. Obs") == "value is 3. "
     assert scanner.feed("cure") == "Obscure"
     assert scanner.feed(" Observation: x") == " " and scanner.stopped

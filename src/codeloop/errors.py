@@ -28,6 +28,7 @@ __all__ = [
     "ManagedAgentError",
     "MaxStepsExceeded",
     "ModelError",
+    "ModelHTTPError",
     "RunFailed",
     "ToolDefinitionError",
 ]
@@ -92,3 +93,25 @@ class MaxStepsExceeded(RunFailed):
 
 class ModelError(RunFailed):
     """The model could not be queried (after any retries); the run's memory is intact."""
+
+
+class ModelHTTPError(ModelError):
+    """A provider request failed. `status_code` is the HTTP status (None when the server never
+    answered, or reported the error inside a 200 stream, where `code` holds its error code);
+    `retryable` says whether trying again later may succeed (429, 408, 409, 5xx, network)."""
+
+    def __init__(
+        self,
+        message: str,
+        result: RunResult | None = None,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        retryable: bool = False,
+        body: object = None,
+    ) -> None:
+        super().__init__(message, result)
+        self.status_code = status_code
+        self.code = code
+        self.retryable = retryable
+        self.body = body

@@ -19,13 +19,13 @@ import os
 import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-from ..errors import ConfigurationError, ModelError
+from ..errors import ConfigurationError, ModelHTTPError
 from ..messages import ChatMessage, MessageDelta, Role, ToolCall, ToolCallDelta, Usage
+from ._text import TextFilter
 from .base import Model, ToolSchema, parse_arguments
 
 if TYPE_CHECKING:
@@ -34,10 +34,8 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-    from ..result import RunResult
 
 __all__ = [
-    "ModelHTTPError",
     "OpenAIModel",
     "OpenAIServerModel",
     "to_openai_messages",
@@ -50,28 +48,6 @@ LOCAL_PLACEHOLDER_KEY = "codeloop-local"
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docker.internal"})
 _MAX_STOP_SENT = 4  # OpenAI accepts at most 4 stop sequences; the rest are enforced client-side
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
-
-
-class ModelHTTPError(ModelError):
-    """A provider request failed. `status_code` is the HTTP status (None when the server never
-    answered, or reported the error inside a 200 stream, where `code` holds its error code);
-    `retryable` says whether trying again later may succeed (429, 408, 409, 5xx, network)."""
-
-    def __init__(
-        self,
-        message: str,
-        result: RunResult | None = None,
-        *,
-        status_code: int | None = None,
-        code: str | None = None,
-        retryable: bool = False,
-        body: object = None,
-    ) -> None:
-        super().__init__(message, result)
-        self.status_code = status_code
-        self.code = code
-        self.retryable = retryable
-        self.body = body
 
 
 class OpenAIModel(Model):
@@ -141,7 +117,7 @@ class OpenAIModel(Model):
         """Stream deltas. A client-side stop match ends the stream at once (the connection is
         closed so the server stops generating); the final usage chunk is then never received."""
         request = self._request(messages, stop, tools, stream=True)
-        text = _TextFilter(_clean_stops(stop))
+        text = TextFilter(_clean_stops(stop))
         stream = await self._create(request)
         with self._sdk_errors():
             try:
@@ -322,7 +298,7 @@ def _message_from_completion(completion: ChatCompletion, stops: list[str]) -> Ch
         raise ModelHTTPError(f"The response for model {completion.model!r} has no choices", body=completion)
     choice = completion.choices[0]
     message = choice.message
-    text = _TextFilter(stops)
+    text = TextFilter(stops)
     content, think = text.feed(message.content or message.refusal or "")  # a refusal is the answer
     tail_content, tail_think = text.flush()
     reasoning = (_reasoning_of(message) + think + tail_think).strip()
@@ -440,138 +416,3 @@ def _provider_message(body: object, fallback: str) -> str:
     if isinstance(body, str) and body.strip():
         return body.strip()[:500]
     return fallback
-
-
-# -- client-side text handling: <think> blocks and stop sequences ------------------------------
-_OPEN, _CLOSE = "<think>", "</think>"
-
-
-def _partial_suffix(text: str, tokens: Sequence[str]) -> int:
-    """Length of the longest end of `text` that could be the start of one of `tokens`."""
-    longest = max((len(t) for t in tokens), default=0)
-    for size in range(min(len(text), longest - 1), 0, -1):
-        if any(t.startswith(text[-size:]) for t in tokens):
-            return size
-    return 0
-
-
-class _ThinkSplitter:
-    """Moves a leading `<think>...</think>` block of (streamed) content to reasoning.
-
-    States: "start" (undecided), "open" and "close" (skipping whitespace after a tag), "think",
-    "content" (pass-through). Text that might still be a partial tag is held back."""
-
-    def __init__(self) -> None:
-        self.state = "start"
-        self.buffer = ""
-
-    def feed(self, text: str) -> tuple[str, str]:
-        """Returns (content, reasoning) that can be released now."""
-        if self.state == "content":
-            return text, ""
-        self.buffer += text
-        content, reasoning = "", ""
-        while True:
-            state = self.state
-            c, r = self._step()
-            content, reasoning = content + c, reasoning + r
-            if self.state == state:
-                return content, reasoning
-
-    def flush(self) -> tuple[str, str]:
-        held, self.buffer = self.buffer, ""
-        if self.state in ("open", "think"):  # unterminated thinking
-            return "", held.rstrip()
-        return ("", "") if self.state == "close" else (held, "")
-
-    def _step(self) -> tuple[str, str]:
-        if self.state == "start":
-            stripped = self.buffer.lstrip()
-            if stripped.startswith(_OPEN):
-                self.state, self.buffer = "open", stripped[len(_OPEN) :]
-            elif not _OPEN.startswith(stripped):
-                self.state = "content"
-        elif self.state in ("open", "close"):
-            self.buffer = self.buffer.lstrip()
-            if self.buffer:
-                self.state = "think" if self.state == "open" else "content"
-        elif self.state == "think":
-            return "", self._think()
-        if self.state == "content":
-            released, self.buffer = self.buffer, ""
-            return released, ""
-        return "", ""
-
-    def _think(self) -> str:
-        end = self.buffer.find(_CLOSE)
-        if end >= 0:
-            reasoning, self.buffer = self.buffer[:end].rstrip(), self.buffer[end + len(_CLOSE) :]
-            self.state = "close"
-            return reasoning
-        safe = self.buffer[: len(self.buffer) - _partial_suffix(self.buffer, [_CLOSE])].rstrip()
-        self.buffer = self.buffer[len(safe) :]  # hold a partial tag and trailing whitespace
-        return safe
-
-
-class _StopScanner:
-    """Cuts (streamed) text at the first stop sequence, holding back possible partial matches."""
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self.stops = list(stops)
-        self.buffer = ""
-        self.stopped = False
-
-    def feed(self, text: str) -> str:
-        if self.stopped or not self.stops:
-            return "" if self.stopped else text
-        self.buffer += text
-        hits = [i for i in (self.buffer.find(s) for s in self.stops) if i >= 0]
-        if hits:
-            self.stopped = True
-            released, self.buffer = self.buffer[: min(hits)], ""
-            return released
-        keep = _partial_suffix(self.buffer, self.stops)
-        released, self.buffer = self.buffer[: len(self.buffer) - keep], self.buffer[len(self.buffer) - keep :]
-        return released
-
-    def flush(self) -> str:
-        held, self.buffer = self.buffer, ""
-        return "" if self.stopped else held
-
-
-class _TextFilter:
-    """Content → (`<think>` split) → (stop truncation), for whole messages and for streams."""
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self._think = _ThinkSplitter()
-        self._stop = _StopScanner(stops)
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.stopped
-
-    def feed(self, text: str) -> tuple[str, str]:
-        if self.stopped:
-            return "", ""
-        content, reasoning = self._think.feed(text)
-        return self._stop.feed(content), reasoning
-
-    def flush(self) -> tuple[str, str]:
-        if self.stopped:
-            return "", ""
-        content, reasoning = self._think.flush()
-        return self._stop.feed(content) + self._stop.flush(), reasoning
-
-    def apply(self, delta: MessageDelta) -> MessageDelta | None:
-        """Filter one streamed delta; None when nothing is left to report."""
-        content, reasoning = self.feed(delta.content) if delta.content else ("", "")
-        finish = "stop" if self.stopped else delta.finish_reason
-        filtered = replace(
-            delta, content=content, reasoning=delta.reasoning + reasoning, finish_reason=finish
-        )
-        return filtered if filtered != MessageDelta() else None
-
-    def finish(self) -> MessageDelta | None:
-        """Whatever was held back, once the stream has ended."""
-        content, reasoning = self.flush()
-        return MessageDelta(content=content, reasoning=reasoning) if content or reasoning else None
