@@ -109,9 +109,12 @@ class ModelHTTPError(ModelError):
         code: str | None = None,
         retryable: bool = False,
         body: object = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, result)
         self.status_code = status_code
         self.code = code
         self.retryable = retryable
         self.body = body
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait (`Retry-After` / `retry-after-ms`), if it said."""
