@@ -14,11 +14,13 @@ from typing import Any
 
 import openai
 import pytest
+from faults import FakeClock
 
-from codeloop.errors import ConfigurationError, ModelError, ModelHTTPError
+from codeloop.errors import ConfigurationError, ModelError, ModelHTTPError, RetryBudgetExhausted
 from codeloop.messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall
 from codeloop.models._text import StopScanner, TextFilter
 from codeloop.models.base import assemble_message
+from codeloop.models.capabilities import ModelCapabilities, capabilities_for, provider_for_url
 from codeloop.models.openai import (
     LOCAL_PLACEHOLDER_KEY,
     OpenAIModel,
@@ -26,6 +28,7 @@ from codeloop.models.openai import (
     to_openai_messages,
     to_openai_tools,
 )
+from codeloop.models.retry import RetryingModel, RetryPolicy
 
 from wire import ReplayServer, Reply, is_subset, replay
 
@@ -260,36 +263,60 @@ async def test_openrouter_error_chunk_inside_stream_raises() -> None:
 
 
 # -- errors ------------------------------------------------------------------------------------------
-async def test_openrouter_429_without_retries() -> None:
-    fixture = "openrouter/chat_error_429_rate_limited_retried.yaml"
-    with ReplayServer.from_fixture(fixture, interactions=[0]) as server:
-        model = model_for(server, "google/gemini-2.0-flash-exp:free", "/api/v1", max_retries=0)
+OPENROUTER_429 = "openrouter/chat_error_429_rate_limited_retried.yaml"
+
+
+async def test_openrouter_429_is_one_request_per_call() -> None:
+    """The adapter makes exactly one request: the SDK's own retries are off."""
+    with ReplayServer.from_fixture(OPENROUTER_429, interactions=[0]) as server:
+        model = model_for(server, "google/gemini-2.0-flash-exp:free", "/api/v1")
         with pytest.raises(ModelHTTPError) as caught:
             await model.agenerate([system("Be helpful."), user("Tell me a joke.")])
     error = caught.value
-    assert error.status_code == 429 and error.retryable
+    assert error.status_code == 429 and error.retryable and error.retry_after is None  # none recorded
     assert "429" in str(error) and "Provider returned error" in str(error)
     assert "temporarily rate-limited upstream" in str(error)  # OpenRouter's upstream detail
     assert isinstance(error.__cause__, openai.RateLimitError)
     assert len(server.requests) == 1
 
 
-async def test_openrouter_429_after_sdk_retries() -> None:
-    with ReplayServer.from_fixture("openrouter/chat_error_429_rate_limited_retried.yaml") as server:
+async def test_openrouter_429_fixture_is_retried() -> None:
+    clock = FakeClock()
+    server = ReplayServer.from_fixture(OPENROUTER_429)
+    server.replies.append(completion_reply("Why did the scarecrow win an award?"))
+    with server:
         model = model_for(server, "google/gemini-2.0-flash-exp:free", "/api/v1")
-        with pytest.raises(ModelHTTPError) as caught:
-            await model.agenerate([system("Be helpful."), user("Tell me a joke.")])
-    assert caught.value.status_code == 429
+        retried = RetryingModel(model, RetryPolicy(jitter=0, sleep=clock.sleep, clock=clock))
+        answer = await retried.agenerate([system("Be helpful."), user("Tell me a joke.")])
+    assert answer.content == "Why did the scarecrow win an award?"
+    assert clock.sleeps == [1.0, 2.0, 4.0]  # three 429s without Retry-After: exponential backoff
+    assert len(server.requests) == 4 and all(sent_matches_recorded(server, i) for i in range(3))
+
+
+async def test_openrouter_429_fixture_spends_the_budget() -> None:
+    clock = FakeClock()
+    with ReplayServer.from_fixture(OPENROUTER_429) as server:
+        model = model_for(server, "google/gemini-2.0-flash-exp:free", "/api/v1", max_retries=2)
+        assert model.retry_policy is not None  # max_retries=2: three attempts in all
+        policy = RetryPolicy(max_attempts=model.retry_policy.max_attempts, sleep=clock.sleep, clock=clock)
+        with pytest.raises(RetryBudgetExhausted) as caught:
+            await RetryingModel(model, policy).agenerate([system("Be helpful."), user("Tell me a joke.")])
+    assert caught.value.attempts == 3 and caught.value.last_error.status_code == 429
     assert len(server.requests) == 3 and server.remaining == 0
-    assert all(sent_matches_recorded(server, i) for i in range(3))
 
 
-async def test_bad_request_400() -> None:
+async def test_bad_request_400_is_not_retried() -> None:
+    clock = FakeClock()
     with ReplayServer.from_fixture("openai/chat_error_400_unsupported_value.yaml") as server:
-        model = model_for(server, "o1-mini")
+        # as recorded: a client that sends o1-mini a system message (as an unknown server would get)
+        model = model_for(server, "o1-mini", capabilities=ModelCapabilities())
+        retried = RetryingModel(model, RetryPolicy(sleep=clock.sleep, clock=clock))
         with pytest.raises(ModelHTTPError) as caught:
-            await model.agenerate([system("You are a helpful assistant."), user("Hello")])
+            await retried.agenerate([system("You are a helpful assistant."), user("Hello")])
+    assert sent_matches_recorded(server, 0)
+    assert len(server.requests) == 1 and clock.sleeps == []
     error = caught.value
+    assert type(error) is ModelHTTPError
     assert error.status_code == 400 and not error.retryable and error.code == "unsupported_value"
     assert "400" in str(error)
     assert "Unsupported value: 'messages[0].role' does not support 'system' with this model." in str(error)
@@ -300,7 +327,7 @@ async def test_connection_error_is_retryable_model_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens there
-    model = OpenAIModel("m", api_base=f"http://127.0.0.1:{port}/v1", max_retries=0)
+    model = OpenAIModel("m", api_base=f"http://127.0.0.1:{port}/v1")
     with pytest.raises(ModelHTTPError, match="could not reach") as caught:
         await model.agenerate([user("hi")])
     assert caught.value.retryable and caught.value.status_code is None
@@ -370,7 +397,8 @@ async def test_server_rejecting_stop_is_asked_again_without_it() -> None:
     }
     replies = [Reply.json(rejection, status=400), completion_reply(CODE_ANSWER), completion_reply("x")]
     with ReplayServer(replies) as server:
-        model = model_for(server, "o3", max_retries=0)
+        model = model_for(server, "a-reasoning-model-not-in-the-table")
+        assert model.supports_stop
         answer = await model.agenerate([user("2+2?")], stop=["<end_code>"])
         assert answer.content.endswith("```") and not model.supports_stop
         await model.agenerate([user("again")], stop=["<end_code>"])  # no second rejection
@@ -434,6 +462,78 @@ def test_stop_scanner_holds_back_only_possible_prefixes() -> None:
     assert scanner.feed("cure") == "Obscure"
     assert scanner.feed(" Observation: x") == " " and scanner.stopped
     assert scanner.feed("more") == "" and scanner.flush() == ""
+
+
+# -- capabilities ------------------------------------------------------------------------------------
+async def test_o1_mini_system_prompt_goes_as_user_message_without_tools() -> None:
+    """What the 400 fixture shows o1-mini refusing is never sent to it."""
+    with ReplayServer([completion_reply("Hi!")]) as server:
+        model = model_for(server, "o1-mini", max_tokens=50, tool_choice="auto")
+        answer = await model.agenerate([system("Be brief."), user("Hello")], tools=[schema("look")])
+    assert answer.content == "Hi!"
+    sent = server.bodies[0]
+    assert [m["role"] for m in sent["messages"]] == ["user", "user"]
+    assert sent["messages"][0]["content"] == "Be brief."
+    assert "tools" not in sent and "tool_choice" not in sent  # JSON calls in the text instead
+    assert sent["max_completion_tokens"] == 50 and "max_tokens" not in sent
+
+
+async def test_reasoning_model_gets_no_stop_and_a_developer_role_yet_behaves_the_same() -> None:
+    events = [chunk(p) for p in ["Thought: add.\n```py\nprint(1 + 1)\n```<end", "_code>\nObservation: 2"]]
+    replies = [completion_reply(CODE_ANSWER), Reply.sse([*events, chunk(finish="length")])]
+    with ReplayServer(replies) as server:
+        model = model_for(server, "o3")
+        answer = await model.agenerate([system("sys"), user("2+2?")], stop=["<end_code>", "Observation:"])
+        streamed = assemble_message(await collect(model, [user("2+2?")], stop=["<end_code>"]))
+    assert answer.content == streamed.content == "Thought: add.\n```py\nprint(1 + 1)\n```"
+    assert answer.finish_reason == streamed.finish_reason == "stop"
+    assert all("stop" not in body for body in server.bodies)
+    assert server.bodies[0]["messages"][0] == {"role": "developer", "content": "sys"}
+
+
+def test_settings_a_model_refuses_fail_when_the_model_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ConfigurationError, match=r"'o3-mini' does not accept temperature, top_p"):
+        OpenAIModel("o3-mini", api_key="k", temperature=0, top_p=0.5)
+    with pytest.raises(ConfigurationError, match="reasoning_effort"):
+        OpenAIModel("gpt-4o", api_key="k", reasoning_effort="high")  # at api.openai.com
+    with pytest.raises(ConfigurationError, match="response_format"):
+        OpenAIModel("o1-mini", api_key="k", response_format={"type": "json_object"})
+    allowed = OpenAIModel("o3-mini", api_key="k", capabilities=ModelCapabilities(), temperature=0)
+    assert allowed.completion_kwargs == {"temperature": 0}
+    local = OpenAIModel("gpt-4o", api_base="http://127.0.0.1:8000/v1", reasoning_effort="high")
+    assert local.provider == "openai-compatible" and local.capabilities == ModelCapabilities()
+
+
+async def test_capabilities_override_per_instance() -> None:
+    stops = ["a1", "a2", "a3", "a4", "a5", "a6"]
+    caps = ModelCapabilities(system_role="developer", max_stop_sequences=None)
+    with ReplayServer([completion_reply("x"), completion_reply("y"), completion_reply("z")]) as server:
+        await model_for(server, "o3", capabilities=caps).agenerate([system("s")], stop=stops)
+        await model_for(server, "o3", supports_stop=True).agenerate([system("s")], stop=stops)
+        await model_for(server, "qwen", supports_stop=False).agenerate([system("s")], stop=stops)
+    first, second, third = server.bodies
+    assert first["stop"] == stops and first["messages"][0]["role"] == "developer"
+    assert second["stop"] == stops[:4] and second["messages"][0]["role"] == "developer"
+    assert "stop" not in third and third["messages"][0]["role"] == "system"
+
+
+def test_capability_table_lookup() -> None:
+    assert capabilities_for("o1-mini-2024-09-12").system_role == "user"
+    assert not capabilities_for("o1-mini").tool_calls
+    o3 = capabilities_for("O3-mini")
+    assert (o3.stop, o3.system_role, o3.max_tokens_field) == (False, "developer", "max_completion_tokens")
+    assert not capabilities_for("gpt-5-mini").stop and capabilities_for("gpt-5-chat-latest").stop
+    assert not capabilities_for("gpt-4o", "openai").reasoning_effort
+    assert capabilities_for("gpt-4o", "openai-compatible") == ModelCapabilities()
+    assert not capabilities_for("grok-4-0709", "xai").stop and capabilities_for("grok-4", "groq").stop
+    assert capabilities_for("qwen2.5-coder", "openai-compatible") == ModelCapabilities()
+    assert provider_for_url(None) == "openai"
+    assert provider_for_url("https://api.openai.com/v1") == "openai"
+    assert provider_for_url("https://my-res.openai.azure.com/openai") == "azure"
+    assert provider_for_url("https://api.x.ai/v1") == "xai"
+    assert provider_for_url("https://openrouter.ai/api/v1") == "openrouter"
+    assert provider_for_url("http://127.0.0.1:8080/v1") == "openai-compatible"
 
 
 # -- configuration and conversion --------------------------------------------------------------------

@@ -24,11 +24,13 @@ __all__ = [
     "AgentToolExecutionError",
     "ConfigurationError",
     "ExecutorError",
+    "FallbacksExhausted",
     "FinalAnswerRejected",
     "ManagedAgentError",
     "MaxStepsExceeded",
     "ModelError",
     "ModelHTTPError",
+    "RetryBudgetExhausted",
     "RunFailed",
     "ToolDefinitionError",
 ]
@@ -118,3 +120,32 @@ class ModelHTTPError(ModelError):
         self.body = body
         self.retry_after = retry_after
         """Seconds the provider asked us to wait (`Retry-After` / `retry-after-ms`), if it said."""
+
+
+class RetryBudgetExhausted(ModelError):
+    """A retryable failure persisted until the retry policy's budget (`max_attempts` or
+    `total_timeout`) was spent. `__cause__` and `last_error` are the last failure; `attempts`
+    counts the requests made and `elapsed` the seconds since the first one (on the policy's clock)."""
+
+    def __init__(
+        self,
+        message: str,
+        result: RunResult | None = None,
+        *,
+        attempts: int,
+        elapsed: float,
+        last_error: ModelError,
+    ) -> None:
+        super().__init__(message, result)
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.last_error = last_error
+
+
+class FallbacksExhausted(ModelError):
+    """Every model of a fallback chain failed. `errors` holds one failure per model, in order;
+    `__cause__` is the last."""
+
+    def __init__(self, message: str, result: RunResult | None = None, *, errors: list[ModelError]) -> None:
+        super().__init__(message, result)
+        self.errors = errors

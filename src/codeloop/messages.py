@@ -98,10 +98,14 @@ class ToolCallDelta:
 
 @dataclass(frozen=True)
 class MessageDelta:
-    """One streamed fragment of an assistant message."""
+    """One streamed fragment of an assistant message.
+
+    `restart=True` (a delta with nothing else in it) says the stream failed part-way and is
+    being tried again: discard everything received before it. `assemble_message` does."""
 
     content: str = ""
     reasoning: str = ""
     tool_calls: tuple[ToolCallDelta, ...] = ()
     usage: Usage | None = None
     finish_reason: str | None = None
+    restart: bool = False

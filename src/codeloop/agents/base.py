@@ -52,6 +52,7 @@ from ..memory import (
 )
 from ..messages import ChatMessage, ImageContent, MessageDelta, Role
 from ..models.base import Model, assemble_message, message_to_delta
+from ..models.retry import RetryPolicy, with_retries
 from ..prompts import render_prompt
 from ..result import RunResult, RunState
 from ..tools import Tool, tool
@@ -103,6 +104,7 @@ class MultiStepAgent:
         stream_outputs: bool = True,
         event_handlers: Sequence[EventHandler] = (),
         verbosity_level: int = 0,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         if model is None:
             raise ConfigurationError(
@@ -112,7 +114,7 @@ class MultiStepAgent:
             raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}.")
         if planning_interval is not None and planning_interval < 1:
             raise ConfigurationError(f"planning_interval must be at least 1, got {planning_interval}.")
-        self.model = model
+        self.model = with_retries(model, retry_policy)  # see codeloop.models.retry for the default
         self.max_steps = max_steps
         self.instructions = instructions
         self.planning_interval = planning_interval

@@ -100,7 +100,10 @@ class _CallBuffer:
 
 
 def assemble_message(deltas: Sequence[MessageDelta]) -> ChatMessage:
-    """Fold streamed deltas into one assistant message (tool-call fragments joined by index)."""
+    """Fold streamed deltas into one assistant message (tool-call fragments joined by index).
+    A `restart` delta discards everything before it (the stream was retried)."""
+    restarts = [i for i, delta in enumerate(deltas) if delta.restart]
+    deltas = deltas[restarts[-1] + 1 :] if restarts else deltas
     calls: dict[int, _CallBuffer] = {}
     usage: Usage | None = None
     finish: str | None = None

@@ -5,11 +5,20 @@ OpenRouter, DeepSeek, the Hugging Face router...), through the official `openai`
     local = OpenAIModel("qwen2.5-coder", api_base="http://127.0.0.1:8080/v1")  # no key needed
 
 Reasoning arrives apart from the answer whichever way the server sends it: a `reasoning_content`
-or `reasoning` field, or a leading `<think>...</think>` block in the content. Stop sequences are
-sent to the server when it supports them (`supports_stop=True`; a server that answers 400 to
-`stop` is remembered and asked again without it) and always enforced client-side too, so the text
-returned never contains one. SDK failures become `ModelHTTPError`, a
-`codeloop.errors.ModelError`; retries are the SDK's own (`max_retries`).
+or `reasoning` field, or a leading `<think>...</think>` block in the content.
+
+What the model accepts comes from `codeloop.models.capabilities` (looked up by provider and model
+id, or passed as `capabilities=`): stop sequences are sent only to models that take them (a server
+that answers 400 to `stop` anyway is remembered and asked again without it) and always enforced
+client-side too, so the text returned never contains one; system messages go out with the role the
+model wants (system, developer, or user); `max_tokens` is renamed for reasoning models.
+
+Each call is exactly one HTTP request: the SDK's own retries are off. SDK failures become
+`ModelHTTPError` (a `codeloop.errors.ModelError`) carrying the status, whether a retry may help,
+and the server's `Retry-After`; retries are `codeloop.models.retry`'s, which every agent applies.
+`max_retries=N` (or `client_kwargs={"max_retries": N}`) no longer configures the SDK: it sets
+this model's `retry_policy` to `RetryPolicy(max_attempts=N + 1)`, which agents use unless given
+their own `retry_policy=`. Outside an agent, wrap the model: `RetryingModel(model, policy)`.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import os
 import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -27,6 +37,8 @@ from ..errors import ConfigurationError, ModelHTTPError
 from ..messages import ChatMessage, MessageDelta, Role, ToolCall, ToolCallDelta, Usage
 from ._text import TextFilter
 from .base import Model, ToolSchema, parse_arguments
+from .capabilities import SAMPLING_PARAMETERS, ModelCapabilities, capabilities_for, provider_for_url
+from .retry import RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
     import asyncio
@@ -46,17 +58,20 @@ LOCAL_PLACEHOLDER_KEY = "codeloop-local"
 """Sent as the API key to local servers when none is configured (they ignore it)."""
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docker.internal"})
-_MAX_STOP_SENT = 4  # OpenAI accepts at most 4 stop sequences; the rest are enforced client-side
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
+_TOOL_SETTINGS = ("tool_choice", "parallel_tool_calls")  # meaningless (a 400 at OpenAI) without tools
 
 
 class OpenAIModel(Model):
     """A model served over the OpenAI Chat Completions API (`AsyncOpenAI` underneath).
 
     `completion_kwargs` (temperature, max_tokens, reasoning_effort, tool_choice...) go into every
-    request. `custom_role_conversions` renames roles on the way out, e.g. `{"system": "user"}` for
-    models that refuse system messages. `api_key` falls back to `OPENAI_API_KEY`; a local
-    `api_base` (localhost, 127.0.0.1...) needs no key at all.
+    request; one the model's capabilities refuse is a `ConfigurationError` here. `capabilities`
+    overrides the table lookup (by `provider`, default: from `api_base`, and `model_id`);
+    `supports_stop` overrides just its `stop`. `custom_role_conversions` renames roles on the way
+    out after the capability's system role, e.g. `{"system": "user"}`. `api_key` falls back to
+    `OPENAI_API_KEY`; a local `api_base` (localhost, 127.0.0.1...) needs no key at all.
+    `max_retries` sets `retry_policy` (see the module docstring); the SDK never retries.
     """
 
     def __init__(
@@ -68,26 +83,34 @@ class OpenAIModel(Model):
         organization: str | None = None,
         project: str | None = None,
         client_kwargs: dict[str, Any] | None = None,
-        max_retries: int = 2,
+        max_retries: int | None = None,
         timeout: float | None = None,
-        supports_stop: bool = True,
+        supports_stop: bool | None = None,
         custom_role_conversions: dict[str, str] | None = None,
+        capabilities: ModelCapabilities | None = None,
+        provider: str | None = None,
         **completion_kwargs: Any,
     ) -> None:
         self._openai = _import_openai()
         self.model_id = model_id
         self.api_base = api_base
-        self.supports_stop = supports_stop
+        self.provider = provider or provider_for_url(api_base or os.environ.get("OPENAI_BASE_URL"))
+        self.capabilities = capabilities or capabilities_for(model_id, self.provider)
+        if supports_stop is not None:
+            self.capabilities = replace(self.capabilities, stop=supports_stop)
         self.custom_role_conversions = dict(custom_role_conversions or {})
-        self.completion_kwargs = completion_kwargs
+        self.completion_kwargs = _checked_settings(completion_kwargs, self.capabilities, model_id)
+        extra = dict(client_kwargs or {})
+        self.retry_policy = _retry_policy(max_retries, extra.pop("max_retries", None))
+        """This model's default retries (from `max_retries`); None: the agent's default policy."""
         self.client_kwargs: dict[str, Any] = {
             "base_url": api_base,
             "api_key": _resolve_api_key(api_key, api_base),
             "organization": organization,
             "project": project,
-            "max_retries": max_retries,
             **({"timeout": timeout} if timeout is not None else {}),  # None would mean "never"
-            **(client_kwargs or {}),
+            **extra,
+            "max_retries": 0,  # retries are codeloop's own (models.retry): never stack the SDK's
         }
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI]
         self._clients = weakref.WeakKeyDictionary()
@@ -96,6 +119,11 @@ class OpenAIModel(Model):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_id={self.model_id!r}, api_base={self.api_base!r})"
+
+    @property
+    def supports_stop(self) -> bool:
+        """Whether stop sequences are sent to the server (they are enforced client-side anyway)."""
+        return self.capabilities.stop
 
     async def agenerate(
         self,
@@ -142,16 +170,23 @@ class OpenAIModel(Model):
         *,
         stream: bool,
     ) -> dict[str, Any]:
+        caps = self.capabilities
+        roles = {"system": caps.system_role, **self.custom_role_conversions}
         request: dict[str, Any] = {
             **self.completion_kwargs,
             "model": self.model_id,
-            "messages": to_openai_messages(messages, self.custom_role_conversions),
+            "messages": to_openai_messages(messages, roles),
         }
-        if tools:
+        if "max_tokens" in request and caps.max_tokens_field != "max_tokens":
+            request[caps.max_tokens_field] = request.pop("max_tokens")
+        if tools and caps.tool_calls:
             request["tools"] = to_openai_tools(tools)
+        else:
+            for name in _TOOL_SETTINGS:
+                request.pop(name, None)
         stops = _clean_stops(stop)
-        if stops and self.supports_stop:
-            request["stop"] = stops[:_MAX_STOP_SENT]
+        if stops and caps.stop:
+            request["stop"] = stops[: caps.max_stop_sequences]
         if stream:
             request["stream"] = True
             request.setdefault("stream_options", {"include_usage": True})
@@ -166,7 +201,7 @@ class OpenAIModel(Model):
         except ModelHTTPError as err:
             if "stop" not in request or not _rejects_stop(err):
                 raise
-        self.supports_stop = False
+        self.capabilities = replace(self.capabilities, stop=False)
         with self._sdk_errors():
             without_stop = {k: v for k, v in request.items() if k != "stop"}
             return await self._loop_client().chat.completions.create(**without_stop)
@@ -201,6 +236,12 @@ class OpenAIModel(Model):
             yield
         except self._openai.OpenAIError as err:
             raise _translate_error(err, self._openai, self.model_id) from err
+        except json.JSONDecodeError as err:  # a 200 whose body (or an SSE event) is not JSON
+            raise ModelHTTPError(
+                f"Model {self.model_id!r}: the server sent malformed JSON ({err})",
+                code="malformed_response",
+                retryable=True,  # a truncated or garbled body is the transport's fault: try again
+            ) from err
 
 
 OpenAIServerModel = OpenAIModel
@@ -232,6 +273,26 @@ def _resolve_api_key(api_key: str | None, api_base: str | None) -> str | None:
 
 def _clean_stops(stop: Sequence[str] | None) -> list[str]:
     return [s for s in (stop or ()) if s]
+
+
+def _retry_policy(max_retries: int | None, sdk_max_retries: Any) -> RetryPolicy | None:
+    """`max_retries` (or the SDK's, from `client_kwargs`) as a policy: N retries, N + 1 attempts."""
+    retries = max_retries if max_retries is not None else sdk_max_retries
+    return None if retries is None else RetryPolicy(max_attempts=int(retries) + 1)
+
+
+def _checked_settings(settings: dict[str, Any], caps: ModelCapabilities, model_id: str) -> dict[str, Any]:
+    """`settings`, unless the model refuses one of them: then a `ConfigurationError` now rather
+    than an HTTP 400 in the middle of a run."""
+    refused = sorted(SAMPLING_PARAMETERS & settings.keys()) if not caps.sampling else []
+    optional = {"reasoning_effort": caps.reasoning_effort, "response_format": caps.response_format}
+    refused += [name for name, accepted in optional.items() if name in settings and not accepted]
+    if refused:
+        raise ConfigurationError(
+            f"Model {model_id!r} does not accept {', '.join(refused)}: leave it out, or pass "
+            f"capabilities=ModelCapabilities(...) if this server does accept it."
+        )
+    return settings
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -381,13 +442,15 @@ def _translate_error(err: Exception, openai: ModuleType, model_id: str) -> Model
             code=getattr(err, "code", None),
             retryable=status in _RETRYABLE_STATUS or status >= 500,
             body=body,
+            retry_after=parse_retry_after(getattr(err.response, "headers", None)),
         )
-    if isinstance(err, openai.APIConnectionError):
+    if isinstance(err, openai.APIConnectionError):  # refused, reset, or timed out (a subclass)
         url = getattr(getattr(err, "request", None), "url", "the server")
-        return ModelHTTPError(f"Model {model_id!r}: could not reach {url}: {detail}", retryable=True)
+        what = "timed out waiting for" if isinstance(err, openai.APITimeoutError) else "could not reach"
+        return ModelHTTPError(f"Model {model_id!r}: {what} {url}: {detail}", retryable=True)
     if isinstance(err, openai.APIError):  # an error object inside a 200 stream
         code = body.get("code") if isinstance(body, dict) else None
-        retryable = isinstance(code, int) and (code in _RETRYABLE_STATUS or code >= 500)
+        retryable = not _is_client_error(code)
         return ModelHTTPError(
             f"Model {model_id!r}: the server reported an error in the stream"
             + (f" (code {code})" if code is not None else "")
@@ -397,6 +460,14 @@ def _translate_error(err: Exception, openai: ModuleType, model_id: str) -> Model
             body=body,
         )
     return ModelHTTPError(f"Model {model_id!r}: {detail}")
+
+
+def _is_client_error(code: object) -> bool:
+    """A stream's error code that names a request problem (a 4xx other than 408, 409, 429):
+    trying the same request again would fail the same way. Codes that are not HTTP statuses
+    (None, "server_error"...) are not."""
+    status = code if isinstance(code, int) else int(code) if isinstance(code, str) and code.isdigit() else 0
+    return 400 <= status < 500 and status not in _RETRYABLE_STATUS
 
 
 def _rejects_stop(err: ModelHTTPError) -> bool:
