@@ -21,11 +21,17 @@ _EXPORTS: dict[str, str] = {
     "Tool": "tools",
     "tool": "tools",
     # models
+    "AmazonBedrockModel": "models.bedrock",
+    "AnthropicModel": "models.anthropic",
+    "InferenceClientModel": "models.huggingface",
+    "LiteLLMModel": "models.litellm",
+    "LiteLLMRouterModel": "models.litellm",
     "LlamaCppModel": "models.llamacpp",
     "Model": "models.base",
     "OpenAIModel": "models.openai",
     "OpenAIServerModel": "models.openai",
     "ScriptedModel": "models.scripted",
+    "TransformersModel": "models.transformers",
     # messages
     "ChatMessage": "messages",
     "ImageContent": "messages",
@@ -73,6 +79,8 @@ __all__ = [
     "AgentParsingError",
     "AgentToolCallError",
     "AgentToolExecutionError",
+    "AmazonBedrockModel",
+    "AnthropicModel",
     "ChatMessage",
     "CodeAgent",
     "CodeOutput",
@@ -85,6 +93,9 @@ __all__ = [
     "FinalAnswerStep",
     "FinalAnswerTool",
     "ImageContent",
+    "InferenceClientModel",
+    "LiteLLMModel",
+    "LiteLLMRouterModel",
     "LlamaCppModel",
     "ManagedAgentError",
     "ManagedAgentTool",
@@ -108,6 +119,7 @@ __all__ = [
     "ToolCall",
     "ToolCallingAgent",
     "ToolDefinitionError",
+    "TransformersModel",
     "Usage",
     "__version__",
     "create_executor",
@@ -155,10 +167,15 @@ if TYPE_CHECKING:
     from .executors.monty import MontyExecutor
     from .memory import ActionStep, FinalAnswerStep, Memory, PlanningStep, TaskStep
     from .messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall, Usage
+    from .models.anthropic import AnthropicModel
     from .models.base import Model
+    from .models.bedrock import AmazonBedrockModel
+    from .models.huggingface import InferenceClientModel
+    from .models.litellm import LiteLLMModel, LiteLLMRouterModel
     from .models.llamacpp import LlamaCppModel
     from .models.openai import OpenAIModel, OpenAIServerModel
     from .models.scripted import ScriptedModel
+    from .models.transformers import TransformersModel
     from .render import ConsoleRenderer
     from .result import RunResult, RunState
     from .tools import FinalAnswerTool, Tool, tool
