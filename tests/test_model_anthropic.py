@@ -11,7 +11,6 @@ from typing import Any
 
 import anthropic
 import pytest
-from faults import FakeClock, Fault, FaultServer
 
 from codeloop import AnthropicModel, CodeAgent, ToolCallingAgent, tool
 from codeloop.errors import ConfigurationError, ModelHTTPError
@@ -20,6 +19,7 @@ from codeloop.models.anthropic import LOCAL_PLACEHOLDER_KEY, to_anthropic_messag
 from codeloop.models.base import Model, assemble_message
 from codeloop.models.retry import RetryingModel, RetryPolicy
 
+from faults import FakeClock, Fault, FaultServer
 from wire import ReplayServer, Reply, is_subset, replay
 
 __all__ = ["replay"]  # the pytest fixture, imported so tests here can use it

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from faults import FakeClock
 
 from codeloop import ToolCallingAgent, tool
 from codeloop.errors import ConfigurationError, ModelHTTPError
@@ -27,6 +26,7 @@ from codeloop.models.base import assemble_message
 from codeloop.models.bedrock import AmazonBedrockModel, to_converse_messages, to_converse_tools
 from codeloop.models.retry import RetryingModel, RetryPolicy
 
+from faults import FakeClock
 from wire import ReplayServer, Reply
 
 stub = pytest.importorskip("botocore.stub")

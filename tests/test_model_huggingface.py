@@ -10,7 +10,6 @@ import sys
 from typing import Any
 
 import pytest
-from faults import FakeClock, Fault, FaultServer
 from test_model_openai import (
     CODE_ANSWER,
     USAGE_CHUNK,
@@ -30,6 +29,7 @@ from codeloop.models.base import assemble_message
 from codeloop.models.huggingface import InferenceClientModel
 from codeloop.models.retry import RetryingModel, RetryPolicy
 
+from faults import FakeClock, Fault, FaultServer
 from wire import ReplayServer, Reply
 
 hub = pytest.importorskip("huggingface_hub")

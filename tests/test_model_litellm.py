@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from faults import FakeClock, Fault, FaultServer
 from test_model_openai import (
     CODE_ANSWER,
     USAGE_CHUNK,
@@ -33,6 +32,7 @@ from codeloop.models.base import assemble_message
 from codeloop.models.litellm import LiteLLMModel, LiteLLMRouterModel
 from codeloop.models.retry import RetryingModel, RetryPolicy
 
+from faults import FakeClock, Fault, FaultServer
 from wire import ReplayServer, Reply, replay
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is imported

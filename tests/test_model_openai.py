@@ -14,7 +14,6 @@ from typing import Any
 
 import openai
 import pytest
-from faults import FakeClock
 
 from codeloop.errors import ConfigurationError, ModelError, ModelHTTPError, RetryBudgetExhausted
 from codeloop.messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall
@@ -30,6 +29,7 @@ from codeloop.models.openai import (
 )
 from codeloop.models.retry import RetryingModel, RetryPolicy
 
+from faults import FakeClock
 from wire import ReplayServer, Reply, is_subset, replay
 
 __all__ = ["replay"]  # the pytest fixture, imported so tests here can use it

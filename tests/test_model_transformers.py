@@ -20,14 +20,14 @@ import pytest
 pytest.importorskip("torch", reason="needs the transformers extra: pip install 'codeloop[transformers]'")
 pytest.importorskip("transformers", reason="needs the transformers extra")
 
-from tiny_llama import build_tiny_llama
-
 from codeloop import CodeAgent, RunState, ToolCallingAgent, tool
 from codeloop.errors import ConfigurationError, ModelError
 from codeloop.memory import ActionStep
 from codeloop.messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall
 from codeloop.models.base import assemble_message
 from codeloop.models.transformers import TransformersModel
+
+from tiny_llama import build_tiny_llama
 
 MAX_NEW = 40
 MESSAGES = [

@@ -8,7 +8,6 @@ from email.utils import formatdate
 from typing import Any
 
 import pytest
-from faults import FakeClock, Fault, FaultServer
 
 from codeloop import CodeAgent
 from codeloop.errors import (
@@ -33,6 +32,7 @@ from codeloop.models.retry import (
 from codeloop.models.scripted import ScriptedModel
 from codeloop.result import RunState
 
+from faults import FakeClock, Fault, FaultServer
 from wire import Reply
 
 HELLO = [ChatMessage(role=Role.USER, content="hello")]

@@ -31,6 +31,10 @@ _EXPORTS: dict[str, str] = {
     "OpenAIModel": "models.openai",
     "OpenAIServerModel": "models.openai",
     "ScriptedModel": "models.scripted",
+    "FallbackModel": "models.retry",
+    "RetryPolicy": "models.retry",
+    "RetryingModel": "models.retry",
+    "ModelCapabilities": "models.capabilities",
     "TransformersModel": "models.transformers",
     # messages
     "ChatMessage": "messages",
@@ -68,6 +72,9 @@ _EXPORTS: dict[str, str] = {
     "ManagedAgentError": "errors",
     "MaxStepsExceeded": "errors",
     "ModelError": "errors",
+    "ModelHTTPError": "errors",
+    "RetryBudgetExhausted": "errors",
+    "FallbacksExhausted": "errors",
     "RunFailed": "errors",
     "ToolDefinitionError": "errors",
 }
@@ -89,6 +96,8 @@ __all__ = [
     "Executor",
     "ExecutorError",
     "ExecutorLimits",
+    "FallbackModel",
+    "FallbacksExhausted",
     "FinalAnswerRejected",
     "FinalAnswerStep",
     "FinalAnswerTool",
@@ -103,12 +112,17 @@ __all__ = [
     "Memory",
     "MessageDelta",
     "Model",
+    "ModelCapabilities",
     "ModelError",
+    "ModelHTTPError",
     "MontyExecutor",
     "MultiStepAgent",
     "OpenAIModel",
     "OpenAIServerModel",
     "PlanningStep",
+    "RetryBudgetExhausted",
+    "RetryPolicy",
+    "RetryingModel",
     "Role",
     "RunFailed",
     "RunResult",
@@ -155,10 +169,13 @@ if TYPE_CHECKING:
         AgentToolExecutionError,
         ConfigurationError,
         ExecutorError,
+        FallbacksExhausted,
         FinalAnswerRejected,
         ManagedAgentError,
         MaxStepsExceeded,
         ModelError,
+        ModelHTTPError,
+        RetryBudgetExhausted,
         RunFailed,
         ToolDefinitionError,
     )
@@ -170,10 +187,12 @@ if TYPE_CHECKING:
     from .models.anthropic import AnthropicModel
     from .models.base import Model
     from .models.bedrock import AmazonBedrockModel
+    from .models.capabilities import ModelCapabilities
     from .models.huggingface import InferenceClientModel
     from .models.litellm import LiteLLMModel, LiteLLMRouterModel
     from .models.llamacpp import LlamaCppModel
     from .models.openai import OpenAIModel, OpenAIServerModel
+    from .models.retry import FallbackModel, RetryingModel, RetryPolicy
     from .models.scripted import ScriptedModel
     from .models.transformers import TransformersModel
     from .render import ConsoleRenderer

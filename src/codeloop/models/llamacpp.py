@@ -39,6 +39,7 @@ from ..errors import ConfigurationError, ModelError
 from ..messages import ChatMessage, MessageDelta
 from .base import Model, ToolSchema
 from .gguf import qwen_coder_path, smollm2_path
+from .retry import RetryPolicy
 
 __all__ = ["LlamaCppModel"]
 
@@ -56,7 +57,10 @@ class LlamaCppModel(Model):
     `{"n_batch": 512, "sampling.top_k": 1}`; values must be JSON-serializable.
     `completion_kwargs` (max_tokens, top_p, seed...) go into every request.
     `verbose=True` shows llama.cpp's log on stderr; otherwise it is kept and quoted in errors.
+    Agents do not retry it: a local server that failed will fail again the same way.
     """
+
+    retry_policy = RetryPolicy.none()
 
     def __init__(
         self,
