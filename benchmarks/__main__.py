@@ -13,31 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from .common import ROOT, SMOLAGENTS_VERSION, machine, run_smolagents_side
+from .common import SMOLAGENTS_VERSION, machine, run_codeloop_side, run_smolagents_side
 from .figures import FIGURES, Figure, Row
 from .report import render_markdown, render_table
 
 __all__ = ["main"]
 
 RESULTS = Path(__file__).with_name("results")
-
-
-def run_codeloop_side(figure: str, **options: Any) -> Any:
-    """Run one figure's codeloop measurement in a fresh interpreter; returns its JSON."""
-    script = Path(__file__).with_name("codeloop_side.py")
-    completed = subprocess.run(
-        [sys.executable, str(script), figure, json.dumps(options)], capture_output=True, text=True, cwd=ROOT
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(
-            f"codeloop side of {figure!r} failed (exit {completed.returncode}):\n{completed.stderr[-3000:]}"
-        )
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"… {figure.title}", file=sys.stderr, flush=True)
         rows.extend(figure.run(args, run_codeloop_side, run_smolagents_side))
     report = {"machine": machine(), "smolagents": SMOLAGENTS_VERSION, "rows": [r.to_dict() for r in rows]}
+    if "per_task" in FIGURES[-1].extra:
+        report["per_task"] = FIGURES[-1].extra["per_task"]
     print(render_table(report))
     if not args.no_save:
         _save(report)
@@ -74,8 +62,16 @@ def _selected(figure: Figure, args: argparse.Namespace) -> bool:
 
 
 def _save(report: dict[str, Any]) -> None:
+    """Write the dated results files. Figures run on the same day in an earlier run (with
+    `--only`) are kept, so the file always holds the latest value of every figure."""
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / report["machine"]["date"]
+    if stem.with_suffix(".json").exists():
+        earlier = json.loads(stem.with_suffix(".json").read_text())
+        fresh = {row["figure"] for row in report["rows"]}
+        kept = [row for row in earlier["rows"] if row["figure"] not in fresh]
+        per_task = report.get("per_task") or earlier.get("per_task")
+        report = {**report, "rows": kept + report["rows"], "per_task": per_task}
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     stem.with_suffix(".md").write_text(render_markdown(report))
     print(f"results written to {stem}.json and .md", file=sys.stderr)

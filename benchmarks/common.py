@@ -3,6 +3,7 @@ virtual environment that holds smolagents (never a dependency of codeloop)."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import platform
@@ -24,6 +25,8 @@ __all__ = [
     "count_tokens",
     "machine",
     "repeat",
+    "run_codeloop_side",
+    "run_side",
     "run_smolagents_side",
     "smolagents_python",
 ]
@@ -100,15 +103,31 @@ def _has_smolagents(python: Path) -> bool:
     )
 
 
+def run_side(python: str, script: str, figure: str, options: dict[str, Any], cwd: Path) -> Any:
+    """Run one side of one figure in a fresh interpreter and return the JSON it prints last.
+    Progress lines the side writes to stderr (`{"progress": ...}`) are shown as they come."""
+    argv = [python, str(Path(__file__).with_name(script)), figure, json.dumps(options)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd) as proc:
+        assert proc.stderr is not None and proc.stdout is not None
+        tail: collections.deque[str] = collections.deque(maxlen=40)
+        for line in proc.stderr:
+            if line.startswith('{"progress"'):
+                print(
+                    f"  {script.split('_')[0]}: {json.loads(line)['progress']}", file=sys.stderr, flush=True
+                )
+            tail.append(line)
+        out = proc.stdout.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script} {figure} failed (exit {proc.returncode}):\n{''.join(tail)}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def run_smolagents_side(figure: str, **options: Any) -> Any:
     """Run one figure's smolagents measurement in the smolagents environment; returns its JSON."""
-    script = Path(__file__).with_name("smolagents_side.py")
-    completed = subprocess.run(
-        [str(smolagents_python()), str(script), figure, json.dumps(options)],
-        capture_output=True,
-        text=True,
-        cwd=BENCH_DIR,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"smolagents side of {figure!r} failed:\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    BENCH_DIR.mkdir(exist_ok=True)
+    return run_side(str(smolagents_python()), "smolagents_side.py", figure, options, BENCH_DIR)
+
+
+def run_codeloop_side(figure: str, **options: Any) -> Any:
+    """Run one figure's codeloop measurement in a fresh interpreter; returns its JSON."""
+    return run_side(sys.executable, "codeloop_side.py", figure, options, ROOT)

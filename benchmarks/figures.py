@@ -206,8 +206,8 @@ def task_success(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row
     from .tasks.check import is_correct, load_tasks
 
     tasks = load_tasks(args.task_limit)
-    with _qwen_server() as api_base:
-        options = {"api_base": api_base, "tasks": tasks, "max_steps": args.max_steps}
+    with _qwen_server() as (api_base, api_key):
+        options = {"api_base": api_base, "api_key": api_key, "tasks": tasks, "max_steps": args.max_steps}
         mine, other = ours("tasks", **options)["rows"], theirs("tasks", **options)["rows"]
     by_id = {t["id"]: t for t in tasks}
     solved = [sum(is_correct(by_id[r["id"]], r["answer"]) for r in rs) for rs in (mine, other)]
@@ -226,12 +226,14 @@ def task_success(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row
 
 
 @contextmanager
-def _qwen_server() -> Iterator[str]:
+def _qwen_server() -> Iterator[tuple[str, str]]:
     from codeloop.models.llamacpp import LlamaCppModel
 
     model = LlamaCppModel.qwen_coder(n_threads=1, n_ctx=8192)
     try:
-        yield f"{model.start()}/v1"
+        url = model.start()
+        assert model.api_key is not None
+        yield f"{url}/v1", model.api_key
     finally:
         model.close()
 

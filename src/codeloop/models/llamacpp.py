@@ -114,6 +114,11 @@ class LlamaCppModel(Model):
         """The running server's URL (e.g. `http://127.0.0.1:41234`), or None before `start()`."""
         return self._server.address if self._server else None
 
+    @property
+    def api_key(self) -> str | None:
+        """The running server's API key (random per start), for other clients of the same server."""
+        return self._server.api_key if self._server else None
+
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> str:
         """Start the server if it is not running (idempotent, thread-safe); return its URL."""
