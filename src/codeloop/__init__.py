@@ -56,6 +56,8 @@ _EXPORTS: dict[str, str] = {
     "Executor": "executors.base",
     "ExecutorLimits": "executors.base",
     "MontyExecutor": "executors.monty",
+    "JailExecutor": "executors.jail",
+    "LocalExecutor": "executors.local",
     "create_executor": "executors",
     # events and rendering
     "ConsoleRenderer": "render",
@@ -103,9 +105,11 @@ __all__ = [
     "FinalAnswerTool",
     "ImageContent",
     "InferenceClientModel",
+    "JailExecutor",
     "LiteLLMModel",
     "LiteLLMRouterModel",
     "LlamaCppModel",
+    "LocalExecutor",
     "ManagedAgentError",
     "ManagedAgentTool",
     "MaxStepsExceeded",
@@ -181,6 +185,8 @@ if TYPE_CHECKING:
     )
     from .executors import create_executor
     from .executors.base import CodeOutput, Executor, ExecutorLimits
+    from .executors.jail import JailExecutor
+    from .executors.local import LocalExecutor
     from .executors.monty import MontyExecutor
     from .memory import ActionStep, FinalAnswerStep, Memory, PlanningStep, TaskStep
     from .messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall, Usage

@@ -21,6 +21,8 @@ __all__ = [
 # name -> (module, class). Modules are imported only when their executor is asked for.
 EXECUTORS: dict[str, tuple[str, str]] = {
     "monty": ("codeloop.executors.monty", "MontyExecutor"),
+    "jail": ("codeloop.executors.jail", "JailExecutor"),
+    "local": ("codeloop.executors.local", "LocalExecutor"),
 }
 
 

@@ -534,7 +534,7 @@ def _check_imports(names: Sequence[str], host_modules: Mapping[str, Any]) -> Non
         available = ", ".join(sorted(provided))
         raise ConfigurationError(
             f"additional_authorized_imports includes {name!r}, but {detail}. Monty provides: {available}. "
-            "Other modules need a full-CPython executor, which codeloop does not ship yet."
+            "Other modules (numpy, pandas...) need executor='jail' (full CPython in an OS jail)."
         )
 
 
