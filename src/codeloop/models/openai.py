@@ -209,8 +209,15 @@ class OpenAIModel(Model):
     def _make_client(self) -> AsyncOpenAI:
         kwargs = dict(self.client_kwargs)
         if _is_local(self.api_base) and "http_client" not in kwargs:
-            # A local server is never behind the user's HTTP(S)_PROXY: don't route it there.
-            kwargs["http_client"] = self._openai.DefaultAsyncHttpxClient(trust_env=False)
+            # A local server is never behind the user's HTTP(S)_PROXY: don't route it there. And
+            # no idle keep-alive: local servers (llama.cpp's among them) drop idle connections after
+            # a few seconds, and a request sent on one that was just dropped fails; on loopback a
+            # new connection per request costs next to nothing.
+            import httpx
+
+            kwargs["http_client"] = self._openai.DefaultAsyncHttpxClient(
+                trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)
+            )
         try:
             client: AsyncOpenAI = self._openai.AsyncOpenAI(**kwargs)
         except self._openai.OpenAIError as err:
