@@ -17,6 +17,8 @@ __all__ = [
     "Executor",
     "ExecutorLimits",
     "HostFunction",
+    "limit_failure",
+    "truncate_output",
 ]
 
 HostFunction = Callable[..., Any | Awaitable[Any]]
@@ -87,3 +89,35 @@ class Executor(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+_LIMIT_TYPES = {
+    "timeout_s": "TimeoutError",
+    "memory_bytes": "MemoryError",
+    "max_recursion_depth": "RecursionError",
+    "max_output_chars": "MemoryError",
+}
+
+
+def limit_failure(limits: ExecutorLimits, limit: str, output_cap: str) -> ExecutionFailure:
+    """The failure for a breached limit (a field name of `ExecutorLimits`), with what to do
+    instead. `output_cap` describes the hard cap on printed output, e.g. "1000000 bytes"."""
+    messages = {
+        "timeout_s": f"the code ran longer than the {limits.timeout_s:g} s time limit and was stopped. "
+        "Do less work per step (smaller inputs, fewer iterations) or find a faster approach.",
+        "memory_bytes": f"the code used more than the {limits.memory_bytes / 2**20:g} MiB memory limit "
+        "and was stopped. Work on smaller pieces of data.",
+        "max_recursion_depth": f"maximum recursion depth ({limits.max_recursion_depth}) exceeded. "
+        "Use a loop instead of deep recursion.",
+        "max_output_chars": f"the code printed more than {output_cap} (the rest was dropped) "
+        "and its result is lost. Print summaries or slices, not whole data.",
+    }
+    return ExecutionFailure(_LIMIT_TYPES[limit], messages[limit], limit=limit)
+
+
+def truncate_output(text: str, limit: int) -> str:
+    """Keep the head and tail of long output, with a note saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit // 2, limit - limit // 2
+    return f"{text[:head]}\n[output truncated: {len(text) - limit} more chars]\n{text[len(text) - tail :]}"

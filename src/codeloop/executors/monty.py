@@ -53,7 +53,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigurationError, ExecutorError
-from .base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction
+from .base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction, limit_failure, truncate_output
 
 if TYPE_CHECKING:
     import pydantic_monty as pm
@@ -409,12 +409,12 @@ class MontyExecutor:
     # -- outcomes --------------------------------------------------------------------------
 
     def _final_output(self, state: _Run, restarted: bool) -> CodeOutput:
-        logs = _truncate(state.output.output[: state.final_logs], self.limits.max_output_chars)
+        logs = truncate_output(state.output.output[: state.final_logs], self.limits.max_output_chars)
         prefix = _restart_note() if restarted else ""
         return CodeOutput(output=state.final_value, logs=prefix + logs, is_final_answer=True)
 
     def _logs(self, state: _Run, restarted: bool) -> str:
-        logs = _truncate(state.output.output, self.limits.max_output_chars)
+        logs = truncate_output(state.output.output, self.limits.max_output_chars)
         return (_restart_note() if restarted else "") + logs
 
     async def _outcome_of_error(self, exc: BaseException, state: _Run, restarted: bool) -> CodeOutput:
@@ -474,19 +474,7 @@ class MontyExecutor:
         return None
 
     def _limit(self, limit: str) -> ExecutionFailure:
-        lim = self.limits
-        kinds = {"timeout_s": "TimeoutError", "max_recursion_depth": "RecursionError"}
-        messages = {
-            "timeout_s": f"the code ran longer than the {lim.timeout_s:g} s time limit and was stopped. "
-            "Do less work per step (smaller inputs, fewer iterations) or find a faster approach.",
-            "memory_bytes": f"the code used more than the {lim.memory_bytes / 2**20:g} MiB memory limit "
-            "and was stopped. Work on smaller pieces of data.",
-            "max_recursion_depth": f"maximum recursion depth ({lim.max_recursion_depth}) exceeded. "
-            "Use a loop instead of deep recursion.",
-            "max_output_chars": f"the code printed more than {self._output_cap} bytes (the rest was dropped) "
-            "and its result is lost. Print summaries or slices, not whole data.",
-        }
-        return ExecutionFailure(kinds.get(limit, "MemoryError"), messages[limit], limit=limit)
+        return limit_failure(self.limits, limit, f"{self._output_cap} bytes")
 
     def _located(self, failure: ExecutionFailure, exc: pm.MontyRuntimeError) -> ExecutionFailure:
         """Attach the failing line of this snippet (the innermost frame in it)."""
@@ -644,16 +632,6 @@ def _with_hint(kind: str, message: str, importable: str) -> str:
             "concurrently wrap each call in an `async def` that does `return await tool(...)`."
         )
     return message
-
-
-def _truncate(text: str, limit: int) -> str:
-    """Keep the head and tail of long output, with a note saying how much was dropped."""
-    if len(text) <= limit:
-        return text
-    head = limit // 2
-    tail = limit - head
-    dropped = len(text) - limit
-    return f"{text[:head]}\n[output truncated: {dropped} more chars]\n{text[len(text) - tail :]}"
 
 
 def _restart_note() -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError, ExecutorError
-from .base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction
+from .base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction, limit_failure, truncate_output
 from .worker import SAFE_MODULES, ReprValue, decode_value, encode_value
 
 __all__ = [
@@ -51,6 +51,8 @@ __all__ = [
     "WorkerStartError",
     "worker_argv",
 ]
+
+_LIMITS = frozenset({"timeout_s", "memory_bytes", "max_recursion_depth", "max_output_chars"})
 
 WORKER_PATH = Path(__file__).with_name("worker.py")
 """The worker program; copy it into a remote sandbox and run it with `python worker.py`."""
@@ -475,7 +477,7 @@ class WorkerExecutor:
         line, source = error.get("line"), error.get("source_line")
         line = line if isinstance(line, int) else None
         source = source if isinstance(source, str) else None
-        if isinstance(limit, str) and limit in _LIMIT_TYPES:
+        if isinstance(limit, str) and limit in _LIMITS:
             return dataclasses.replace(self._limit(limit), line=line, source_line=source)
         kind, message = str(error.get("type", "Error")), str(error.get("message", ""))
         return ExecutionFailure(kind, self._hint(kind, message), line=line, source_line=source)
@@ -487,36 +489,12 @@ class WorkerExecutor:
         return message
 
     def _limit(self, limit: str) -> ExecutionFailure:
-        lim = self.limits
-        messages = {
-            "timeout_s": f"the code ran longer than the {lim.timeout_s:g} s time limit and was stopped. "
-            "Do less work per step (smaller inputs, fewer iterations) or find a faster approach.",
-            "memory_bytes": f"the code used more than the {lim.memory_bytes / 2**20:g} MiB memory limit "
-            "and was stopped. Work on smaller pieces of data.",
-            "max_recursion_depth": f"maximum recursion depth ({lim.max_recursion_depth}) exceeded. "
-            "Use a loop instead of deep recursion.",
-            "max_output_chars": f"the code printed more than {self._output_cap} characters (the rest was "
-            "dropped) and its result is lost. Print summaries or slices, not whole data.",
-        }
-        return ExecutionFailure(_LIMIT_TYPES[limit], messages[limit], limit=limit)
+        return limit_failure(self.limits, limit, f"{self._output_cap} characters")
 
     def _truncate(self, text: str) -> str:
-        """Keep the head and tail of long output, with a note saying how much was dropped."""
-        limit = self.limits.max_output_chars
-        if len(text) <= limit:
-            return text
-        head, tail = limit // 2, limit - limit // 2
-        return (
-            f"{text[:head]}\n[output truncated: {len(text) - limit} more chars]\n{text[len(text) - tail :]}"
-        )
+        return truncate_output(text, self.limits.max_output_chars)
 
 
-_LIMIT_TYPES = {
-    "timeout_s": "TimeoutError",
-    "memory_bytes": "MemoryError",
-    "max_recursion_depth": "RecursionError",
-    "max_output_chars": "MemoryError",
-}
 _RESTART_NOTE = "[The sandbox was restarted: variables and functions from earlier steps are gone.]\n"
 _CRASH_ADVICE = (
     "It may have run out of memory or crashed in native code; try smaller data or another approach"
