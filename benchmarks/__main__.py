@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--real-model", action="store_true", help="also run task success on a real model")
     parser.add_argument("--task-limit", type=int, default=None, help="run only the first N tasks")
     parser.add_argument("--max-steps", type=int, default=6, help="max_steps for the task-success runs")
+    parser.add_argument(
+        "--max-tokens", type=int, default=512, help="max_tokens per model call (task success)"
+    )
     parser.add_argument("--concurrency", default="10,100,1000", help="N values for the concurrency figure")
     parser.add_argument("--no-save", action="store_true", help="print only; don't write results files")
     return parser

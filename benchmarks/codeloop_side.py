@@ -98,7 +98,13 @@ def tasks(options: dict[str, Any]) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).parent / "tasks"))
     import tools as task_tools  # the task set's tools, plain functions
 
-    model = OpenAIModel("local", api_base=options["api_base"], api_key=options["api_key"], temperature=0.0)
+    model = OpenAIModel(
+        "local",
+        api_base=options["api_base"],
+        api_key=options["api_key"],
+        temperature=0.0,
+        max_tokens=options["max_tokens"],
+    )
     rows = []
     for task in options["tasks"]:
         with CodeAgent(

@@ -207,11 +207,17 @@ def task_success(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row
 
     tasks = load_tasks(args.task_limit)
     with _qwen_server() as (api_base, api_key):
-        options = {"api_base": api_base, "api_key": api_key, "tasks": tasks, "max_steps": args.max_steps}
+        options = {
+            "api_base": api_base, "api_key": api_key, "tasks": tasks,
+            "max_steps": args.max_steps, "max_tokens": args.max_tokens,
+        }  # fmt: skip
         mine, other = ours("tasks", **options)["rows"], theirs("tasks", **options)["rows"]
     by_id = {t["id"]: t for t in tasks}
     solved = [sum(is_correct(by_id[r["id"]], r["answer"]) for r in rs) for rs in (mine, other)]
-    note = f"{len(tasks)} tasks, Qwen2.5-Coder-1.5B Q4_K_M via one llama.cpp server, temperature 0, 1 thread"
+    note = (
+        f"{len(tasks)} tasks, Qwen2.5-Coder-1.5B Q4_K_M via one llama.cpp server, temperature 0, 1 thread, "
+        f"max_steps={args.max_steps}, max_tokens={args.max_tokens} per model call"
+    )
     rows = [Row("task success", "tasks solved", "count", solved[0], solved[1], note=note)]
     for key, unit in (
         ("steps", "steps"),

@@ -125,7 +125,11 @@ def tasks(options: dict[str, Any]) -> dict[str, Any]:
     import tools as task_tools  # the task set's tools, plain functions
 
     model = OpenAIServerModel(
-        model_id="local", api_base=options["api_base"], api_key=options["api_key"], temperature=0.0
+        model_id="local",
+        api_base=options["api_base"],
+        api_key=options["api_key"],
+        temperature=0.0,
+        max_tokens=options["max_tokens"],
     )
     rows = []
     for task in options["tasks"]:
