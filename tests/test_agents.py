@@ -31,18 +31,9 @@ from codeloop.events import (
 )
 from codeloop.messages import Role
 
+from helpers import add
+
 call = ScriptedModel.call
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
 
 
 @tool

@@ -4,8 +4,6 @@ Anthropic traffic (../shared/fixtures/wire/anthropic) or scripted responses. The
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
 from typing import Any
 
@@ -14,12 +12,23 @@ import pytest
 
 from codeloop import AnthropicModel, CodeAgent, ToolCallingAgent, tool
 from codeloop.errors import ConfigurationError, ModelHTTPError
-from codeloop.messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall
+from codeloop.messages import ChatMessage, ImageContent, Role, ToolCall
 from codeloop.models.anthropic import LOCAL_PLACEHOLDER_KEY, to_anthropic_messages, to_anthropic_tools
-from codeloop.models.base import Model, assemble_message
+from codeloop.models.base import assemble_message
 from codeloop.models.retry import RetryingModel, RetryPolicy
 
 from faults import FakeClock, Fault, FaultServer
+from helpers import (
+    CODE_ANSWER,
+    closed_port,
+    collect,
+    schema,
+    sdk_loaded_by_import,
+    sent_matches_recorded,
+    system,
+    tool_result,
+    user,
+)
 from wire import ReplayServer, Reply, is_subset, replay
 
 __all__ = ["replay"]  # the pytest fixture, imported so tests here can use it
@@ -31,49 +40,14 @@ SIGNATURE = "EvQCCkYICxgCKkAF-signed"
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-def user(text: str) -> ChatMessage:
-    return ChatMessage(role=Role.USER, content=text)
-
-
-def system(text: str) -> ChatMessage:
-    return ChatMessage(role=Role.SYSTEM, content=text)
-
-
-def tool_result(call: ToolCall, content: str) -> ChatMessage:
-    return ChatMessage(role=Role.TOOL, content=content, tool_call_id=call.id, name=call.name)
-
-
 def model_for(server: ReplayServer, model_id: str = "claude-test", **kwargs: Any) -> AnthropicModel:
     return AnthropicModel(model_id, api_base=server.url(), api_key="test", **kwargs)
-
-
-def schema(tool_name: str, description: str = "", **properties: str) -> dict[str, Any]:
-    return {
-        "name": tool_name,
-        "description": description,
-        "parameters": {
-            "type": "object",
-            "properties": {key: {"type": kind} for key, kind in properties.items()},
-            "required": list(properties),
-            "additionalProperties": False,
-        },
-    }
-
-
-def sent_matches_recorded(server: ReplayServer, index: int, keys: tuple[str, ...]) -> bool:
-    """The request sent contains the recorded request's `keys` (compared as a JSON subset)."""
-    expected = server.replies[index].expected_json
-    return is_subset({key: expected[key] for key in keys}, server.bodies[index])
 
 
 def sent_key(server: ReplayServer, index: int = 0) -> str:
     """The API key a request carried (`x-api-key`, or a bearer token in newer SDKs)."""
     headers = server.requests[index].headers
     return headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
-
-
-async def collect(model: Model, messages: list[ChatMessage], **kwargs: Any) -> list[MessageDelta]:
-    return [delta async for delta in model.astream(messages, **kwargs)]
 
 
 # scripted Anthropic responses --------------------------------------------------------------------
@@ -92,18 +66,21 @@ def tool_use(call_id: str, name: str, **arguments: Any) -> dict[str, Any]:
 USAGE = {"input_tokens": 30, "output_tokens": 12, "cache_read_input_tokens": 0}
 
 
-def message_reply(*blocks: dict[str, Any], stop_reason: str = "end_turn") -> Reply:
-    body = {
+def _message(content: list[dict[str, Any]], stop_reason: str | None, usage: dict[str, int]) -> dict[str, Any]:
+    return {
         "id": "msg_1",
         "type": "message",
         "role": "assistant",
         "model": "claude-test",
-        "content": list(blocks),
+        "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": USAGE,
+        "usage": usage,
     }
-    return Reply.json(body)
+
+
+def message_reply(*blocks: dict[str, Any], stop_reason: str = "end_turn") -> Reply:
+    return Reply.json(_message(list(blocks), stop_reason, USAGE))
 
 
 def _halves(value: str) -> list[str]:
@@ -134,16 +111,7 @@ def _block_events(index: int, block: dict[str, Any]) -> list[tuple[str, dict[str
 
 
 def stream_reply(*blocks: dict[str, Any], stop_reason: str = "end_turn") -> Reply:
-    message = {
-        "id": "msg_1",
-        "type": "message",
-        "role": "assistant",
-        "model": "claude-test",
-        "content": [],
-        "stop_reason": None,
-        "stop_sequence": None,
-        "usage": {"input_tokens": 30, "output_tokens": 1},
-    }
+    message = _message([], None, {"input_tokens": 30, "output_tokens": 1})
     events: list[Any] = [("message_start", {"type": "message_start", "message": message})]
     events.append(("ping", {"type": "ping"}))
     for index, block in enumerate(blocks):
@@ -434,9 +402,6 @@ def test_code_agent_run() -> None:
 
 
 # -- stop sequences ----------------------------------------------------------------------------------
-CODE_ANSWER = "Thought: add.\n```py\nprint(1 + 1)\n```<end_code>\nObservation: 2 (hallucinated)"
-
-
 async def test_stop_sequences_sent_and_enforced_client_side() -> None:
     with ReplayServer([message_reply(text(CODE_ANSWER))]) as server:  # a server that ignores them
         answer = await model_for(server).agenerate([user("1+1?")], stop=["<end_code>", "Observation:", " \n"])
@@ -493,9 +458,7 @@ async def test_error_event_inside_a_stream() -> None:
 
 
 async def test_connection_refused_is_retryable() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
+    port = closed_port()  # nothing listens there
     model = AnthropicModel("m", api_base=f"http://127.0.0.1:{port}")
     with pytest.raises(ModelHTTPError, match="could not reach") as caught:
         await model.agenerate([user("hi")])
@@ -583,9 +546,7 @@ def test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_import_is_lazy_and_missing_sdk_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    code = "import sys, codeloop, codeloop.models.anthropic; print('anthropic' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert sdk_loaded_by_import("codeloop, codeloop.models.anthropic", "anthropic") == "False"
     monkeypatch.setitem(sys.modules, "anthropic", None)
     with pytest.raises(ConfigurationError, match=r"pip install 'codeloop\[anthropic\]'"):
         AnthropicModel("m", api_key="k")

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import binascii
 import json
-import socket
 import struct
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from codeloop import ToolCallingAgent, tool
+from codeloop import ToolCallingAgent
 from codeloop.errors import ConfigurationError, ModelHTTPError
 from codeloop.messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall
 from codeloop.models.base import assemble_message
@@ -27,16 +25,13 @@ from codeloop.models.bedrock import AmazonBedrockModel, to_converse_messages, to
 from codeloop.models.retry import RetryingModel, RetryPolicy
 
 from faults import FakeClock
+from helpers import add, closed_port, collect, sdk_loaded_by_import, user
 from wire import ReplayServer, Reply
 
 stub = pytest.importorskip("botocore.stub")
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
-
-
-def user(text: str) -> ChatMessage:
-    return ChatMessage(role=Role.USER, content=text)
 
 
 def bedrock(**kwargs: Any) -> AmazonBedrockModel:
@@ -199,9 +194,7 @@ def test_client_built_here_does_not_retry_by_itself(model: AmazonBedrockModel) -
 
 
 async def test_connection_error_is_retryable() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
+    port = closed_port()  # nothing listens there
     model = bedrock(client_kwargs={**CREDENTIALS, "endpoint_url": f"http://127.0.0.1:{port}"})
     with pytest.raises(ModelHTTPError, match="could not reach Bedrock") as caught:
         await model.agenerate([user("hi")])
@@ -264,12 +257,6 @@ def text_stream(*texts: str, stop_reason: str = "end_turn") -> EventStreamReply:
 
 def streaming(server: ReplayServer) -> AmazonBedrockModel:
     return bedrock(client_kwargs={**CREDENTIALS, "endpoint_url": server.url()})
-
-
-async def collect(
-    model: AmazonBedrockModel, messages: list[ChatMessage], **kwargs: Any
-) -> list[MessageDelta]:
-    return [delta async for delta in model.astream(messages, **kwargs)]
 
 
 async def test_stream_text_with_usage() -> None:
@@ -388,17 +375,6 @@ def test_tool_conversion_accepts_openai_function_tools() -> None:
 
 
 # -- an agent run ----------------------------------------------------------------------------------------
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
-
-
 def test_tool_calling_agent_run_through_bedrock(model: AmazonBedrockModel, stubber: Any) -> None:
     use_add = {"toolUse": {"toolUseId": "tu_1", "name": "add", "input": {"a": 2, "b": 3}}}
     final = {"toolUse": {"toolUseId": "tu_2", "name": "final_answer", "input": {"answer": 5}}}
@@ -437,9 +413,7 @@ def test_streamed_agent_run_through_bedrock() -> None:
 
 # -- configuration --------------------------------------------------------------------------------------
 def test_import_is_lazy_and_missing_sdk_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    code = "import sys, codeloop.models.bedrock; print('boto3' in sys.modules or 'botocore' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert sdk_loaded_by_import("codeloop.models.bedrock", "boto3", "botocore") == "False"
     monkeypatch.setitem(sys.modules, "boto3", None)
     with pytest.raises(ConfigurationError, match=r"pip install 'codeloop\[bedrock\]'"):
         AmazonBedrockModel(MODEL)

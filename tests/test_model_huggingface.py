@@ -4,32 +4,34 @@ The SDK is never mocked. With `base_url`, the client POSTs `{base_url}/chat/comp
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
 from typing import Any
 
 import pytest
-from test_model_openai import (
-    CODE_ANSWER,
-    USAGE_CHUNK,
-    chunk,
-    completion_reply,
-    schema,
-    sent_matches_recorded,
-    system,
-    tool_result,
-    user,
-)
 
 from codeloop import ToolCallingAgent, tool
 from codeloop.errors import ConfigurationError, ModelHTTPError
-from codeloop.messages import ChatMessage, MessageDelta, ToolCall
+from codeloop.messages import MessageDelta, ToolCall
 from codeloop.models.base import assemble_message
 from codeloop.models.huggingface import InferenceClientModel
 from codeloop.models.retry import RetryingModel, RetryPolicy
 
 from faults import FakeClock, Fault, FaultServer
+from helpers import (
+    CODE_ANSWER,
+    USAGE_CHUNK,
+    call_chunk,
+    chunk,
+    closed_port,
+    collect,
+    completion_reply,
+    schema,
+    sdk_loaded_by_import,
+    sent_matches_recorded,
+    system,
+    tool_result,
+    user,
+)
 from wire import ReplayServer, Reply
 
 hub = pytest.importorskip("huggingface_hub")
@@ -38,12 +40,6 @@ hub = pytest.importorskip("huggingface_hub")
 def hf_model(server: ReplayServer, model_id: str, prefix: str = "/v1", **kwargs: Any) -> InferenceClientModel:
     kwargs.setdefault("token", "hf_test")
     return InferenceClientModel(model_id, base_url=server.url(prefix), **kwargs)
-
-
-async def collect(
-    model: InferenceClientModel, messages: list[ChatMessage], **kwargs: Any
-) -> list[MessageDelta]:
-    return [delta async for delta in model.astream(messages, **kwargs)]
 
 
 # -- the Hugging Face router fixture -----------------------------------------------------------------
@@ -236,9 +232,7 @@ async def test_retry_policy_honours_retry_after_then_succeeds() -> None:
 
 
 async def test_connection_error_is_retryable() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
+    port = closed_port()  # nothing listens there
     model = InferenceClientModel("m", base_url=f"http://127.0.0.1:{port}/v1", token="hf_test")
     with pytest.raises(ModelHTTPError, match="could not reach") as caught:
         await model.agenerate([user("hi")])
@@ -254,11 +248,6 @@ def word_length(word: str) -> int:
         word: The word.
     """
     return len(word)
-
-
-def call_chunk(call_id: str, name: str, arguments: str) -> dict[str, Any]:
-    part = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
-    return chunk(tool_calls=[part])
 
 
 def test_tool_calling_agent_run_through_the_inference_client() -> None:
@@ -289,9 +278,7 @@ def test_tool_calling_agent_run_through_the_inference_client() -> None:
 
 # -- configuration --------------------------------------------------------------------------------------
 def test_import_is_lazy_and_missing_sdk_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    code = "import sys, codeloop.models.huggingface; print('huggingface_hub' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert sdk_loaded_by_import("codeloop.models.huggingface", "huggingface_hub") == "False"
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     with pytest.raises(ConfigurationError, match=r"pip install 'codeloop\[huggingface\]'"):
         InferenceClientModel("m")

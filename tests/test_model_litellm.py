@@ -6,33 +6,35 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_model_openai import (
-    CODE_ANSWER,
-    USAGE_CHUNK,
-    chunk,
-    completion_reply,
-    schema,
-    sent_matches_recorded,
-    system,
-    tool_result,
-    user,
-)
 
 from codeloop import ToolCallingAgent, tool
 from codeloop.errors import ConfigurationError, ModelHTTPError
-from codeloop.messages import ChatMessage, MessageDelta, ToolCall
+from codeloop.messages import MessageDelta, ToolCall
 from codeloop.models.base import assemble_message
 from codeloop.models.litellm import LiteLLMModel, LiteLLMRouterModel
 from codeloop.models.retry import RetryingModel, RetryPolicy
 
 from faults import FakeClock, Fault, FaultServer
+from helpers import (
+    CODE_ANSWER,
+    USAGE_CHUNK,
+    call_chunk,
+    chunk,
+    closed_port,
+    collect,
+    completion_reply,
+    schema,
+    sdk_loaded_by_import,
+    sent_matches_recorded,
+    system,
+    tool_result,
+    user,
+)
 from wire import ReplayServer, Reply, replay
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is imported
@@ -54,10 +56,6 @@ def _quiet_litellm() -> Iterator[None]:
 
 def openai_model(server: ReplayServer, model_id: str, prefix: str = "/v1", **kwargs: Any) -> LiteLLMModel:
     return LiteLLMModel(f"openai/{model_id}", api_base=server.url(prefix), api_key="test", **kwargs)
-
-
-async def collect(model: LiteLLMModel, messages: list[ChatMessage], **kwargs: Any) -> list[MessageDelta]:
-    return [delta async for delta in model.astream(messages, **kwargs)]
 
 
 # -- OpenAI traffic through litellm's openai provider -----------------------------------------------------
@@ -241,9 +239,7 @@ def test_sync_wrappers_across_event_loops(replay: Any) -> None:
 
 
 async def test_connection_error_is_retryable() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
+    port = closed_port()  # nothing listens there
     model = LiteLLMModel("openai/m", api_base=f"http://127.0.0.1:{port}/v1", api_key="test")
     with pytest.raises(ModelHTTPError, match="could not reach") as caught:
         await model.agenerate([user("hi")])
@@ -431,11 +427,6 @@ def multiply(a: int, b: int) -> int:
     return a * b
 
 
-def call_chunk(call_id: str, name: str, arguments: str) -> dict[str, Any]:
-    part = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
-    return chunk(tool_calls=[part])
-
-
 def test_tool_calling_agent_run_through_litellm() -> None:
     replies = [
         Reply.sse(
@@ -457,9 +448,7 @@ def test_tool_calling_agent_run_through_litellm() -> None:
 
 # -- configuration --------------------------------------------------------------------------------------
 def test_import_is_lazy_and_missing_sdk_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    code = "import sys, codeloop.models.litellm; print('litellm' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert sdk_loaded_by_import("codeloop.models.litellm", "litellm") == "False"
     monkeypatch.setitem(sys.modules, "litellm", None)
     with pytest.raises(ConfigurationError, match=r"pip install 'codeloop\[litellm\]'"):
         LiteLLMModel("openai/gpt-4o")

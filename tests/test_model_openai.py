@@ -4,9 +4,6 @@ provider traffic (../shared/fixtures/wire) or scripted responses. The SDK is nev
 from __future__ import annotations
 
 import itertools
-import json
-import socket
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -30,57 +27,27 @@ from codeloop.models.openai import (
 from codeloop.models.retry import RetryingModel, RetryPolicy
 
 from faults import FakeClock
-from wire import ReplayServer, Reply, is_subset, replay
+from helpers import (
+    CODE_ANSWER,
+    USAGE_CHUNK,
+    chunk,
+    closed_port,
+    collect,
+    completion_reply,
+    schema,
+    sdk_loaded_by_import,
+    sent_matches_recorded,
+    system,
+    tool_result,
+    user,
+)
+from wire import ReplayServer, Reply, replay
 
 __all__ = ["replay"]  # the pytest fixture, imported so tests here can use it
 
 
-def user(text: str) -> ChatMessage:
-    return ChatMessage(role=Role.USER, content=text)
-
-
-def system(text: str) -> ChatMessage:
-    return ChatMessage(role=Role.SYSTEM, content=text)
-
-
-def tool_result(call: ToolCall, content: str) -> ChatMessage:
-    return ChatMessage(role=Role.TOOL, content=content, tool_call_id=call.id, name=call.name)
-
-
 def model_for(server: ReplayServer, model_id: str, prefix: str = "/v1", **kwargs: Any) -> OpenAIModel:
     return OpenAIModel(model_id, api_base=server.url(prefix), api_key="test", **kwargs)
-
-
-def schema(name: str, **properties: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "description": "",
-        "parameters": {
-            "type": "object",
-            "properties": {key: {"type": kind} for key, kind in properties.items()},
-            "required": list(properties),
-            "additionalProperties": False,
-        },
-    }
-
-
-def parsed_arguments(body: Any) -> Any:
-    """The body with tool-call arguments parsed (JSON spacing differs between serializers)."""
-    if isinstance(body, dict):
-        return {k: json.loads(v) if k == "arguments" else parsed_arguments(v) for k, v in body.items()}
-    return [parsed_arguments(item) for item in body] if isinstance(body, list) else body
-
-
-def sent_matches_recorded(
-    server: ReplayServer, index: int, keys: tuple[str, ...] = ("model", "messages")
-) -> bool:
-    """The request sent contains the recorded request's `keys` (compared as a JSON subset)."""
-    expected = server.replies[index].expected_json
-    return is_subset(parsed_arguments({k: expected[k] for k in keys}), parsed_arguments(server.bodies[index]))
-
-
-async def collect(model: OpenAIModel, messages: list[ChatMessage], **kwargs: Any) -> list[MessageDelta]:
-    return [delta async for delta in model.astream(messages, **kwargs)]
 
 
 # -- plain requests --------------------------------------------------------------------------------
@@ -324,9 +291,7 @@ async def test_bad_request_400_is_not_retried() -> None:
 
 
 async def test_connection_error_is_retryable_model_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
+    port = closed_port()  # nothing listens there
     model = OpenAIModel("m", api_base=f"http://127.0.0.1:{port}/v1")
     with pytest.raises(ModelHTTPError, match="could not reach") as caught:
         await model.agenerate([user("hi")])
@@ -334,41 +299,6 @@ async def test_connection_error_is_retryable_model_error() -> None:
 
 
 # -- stop sequences ----------------------------------------------------------------------------------
-CODE_ANSWER = "Thought: add.\n```py\nprint(1 + 1)\n```<end_code>\nObservation: 2 (hallucinated)"
-
-
-def completion_reply(content: str) -> Reply:
-    return Reply.json(
-        {
-            "id": "x",
-            "object": "chat.completion",
-            "created": 0,
-            "model": "m",
-            "choices": [
-                {"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": content}}
-            ],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 30, "total_tokens": 33},
-        }
-    )
-
-
-def chunk(content: str | None = None, finish: str | None = None, **delta: Any) -> dict[str, Any]:
-    if content is not None:
-        delta["content"] = content
-    choice = {"index": 0, "delta": delta, "finish_reason": finish}
-    return {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [choice]}
-
-
-USAGE_CHUNK = {
-    "id": "x",
-    "object": "chat.completion.chunk",
-    "created": 0,
-    "model": "m",
-    "choices": [],
-    "usage": {"prompt_tokens": 3, "completion_tokens": 30, "total_tokens": 33},
-}
-
-
 async def test_stop_truncated_client_side_when_not_supported() -> None:
     with ReplayServer([completion_reply(CODE_ANSWER)]) as server:
         model = model_for(server, "m", supports_stop=False)
@@ -616,9 +546,7 @@ def test_tool_schema_conversion() -> None:
 
 
 def test_import_is_lazy_and_missing_sdk_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    code = "import sys, codeloop.models.openai; print('openai' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert sdk_loaded_by_import("codeloop.models.openai", "openai") == "False"
     monkeypatch.setitem(sys.modules, "openai", None)
     with pytest.raises(ConfigurationError, match=r"pip install 'codeloop\[openai\]'"):
         OpenAIModel("m", api_key="k")

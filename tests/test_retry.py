@@ -33,6 +33,7 @@ from codeloop.models.scripted import ScriptedModel
 from codeloop.result import RunState
 
 from faults import FakeClock, Fault, FaultServer
+from helpers import chunk
 from wire import Reply
 
 HELLO = [ChatMessage(role=Role.USER, content="hello")]
@@ -43,12 +44,6 @@ def completion(content: str, model: str = "m") -> Reply:
     choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
     body = {"id": "x", "object": "chat.completion", "created": 0, "model": model, "choices": [choice]}
     return Reply.json({**body, "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}})
-
-
-def chunk(content: str | None = None, finish: str | None = None) -> dict[str, Any]:
-    delta = {} if content is None else {"content": content}
-    choice = {"index": 0, "delta": delta, "finish_reason": finish}
-    return {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [choice]}
 
 
 def streamed(*pieces: str) -> Reply:

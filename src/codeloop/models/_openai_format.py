@@ -1,62 +1,62 @@
-"""Shared code of the adapters whose SDK speaks OpenAI-shaped chat completions without being the
-`openai` SDK (LiteLLM, Hugging Face `AsyncInferenceClient`), plus small helpers every adapter uses.
+"""The OpenAI chat-completions format, shared by every adapter whose SDK speaks it: `OpenAIModel`
+(the `openai` SDK), LiteLLM, Hugging Face `AsyncInferenceClient`.
 
-`ChatCompletionsModel` is their base: it builds the request (with `to_openai_messages` and
-`to_openai_tools` from `codeloop.models.openai`) as the model's `ModelCapabilities` allow (system
-role, `max_tokens` field, tools, stop sequences: a provider that answers 400 to `stop` anyway is
-remembered and asked again without it; stops are always enforced client-side too), reads the
-answer and translates SDK errors to `ModelHTTPError` for `codeloop.models.retry`. A subclass only
-says how to send a request (`_complete`, `_open_stream`) and how to read its SDK's errors
-(`_translate_error`).
+`to_openai_messages` and `to_openai_tools` convert codeloop's messages and tool schemas.
+`ChatCompletionsModel` is the adapters' base: it builds the request as the model's
+`ModelCapabilities` allow (system role, `max_tokens` field, tools, stop sequences: a provider that
+answers 400 to `stop` anyway is remembered and asked again without it; stops are always enforced
+client-side too), reads the answer and translates SDK errors to `ModelHTTPError` for
+`codeloop.models.retry`. A subclass only says how to send a request (`_complete`, `_open_stream`)
+and how to read its SDK's errors (`_translate_error`); it may also read responses its own way
+(`_message`, `_delta`).
 
-Responses are read tolerantly: objects or dicts, tool-call arguments as JSON text or already
-parsed, usage details as attributes or nested dicts, missing fields absent rather than errors.
+Responses are read tolerantly by default: objects or dicts, tool-call arguments as JSON text or
+already parsed, usage details as attributes or nested dicts, missing fields absent rather than
+errors.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import aclosing, contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, aclosing
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from ..errors import ModelHTTPError
 from ..messages import ChatMessage, MessageDelta, Role, ToolCall, ToolCallDelta, Usage
-from ._text import TextFilter
+from ._common import clean_stops, rejects_stop, translating
+from ._text import TextFilter, filter_deltas
 from .base import Model, ToolSchema, parse_arguments
 from .capabilities import ModelCapabilities
-from .openai import to_openai_messages, to_openai_tools
 
 __all__ = [
     "ChatCompletionsModel",
-    "clean_stops",
+    "closing_after",
     "delta_from_chunk",
-    "filter_deltas",
-    "is_retryable_status",
-    "is_retryable_stream_code",
     "message_from_response",
-    "rejects_stop",
+    "reasoning_of",
+    "to_openai_messages",
+    "to_openai_tools",
     "usage_from",
 ]
 
 _T = TypeVar("_T")
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
-_STOP_PARAM = re.compile(r"'stop'|\bstop(_sequences|Sequences)?\b", re.IGNORECASE)
 
 
 class ChatCompletionsModel(Model):
     """Base of adapters on an SDK that sends OpenAI chat-completions requests.
 
-    Subclasses set `model_id`, `capabilities`, `custom_role_conversions` (applied after the
-    capabilities' system role) and `completion_kwargs`, and implement `_complete`,
-    `_open_stream` and `_translate_error`.
+    Subclasses set `model_id`, `capabilities` (see `_set_capabilities`), `custom_role_conversions`
+    (applied after the capabilities' system role) and `completion_kwargs`, and implement
+    `_complete`, `_open_stream` and `_translate_error`. `_unused_without_tools` names settings
+    dropped from requests that carry no tools.
     """
 
     capabilities: ModelCapabilities = ModelCapabilities()
     custom_role_conversions: dict[str, str]
     completion_kwargs: dict[str, Any]
+    _unused_without_tools: tuple[str, ...] = ()
 
     @property
     def supports_stop(self) -> bool:
@@ -72,7 +72,7 @@ class ChatCompletionsModel(Model):
     ) -> ChatMessage:
         stops = clean_stops(stop)
         response = await self._send(self._complete, self._request(messages, stops, tools, stream=False))
-        return message_from_response(response, stops, self.model_id)
+        return self._message(response, stops)
 
     async def astream(
         self,
@@ -103,6 +103,24 @@ class ChatCompletionsModel(Model):
         """The `ModelHTTPError` for an SDK exception; None for exceptions that are not the SDK's."""
         raise NotImplementedError
 
+    def _message(self, response: Any, stops: list[str]) -> ChatMessage:
+        """The assistant message of a completion, cut at the first of `stops`."""
+        return message_from_response(response, stops, self.model_id)
+
+    def _delta(self, chunk: Any) -> MessageDelta:
+        """One streamed chunk as a delta."""
+        return delta_from_chunk(chunk)
+
+    def _rejects_stop(self, err: ModelHTTPError) -> bool:
+        """Whether `err` is the provider refusing the `stop` parameter."""
+        return rejects_stop(err)
+
+    def _set_capabilities(self, capabilities: ModelCapabilities, supports_stop: bool | None) -> None:
+        """`capabilities`, with `stop` as `supports_stop` says when it is given."""
+        if supports_stop is not None:
+            capabilities = replace(capabilities, stop=supports_stop)
+        self.capabilities = capabilities
+
     # -- plumbing ----------------------------------------------------------------------------------
     def _request(
         self,
@@ -123,6 +141,9 @@ class ChatCompletionsModel(Model):
             request[caps.max_tokens_field] = request.pop("max_tokens")
         if tools and caps.tool_calls:
             request["tools"] = to_openai_tools(tools)
+        else:
+            for name in self._unused_without_tools:
+                request.pop(name, None)
         if stops and caps.stop:
             request["stop"] = stops[: caps.max_stop_sequences]
         if stream:
@@ -137,7 +158,7 @@ class ChatCompletionsModel(Model):
             with self._sdk_errors():
                 return await call(request)
         except ModelHTTPError as err:
-            if "stop" not in request or not rejects_stop(err):
+            if "stop" not in request or not self._rejects_stop(err):
                 raise
         self.capabilities = replace(self.capabilities, stop=False)
         with self._sdk_errors():
@@ -147,67 +168,83 @@ class ChatCompletionsModel(Model):
         try:
             with self._sdk_errors():
                 async for chunk in chunks:
-                    yield delta_from_chunk(chunk)
+                    yield self._delta(chunk)
         finally:
             close = getattr(chunks, "aclose", None)
             if close is not None:
                 await close()
 
-    @contextmanager
-    def _sdk_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except ModelHTTPError:
-            raise
-        except Exception as err:
-            translated = self._translate_error(err)
-            if translated is None:
-                raise
-            raise translated from err
+    def _sdk_errors(self) -> AbstractContextManager[None]:
+        return translating(self._translate_error)
 
 
-# -- helpers every adapter can use ---------------------------------------------------------------------
-def clean_stops(stop: Sequence[str] | None) -> list[str]:
-    return [s for s in (stop or ()) if s]
+async def closing_after(
+    chunks: AsyncIterator[_T], close: Callable[[], Awaitable[Any]]
+) -> AsyncGenerator[_T, None]:
+    """`chunks`, then `close()` once they end or are abandoned (it releases the connection)."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        await close()
 
 
-async def filter_deltas(
-    deltas: AsyncIterator[MessageDelta], stops: Sequence[str]
-) -> AsyncGenerator[MessageDelta, None]:
-    """Apply `<think>` splitting and client-side stop truncation to a stream of deltas; the stream
-    ends at the first stop match (the caller closes the source)."""
-    text = TextFilter(stops)
-    async for delta in deltas:
-        kept = text.apply(delta)
-        if kept is not None:
-            yield kept
-        if text.stopped:
-            return
-    tail = text.finish()
-    if tail is not None:
-        yield tail
+# -- requests ----------------------------------------------------------------------------------
+def to_openai_messages(
+    messages: Sequence[ChatMessage], role_conversions: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Convert codeloop messages to Chat Completions message dicts."""
+    converted: list[dict[str, Any]] = []
+    for message in messages:
+        converted.extend(_message_dicts(message))
+    for item in converted:
+        item["role"] = (role_conversions or {}).get(item["role"], item["role"])
+    return converted
 
 
-def is_retryable_status(status: int | None) -> bool:
-    """408, 409, 429 and 5xx may succeed later; other statuses will not."""
-    return status is not None and (status in _RETRYABLE_STATUS or status >= 500)
+def _message_dicts(message: ChatMessage) -> list[dict[str, Any]]:
+    if message.role is Role.TOOL:
+        result: dict[str, Any] = {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id,
+            "content": message.content,
+        }
+        if not message.images:
+            return [result]  # tool messages cannot carry images: they follow as a user message
+        return [result, {"role": "user", "content": _content_parts("", message)}]
+    item: dict[str, Any] = {"role": message.role.value, "content": _content_parts(message.content, message)}
+    if message.name:
+        item["name"] = message.name
+    if message.role is Role.ASSISTANT and message.tool_calls:
+        item["content"] = message.content or None
+        item["tool_calls"] = [_tool_call_dict(call) for call in message.tool_calls]
+    return [item]
 
 
-def is_retryable_stream_code(code: object) -> bool:
-    """An error reported inside a 200 stream may succeed on a new request unless its code is a
-    4xx other than 408, 409 and 429 (the request itself is wrong). Non-HTTP codes are retryable."""
-    status = code if isinstance(code, int) else int(code) if isinstance(code, str) and code.isdigit() else 0
-    return not (400 <= status < 500 and not is_retryable_status(status))
+def _content_parts(text: str, message: ChatMessage) -> str | list[dict[str, Any]]:
+    if not message.images:
+        return text
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    parts += [{"type": "image_url", "image_url": {"url": img.as_data_url()}} for img in message.images]
+    return parts
 
 
-def rejects_stop(err: ModelHTTPError) -> bool:
-    """A 400 about the stop parameter (`param: "stop"`, "'stop' is not supported", `stopSequences`)."""
-    if err.status_code != 400:
-        return False
-    body = err.body if isinstance(err.body, dict) else {}
-    error = body.get("error")
-    param = (error if isinstance(error, dict) else body).get("param")
-    return param == "stop" or bool(_STOP_PARAM.search(str(err)))
+def _tool_call_dict(call: ToolCall) -> dict[str, Any]:
+    arguments = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments}}
+
+
+def to_openai_tools(tools: Sequence[ToolSchema]) -> list[dict[str, Any]]:
+    """Wrap `{"name", "description", "parameters"}` schemas as Chat Completions function tools."""
+    wrapped = []
+    for schema in tools:
+        if schema.get("type") == "function" and "function" in schema:
+            wrapped.append(dict(schema))  # already in the wire format
+            continue
+        function = {"name": schema["name"], "description": schema.get("description", "")}
+        function["parameters"] = schema.get("parameters") or {"type": "object", "properties": {}}
+        wrapped.append({"type": "function", "function": function})
+    return wrapped
 
 
 # -- reading OpenAI-shaped responses -------------------------------------------------------------------
@@ -227,7 +264,7 @@ def message_from_response(response: Any, stops: Sequence[str], model_id: str = "
     text = TextFilter(stops)
     content, think = text.feed(_field(message, "content") or _field(message, "refusal") or "")
     tail_content, tail_think = text.flush()
-    reasoning = (_reasoning(message) + think + tail_think).strip()
+    reasoning = (reasoning_of(message) + think + tail_think).strip()
     return ChatMessage(
         role=Role.ASSISTANT,
         content=content + tail_content,
@@ -249,7 +286,7 @@ def delta_from_chunk(chunk: Any) -> MessageDelta:
     calls = tuple(_tool_call_delta(part, i) for i, part in enumerate(_field(delta, "tool_calls") or ()))
     return MessageDelta(
         content=_field(delta, "content") or "",
-        reasoning=_reasoning(delta),
+        reasoning=reasoning_of(delta),
         tool_calls=calls,
         usage=usage,
         finish_reason=_field(choice, "finish_reason"),
@@ -276,7 +313,7 @@ def usage_from(usage: Any) -> Usage | None:
     )
 
 
-def _reasoning(obj: Any) -> str:
+def reasoning_of(obj: Any) -> str:
     """Reasoning sent in a separate field: `reasoning_content` (DeepSeek, vLLM, LiteLLM) or
     `reasoning` (OpenRouter, Hugging Face, newer vLLM)."""
     for name in ("reasoning_content", "reasoning"):

@@ -3,12 +3,12 @@ to reasoning, and stop sequences enforced on whole messages and on streams."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import replace
 
 from ..messages import MessageDelta
 
-__all__ = ["StopScanner", "TextFilter", "ThinkSplitter", "partial_suffix"]
+__all__ = ["StopScanner", "TextFilter", "ThinkSplitter", "filter_deltas", "partial_suffix"]
 
 _OPEN, _CLOSE = "<think>", "</think>"
 
@@ -142,3 +142,20 @@ class TextFilter:
         """Whatever was held back, once the stream has ended."""
         content, reasoning = self.flush()
         return MessageDelta(content=content, reasoning=reasoning) if content or reasoning else None
+
+
+async def filter_deltas(
+    deltas: AsyncIterator[MessageDelta], stops: Sequence[str]
+) -> AsyncGenerator[MessageDelta, None]:
+    """Apply `<think>` splitting and client-side stop truncation to a stream of deltas; the stream
+    ends at the first stop match (the caller closes the source)."""
+    text = TextFilter(stops)
+    async for delta in deltas:
+        kept = text.apply(delta)
+        if kept is not None:
+            yield kept
+        if text.stopped:
+            return
+    tail = text.finish()
+    if tail is not None:
+        yield tail

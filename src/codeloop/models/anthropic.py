@@ -49,29 +49,33 @@ from __future__ import annotations
 import base64
 import inspect
 import json
-import os
-import sys
 import threading
-import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, ModelHTTPError
 from ..messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall, ToolCallDelta, Usage
+from ._clients import (
+    LOCAL_PLACEHOLDER_KEY,
+    PerLoopClients,
+    import_sdk,
+    is_local,
+    resolve_api_key,
+    sdk_client_kwargs,
+    sdk_retry_policy,
+    transport_errors,
+)
+from ._common import clean_stops, http_status_error, translating
 from ._text import TextFilter
 from .base import Model, ToolSchema, assemble_message, parse_arguments
-from .retry import RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
-    import asyncio
-
     from anthropic import AsyncAnthropic
 
-__all__ = ["AnthropicModel", "to_anthropic_messages", "to_anthropic_tools"]
+__all__ = ["LOCAL_PLACEHOLDER_KEY", "AnthropicModel", "to_anthropic_messages", "to_anthropic_tools"]
 
 Block = dict[str, Any]
 """One content block of the Messages API, as JSON."""
@@ -79,11 +83,6 @@ Block = dict[str, Any]
 Recall = Callable[[ChatMessage], list[Block] | None]
 """Finds the recorded content blocks of an assistant message the adapter produced."""
 
-LOCAL_PLACEHOLDER_KEY = "codeloop-local"
-"""Sent as the API key to local servers (proxies, test servers) when none is configured."""
-
-_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docker.internal"})
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
 _RETRYABLE_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
 _THINKING = frozenset({"thinking", "redacted_thinking"})
 _FINISH_REASONS = {
@@ -123,30 +122,21 @@ class AnthropicModel(Model):
         max_retries: int | None = None,
         **completion_kwargs: Any,
     ) -> None:
-        self._anthropic = _import_anthropic()
-        self._transport_errors = _transport_errors()
+        (self._anthropic,) = import_sdk("AnthropicModel", "anthropic", "anthropic")
+        self._transport_errors = transport_errors()  # the SDK lets these through while a stream is read
         self.model_id = model_id
         self.api_base = api_base
         self.max_tokens = max_tokens
         self.thinking = dict(thinking) if thinking else None
         self.completion_kwargs = completion_kwargs
-        extra = dict(client_kwargs or {})
-        retries = max_retries if max_retries is not None else extra.pop("max_retries", None)
-        extra.pop("max_retries", None)
-        self.retry_policy = None if retries is None else RetryPolicy(max_attempts=int(retries) + 1)
+        self.retry_policy = sdk_retry_policy(max_retries, client_kwargs)
         """This model's default retries (from `max_retries`); None: the agent's default policy."""
-        self.client_kwargs: dict[str, Any] = {
-            "base_url": api_base,
-            "api_key": _resolve_api_key(api_key, api_base),
-            **({"timeout": timeout} if timeout is not None else {}),  # None would mean "never"
-            **extra,
-            "max_retries": 0,  # retries are codeloop's own (models.retry): never stack the SDK's
-        }
+        self.client_kwargs = sdk_client_kwargs(
+            client_kwargs, timeout, base_url=api_base, api_key=_resolve_api_key(api_key, api_base)
+        )
         self._records = _TurnRecords()
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncAnthropic]
-        self._clients = weakref.WeakKeyDictionary()
+        self._clients: PerLoopClients[AsyncAnthropic] = PerLoopClients(self._make_client)
         self.client = self._make_client()  # built now so missing credentials fail at construction
-        self._client_taken = False  # `client` serves the first event loop that calls the model
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_id={self.model_id!r}, api_base={self.api_base!r})"
@@ -167,7 +157,7 @@ class AnthropicModel(Model):
             return assemble_message([delta async for delta in self.astream(messages, stop=stop, tools=tools)])
         blocks = [_as_dict(block) for block in response.content]
         self._records.remember(blocks)
-        return _message_from_blocks(blocks, response, _clean_stops(stop))
+        return _message_from_blocks(blocks, response, clean_stops(stop))
 
     async def astream(
         self,
@@ -184,7 +174,7 @@ class AnthropicModel(Model):
             stream = await self._send(request)
         except _Refused as err:
             raise ConfigurationError(f"{self!r}: the anthropic SDK refused the request: {err}") from err
-        state, text = _StreamState(), TextFilter(_clean_stops(stop))
+        state, text = _StreamState(), TextFilter(clean_stops(stop))
         try:
             async for event in self._events(stream):
                 delta = state.feed(event)
@@ -228,13 +218,13 @@ class AnthropicModel(Model):
         if self.thinking:
             request["thinking"] = self.thinking
         _add_tools(request, tools)
-        sent = [s for s in _clean_stops(stop) if s.strip()]  # the API refuses whitespace-only ones
+        sent = [s for s in clean_stops(stop) if s.strip()]  # the API refuses whitespace-only ones
         if sent:
             request["stop_sequences"] = list(dict.fromkeys([*request.get("stop_sequences", ()), *sent]))
         return request
 
     async def _send(self, request: dict[str, Any]) -> Any:
-        create = self._loop_client().messages.create
+        create = self._clients.get(self.client).messages.create
         try:
             with self._sdk_errors():
                 return await create(**_body_extras(request, _parameters(create)))
@@ -248,7 +238,7 @@ class AnthropicModel(Model):
 
     def _make_client(self) -> AsyncAnthropic:
         kwargs = dict(self.client_kwargs)
-        if _is_local(self.api_base) and "http_client" not in kwargs:
+        if is_local(self.api_base) and "http_client" not in kwargs:
             # A local server is never behind the user's HTTP(S)_PROXY: don't route it there.
             kwargs["http_client"] = self._anthropic.DefaultAsyncHttpxClient(trust_env=False)
         try:
@@ -261,36 +251,24 @@ class AnthropicModel(Model):
             )
         return client
 
-    def _loop_client(self) -> AsyncAnthropic:
-        """The client for the running event loop: an async HTTP client's connections belong to
-        the loop that opened them, and the sync wrappers run each call on a fresh loop."""
-        import asyncio
+    def _sdk_errors(self) -> AbstractContextManager[None]:
+        return translating(self._translate_error)
 
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._make_client() if self._client_taken else self.client
-            self._client_taken = True
-            self._clients[loop] = client
-        return client
-
-    @contextmanager
-    def _sdk_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except self._anthropic.AnthropicError as err:
-            raise _translate_error(err, self._anthropic, self.model_id) from err
-        except json.JSONDecodeError as err:
-            raise ModelHTTPError(
+    def _translate_error(self, err: Exception) -> ModelHTTPError | None:
+        if isinstance(err, self._anthropic.AnthropicError):
+            return _api_error(err, self._anthropic, self.model_id)
+        if isinstance(err, json.JSONDecodeError):
+            return ModelHTTPError(
                 f"Model {self.model_id!r}: the server sent malformed JSON: {err}",
                 code="malformed_response",
                 retryable=True,
-            ) from err
-        except self._transport_errors as err:  # the SDK lets these through while a stream is read
-            raise ModelHTTPError(
+            )
+        if isinstance(err, self._transport_errors):
+            return ModelHTTPError(
                 f"Model {self.model_id!r}: the connection failed while reading the answer: {err!r}",
                 retryable=True,
-            ) from err
+            )
+        return None
 
 
 class _Refused(Exception):
@@ -299,42 +277,11 @@ class _Refused(Exception):
 
 
 # -- configuration ---------------------------------------------------------------------------
-def _import_anthropic() -> ModuleType:
-    try:
-        import anthropic
-    except ImportError as err:
-        raise ConfigurationError(
-            "AnthropicModel needs the anthropic package: pip install 'codeloop[anthropic]'"
-        ) from err
-    return anthropic
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """The HTTP library's transport errors, which the SDK does not wrap while a stream is read
-    (`httpx2` under anthropic 2.x, `httpx` before). Looked up once the SDK is imported, never
-    imported here."""
-    modules = [sys.modules.get(name) for name in ("httpx2", "httpx")]
-    return tuple(m.TransportError for m in modules if m is not None and hasattr(m, "TransportError"))
-
-
-def _is_local(url: str | None) -> bool:
-    host = (urlsplit(url).hostname or "") if url else ""
-    return host in _LOCAL_HOSTS or host.endswith(".localhost") or host.startswith("127.")
-
-
 def _resolve_api_key(api_key: str | None, api_base: str | None) -> str | None:
     """The key to pass: the given one; a placeholder for a local server when the environment has
     no credential; otherwise None, leaving the SDK to resolve credentials its own way."""
-    if api_key:
-        return api_key
-    in_env = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
-    if not in_env and _is_local(api_base or os.environ.get("ANTHROPIC_BASE_URL")):
-        return LOCAL_PLACEHOLDER_KEY
-    return None
-
-
-def _clean_stops(stop: Sequence[str] | None) -> list[str]:
-    return [s for s in (stop or ()) if s]
+    env_keys = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+    return resolve_api_key(api_key or None, api_base, env_keys, "ANTHROPIC_BASE_URL")
 
 
 def _parameters(function: Callable[..., Any]) -> frozenset[str] | None:
@@ -707,20 +654,13 @@ class _StreamState:
 
 
 # -- errors ------------------------------------------------------------------------------------
-def _translate_error(err: Exception, anthropic: ModuleType, model_id: str) -> ModelHTTPError:
+def _api_error(err: Exception, anthropic: ModuleType, model_id: str) -> ModelHTTPError:
     body = getattr(err, "body", None)
     detail = _provider_message(body, getattr(err, "message", None) or str(err))
     kind = _error_type(body)
     if isinstance(err, anthropic.APIStatusError) and err.status_code >= 400:
-        status = err.status_code
-        return ModelHTTPError(
-            f"Model {model_id!r}: the server answered HTTP {status}: {detail}",
-            status_code=status,
-            code=kind,
-            retryable=status in _RETRYABLE_STATUS or status >= 500,
-            body=body,
-            retry_after=parse_retry_after(err.response.headers),
-        )
+        headers = err.response.headers
+        return http_status_error(model_id, err.status_code, detail, code=kind, body=body, headers=headers)
     if isinstance(err, anthropic.APIStatusError):  # an `error` event inside a 200 stream
         return ModelHTTPError(
             f"Model {model_id!r}: the server reported an error in the stream ({kind}): {detail}",

@@ -13,21 +13,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
-from contextlib import aclosing, contextmanager
-from types import ModuleType
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import AbstractContextManager, aclosing
 from typing import Any
 
 from ..errors import ConfigurationError, ModelHTTPError
 from ..messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall, ToolCallDelta, Usage
-from ._openai_format import (
-    clean_stops,
-    filter_deltas,
-    is_retryable_status,
-    is_retryable_stream_code,
-    rejects_stop,
-)
-from ._text import TextFilter
+from ._clients import import_sdk
+from ._common import clean_stops, is_retryable_status, is_retryable_stream_code, rejects_stop, translating
+from ._text import TextFilter, filter_deltas
 from .base import Model, ToolSchema
 from .retry import parse_retry_after
 
@@ -73,7 +67,10 @@ class AmazonBedrockModel(Model):
         supports_stop: bool = True,
         **converse_kwargs: Any,
     ) -> None:
-        self._botocore = _import_botocore()
+        # the client comes from boto3; the errors are botocore's
+        self._botocore = import_sdk(
+            "AmazonBedrockModel", "boto3", "bedrock", "botocore.exceptions", "botocore"
+        )[-1]
         self.model_id = model_id
         self.client = client if client is not None else _make_client(region_name, client_kwargs or {})
         self.inference_config = dict(inference_config or {})
@@ -155,34 +152,21 @@ class AmazonBedrockModel(Model):
         finally:
             stream.close()  # releases the connection when the stream is abandoned
 
-    @contextmanager
-    def _sdk_errors(self) -> Iterator[None]:
+    def _sdk_errors(self) -> AbstractContextManager[None]:
+        return translating(self._translate_error)
+
+    def _translate_error(self, err: Exception) -> ModelHTTPError | None:
         exceptions = self._botocore.exceptions
-        try:
-            yield
-        except exceptions.ClientError as err:
-            raise _client_error(err, isinstance(err, exceptions.EventStreamError), self.model_id) from err
-        except (exceptions.ConnectionError, exceptions.HTTPClientError) as err:
-            raise ModelHTTPError(
-                f"Model {self.model_id!r}: could not reach Bedrock: {err}", retryable=True
-            ) from err
-        except exceptions.NoCredentialsError as err:
-            raise ModelHTTPError(
+        if isinstance(err, exceptions.ClientError):
+            return _client_error(err, isinstance(err, exceptions.EventStreamError), self.model_id)
+        if isinstance(err, (exceptions.ConnectionError, exceptions.HTTPClientError)):
+            return ModelHTTPError(f"Model {self.model_id!r}: could not reach Bedrock: {err}", retryable=True)
+        if isinstance(err, exceptions.NoCredentialsError):
+            return ModelHTTPError(
                 f"Model {self.model_id!r}: no AWS credentials found ({err}); "
                 "configure them as for any boto3 client"
-            ) from err
-
-
-def _import_botocore() -> ModuleType:
-    try:
-        import boto3  # noqa: F401  (the client comes from boto3)
-        import botocore.exceptions
-    except ImportError as err:
-        raise ConfigurationError(
-            "AmazonBedrockModel needs the boto3 package: pip install 'codeloop[bedrock]'"
-        ) from err
-    module: ModuleType = botocore
-    return module
+            )
+        return None
 
 
 def _make_client(region_name: str | None, client_kwargs: dict[str, Any]) -> Any:

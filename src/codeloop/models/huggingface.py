@@ -12,17 +12,16 @@ retries `ModelHTTPError`s that are `retryable`.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, ModelHTTPError
-from ._openai_format import ChatCompletionsModel, is_retryable_status, is_retryable_stream_code
+from ._clients import import_sdk, transport_errors
+from ._common import http_status_error, is_retryable_stream_code, stream_error
+from ._openai_format import ChatCompletionsModel, closing_after
 from .capabilities import ModelCapabilities, capabilities_for
-from .retry import parse_retry_after
 
 if TYPE_CHECKING:
     from huggingface_hub import AsyncInferenceClient
@@ -61,13 +60,15 @@ class InferenceClientModel(ChatCompletionsModel):
     ) -> None:
         if token is not None and api_key is not None:
             raise ConfigurationError("Pass token= or api_key= (the same thing), not both.")
-        self._hub = _import_hub()
+        self._hub = import_sdk(
+            "InferenceClientModel", "huggingface_hub", "huggingface", "huggingface_hub.errors"
+        )[0]
         self.model_id = model_id
         self.provider = provider
         self.base_url = base_url
-        self.capabilities = capabilities or capabilities_for(model_id, provider or "huggingface")
-        if supports_stop is not None:
-            self.capabilities = replace(self.capabilities, stop=supports_stop)
+        self._set_capabilities(
+            capabilities or capabilities_for(model_id, provider or "huggingface"), supports_stop
+        )
         self.custom_role_conversions = dict(custom_role_conversions or {})
         self.completion_kwargs = completion_kwargs
         self.client_kwargs: dict[str, Any] = {
@@ -101,7 +102,7 @@ class InferenceClientModel(ChatCompletionsModel):
         except BaseException:
             await client.close()
             raise
-        return _closing(chunks, client)
+        return closing_after(chunks, client.close)
 
     def _arguments(self, request: dict[str, Any]) -> dict[str, Any]:
         """`chat_completion`'s keyword arguments: unknown parameters travel in `extra_body`."""
@@ -122,58 +123,22 @@ class InferenceClientModel(ChatCompletionsModel):
             return ModelHTTPError(f"Model {self.model_id!r}: {err}", code="timeout", retryable=True)
         if isinstance(err, errors.TextGenerationError):  # an error object inside a 200 stream
             return _stream_error(err, errors, self.model_id)
-        if isinstance(err, _transport_errors()):
+        if isinstance(err, transport_errors()):
             return ModelHTTPError(
                 f"Model {self.model_id!r}: could not reach the server: {err!r}", retryable=True
             )
         return None
 
 
-async def _closing(chunks: AsyncIterator[Any], client: Any) -> AsyncIterator[Any]:
-    try:
-        async for chunk in chunks:
-            yield chunk
-    finally:
-        await client.close()
-
-
-def _import_hub() -> ModuleType:
-    try:
-        import huggingface_hub
-        import huggingface_hub.errors
-    except ImportError as err:
-        raise ConfigurationError(
-            "InferenceClientModel needs the huggingface_hub package: pip install 'codeloop[huggingface]'"
-        ) from err
-    return huggingface_hub
-
-
-def _transport_errors() -> tuple[type[Exception], ...]:
-    """Connection-level errors of the HTTP library huggingface_hub uses (httpx2, or httpx)."""
-    found: list[type[Exception]] = []
-    for name in ("httpx2", "httpx"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        found.append(module.TransportError)
-    return tuple(found)
-
-
 def _http_error(err: Any, model_id: str) -> ModelHTTPError:
     response = err.response
-    status: int = response.status_code
     body = _body(response)
     detail = err.server_message or _message(body) or str(err)
     error = body.get("error") if isinstance(body, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
-    return ModelHTTPError(
-        f"Model {model_id!r}: the server answered HTTP {status}: {detail}",
-        status_code=status,
-        code=None if code is None else str(code),
-        retryable=is_retryable_status(status),
-        body=body,
-        retry_after=parse_retry_after(response.headers),
+    code = None if code is None else str(code)
+    return http_status_error(
+        model_id, response.status_code, detail, code=code, body=body, headers=response.headers
     )
 
 
@@ -184,14 +149,7 @@ def _stream_error(err: Exception, errors: ModuleType, model_id: str) -> ModelHTT
     if isinstance(err, errors.OverloadedError):
         code = "overloaded"
     retryable = not isinstance(err, errors.ValidationError) and is_retryable_stream_code(code)
-    return ModelHTTPError(
-        f"Model {model_id!r}: the server reported an error in the stream"
-        + (f" (code {code})" if code is not None else "")
-        + f": {_message(payload) or err}",
-        code=None if code is None else str(code),
-        retryable=retryable,
-        body=payload,
-    )
+    return stream_error(model_id, code, _message(payload) or err, payload, retryable)
 
 
 def _body(response: Any) -> Any:

@@ -22,7 +22,9 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import ConfigurationError, ModelHTTPError
-from ._openai_format import ChatCompletionsModel, is_retryable_status, is_retryable_stream_code
+from ._clients import import_sdk
+from ._common import http_status_error, stream_error
+from ._openai_format import ChatCompletionsModel
 from .capabilities import ModelCapabilities, capabilities_for
 from .retry import parse_retry_after
 
@@ -54,7 +56,7 @@ class LiteLLMModel(ChatCompletionsModel):
         supports_stop: bool | None = None,
         **completion_kwargs: Any,
     ) -> None:
-        self._litellm, self._openai = _import_litellm()
+        self._litellm, self._openai = import_sdk("LiteLLMModel", "litellm", "litellm", "openai")
         self.model_id = model_id
         self.api_base = api_base
         self.custom_role_conversions = dict(custom_role_conversions or {})
@@ -64,9 +66,7 @@ class LiteLLMModel(ChatCompletionsModel):
             **{k: v for k, v in connection.items() if v},
             **completion_kwargs,
         }
-        self.capabilities = capabilities or self._capabilities()
-        if supports_stop is not None:
-            self.capabilities = replace(self.capabilities, stop=supports_stop)
+        self._set_capabilities(capabilities or self._capabilities(), supports_stop)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_id={self.model_id!r}, api_base={self.api_base!r})"
@@ -143,17 +143,6 @@ class LiteLLMRouterModel(LiteLLMModel):
         return stream
 
 
-def _import_litellm() -> tuple[ModuleType, ModuleType]:
-    try:
-        import litellm
-        import openai
-    except ImportError as err:
-        raise ConfigurationError(
-            "LiteLLMModel needs the litellm package: pip install 'codeloop[litellm]'"
-        ) from err
-    return litellm, openai
-
-
 def translate_litellm_error(
     err: Exception, litellm: ModuleType, openai: ModuleType, model_id: str
 ) -> ModelHTTPError:
@@ -200,32 +189,26 @@ def _status_error(err: Exception, model_id: str) -> ModelHTTPError:
     status = getattr(err, "status_code", None)
     status = status if isinstance(status, int) else None
     code = getattr(err, "code", None)
+    code = None if code is None else str(code)
+    body = getattr(err, "body", None)
     headers = getattr(err, "litellm_response_headers", None) or getattr(
         getattr(err, "response", None), "headers", None
     )
+    if status:
+        return http_status_error(model_id, status, _detail(err), code=code, body=body, headers=headers)
     return ModelHTTPError(
-        f"Model {model_id!r}: the server answered HTTP {status}: {_detail(err)}"
-        if status
-        else f"Model {model_id!r}: {_detail(err)}",
+        f"Model {model_id!r}: {_detail(err)}",
         status_code=status,
-        code=None if code is None else str(code),
-        retryable=is_retryable_status(status),
-        body=getattr(err, "body", None),
+        code=code,
+        retryable=False,  # no HTTP status: litellm failed before or without a response
+        body=body,
         retry_after=parse_retry_after(headers),
     )
 
 
 def _stream_error(err: Any, model_id: str) -> ModelHTTPError:
     body = err.body
-    code = body.get("code") if isinstance(body, dict) else None
-    return ModelHTTPError(
-        f"Model {model_id!r}: the server reported an error in the stream"
-        + (f" (code {code})" if code is not None else "")
-        + f": {_detail(err)}",
-        code=None if code is None else str(code),
-        retryable=is_retryable_stream_code(code),
-        body=body,
-    )
+    return stream_error(model_id, body.get("code") if isinstance(body, dict) else None, _detail(err), body)
 
 
 def _detail(err: Exception) -> str:
