@@ -23,6 +23,9 @@ EXECUTORS: dict[str, tuple[str, str]] = {
     "monty": ("codeloop.executors.monty", "MontyExecutor"),
     "jail": ("codeloop.executors.jail", "JailExecutor"),
     "local": ("codeloop.executors.local", "LocalExecutor"),
+    "e2b": ("codeloop.executors.e2b", "E2BExecutor"),
+    "modal": ("codeloop.executors.modal", "ModalExecutor"),
+    "docker": ("codeloop.executors.docker", "DockerExecutor"),
 }
 
 
