@@ -1,7 +1,7 @@
 """Executor benchmark: cold start, warm round trip, a CPU-bound loop against native CPython, and a
 tool call's round trip, for each local executor and for smolagents' LocalPythonExecutor.
 
-    python benchmarks/executors.py [--repeats N] [--no-smolagents]
+    python -m benchmarks.executors [--repeats N] [--no-smolagents]      (also part of `python -m benchmarks`)
 
 Every number is the median over repeats, with the min and max beside it. Definitions:
 
@@ -12,8 +12,8 @@ Every number is the median over repeats, with the min and max beside it. Definit
 * tool call: a snippet calling a host function in a loop, per call.
 
 smolagents is not a dependency of codeloop: its measurements run in a private venv under
-`.bench/smolagents` (created on first use with `smolagents==1.26.0`) in a subprocess. The table
-is printed and the numbers are written to `benchmarks/results/executors.json`.
+`.bench/smolagents` (see `benchmarks/common.py`) in a subprocess. The table is printed and the
+numbers are written to `benchmarks/results/executors.json`.
 """
 
 from __future__ import annotations
@@ -31,14 +31,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import smolagents_python
 from codeloop.executors.base import Executor, ExecutorLimits
 
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "executors.json"
-SMOL_VENV = ROOT / ".bench" / "smolagents"
-SMOL_VERSION = "1.26.0"
 LOOP = "def work(n):\n    total = 0\n    for i in range(n):\n        total += i * i % 7\n    return total\n"
 N_LOOP, N_LOOP_SMOL, TOOL_CALLS, WARM_CALLS = 5_000_000, 50_000, 1_000, 200
 LIMITS = ExecutorLimits(timeout_s=120.0, memory_bytes=512 * 2**20)
@@ -157,19 +156,6 @@ calls = f"for _ in range({tool_calls}):\n    add(1, 2)"
 tool = [timed(executor, calls) / tool_calls for _ in range(repeats)]
 print(json.dumps({"import_s": import_s, "cold": cold, "warm": warm, "loop": ratio, "tool": tool}))
 """
-
-
-def smolagents_python() -> Path:
-    """The private venv's interpreter, created with smolagents on first use."""
-    python = SMOL_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(SMOL_VENV)], check=True)
-    probe = [str(python), "-c", "import smolagents; print(smolagents.__version__)"]
-    done = subprocess.run(probe, capture_output=True, text=True, check=False)
-    if done.stdout.strip() != SMOL_VERSION:
-        install = [str(python), "-m", "pip", "install", "-q", f"smolagents=={SMOL_VERSION}"]
-        subprocess.run(install, check=True)
-    return python
 
 
 def measure_smolagents(repeats: int) -> dict[str, Any]:

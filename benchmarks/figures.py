@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -81,6 +82,42 @@ def overhead(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
         )
         rows.append(_ratio_target(Row("overhead", f"{name} per step", "ms", mine, other, note=note), 0.1))
     return rows
+
+
+# ---- 2. executor speed --------------------------------------------------------------------------
+
+_EXECUTOR_METRICS = [
+    ("cold start", "cold_start_s", "ms", 1e3),
+    ("warm round trip", "warm_round_trip_s", "ms", 1e3),
+    ("CPU-bound loop vs native CPython", "cpu_loop_ratio", "x native", 1.0),
+    ("tool call round trip", "tool_call_s", "us", 1e6),
+]
+
+
+def executor_speed(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
+    repeats = "2" if args.quick else "7"
+    subprocess.run([sys.executable, "-m", "benchmarks.executors", "--repeats", repeats], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    report = json.loads((ROOT / "benchmarks" / "results" / "executors.json").read_text())
+    results, targets = report["results"], report["targets"]
+    smol = results.get("smolagents")
+    rows = []
+    for name, measured in results.items():
+        if name == "smolagents":
+            continue
+        for label, key, unit, scale in _EXECUTOR_METRICS:
+            theirs_stat = _scaled(smol[key], scale) if smol else None
+            note = "smolagents: LocalPythonExecutor, in process" if not rows else ""
+            mine = _scaled(measured[key], scale)
+            rows.append(Row("executors", f"{name}: {label}", unit, mine, theirs_stat, note=note))
+    for label, verdict in targets.items():
+        rows.append(Row("executors", f"target: {label}", "", verdict["measured"], None,
+                        target=f"{verdict['target']:g}", met=verdict["met"]))  # fmt: skip
+    return rows
+
+
+def _scaled(entry: dict[str, float], scale: float) -> Stat:
+    return Stat(entry["median"] * scale, entry["min"] * scale, entry["max"] * scale, int(entry["n"]))
 
 
 # ---- 3. prompt tokens ----------------------------------------------------------------------------
@@ -246,6 +283,7 @@ def _qwen_server() -> Iterator[tuple[str, str]]:
 
 FIGURES = [
     Figure("overhead", "framework overhead per step", overhead),
+    Figure("executors", "executor speed", executor_speed),
     Figure("prompt_tokens", "system prompt tokens", prompt_tokens),
     Figure("run_tokens", "input tokens over a 20-step run", run_tokens),
     Figure("imports", "import time and memory", imports),
