@@ -38,11 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--concurrency", default="10,100,1000", help="N values for the concurrency figure")
     parser.add_argument("--no-save", action="store_true", help="print only; don't write results files")
+    parser.add_argument("--render", metavar="JSON", help="only re-render a results JSON file as markdown")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.render:
+        source = Path(args.render)
+        source.with_suffix(".md").write_text(render_markdown(json.loads(source.read_text())))
+        return 0
     wanted = [f for f in FIGURES if _selected(f, args)]
     rows: list[Row] = []
     for figure in wanted:
