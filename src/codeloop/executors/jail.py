@@ -45,11 +45,17 @@ from typing import Any, Literal
 
 from ..errors import ConfigurationError
 from .base import ExecutorLimits, HostFunction
-from .process import ProcessTransport, Transport, WorkerExecutor, WorkerStartError, worker_argv
+from .process import (
+    BASE_ADDRESS_SPACE,
+    ProcessTransport,
+    Transport,
+    WorkerExecutor,
+    WorkerStartError,
+    worker_argv,
+)
 
-__all__ = ["BASE_ADDRESS_SPACE", "JailExecutor"]
+__all__ = ["JailExecutor"]
 
-BASE_ADDRESS_SPACE = 256 * 2**20
 """Address space allowed on top of `memory_bytes`: the interpreter, numpy/pandas and their libraries."""
 
 _FIXED_ENV = {"LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -21,11 +21,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .base import ExecutorLimits, HostFunction
-from .process import ProcessTransport, Transport, WorkerExecutor, worker_argv
+from .process import BASE_ADDRESS_SPACE, ProcessTransport, Transport, WorkerExecutor, worker_argv
 
-__all__ = ["BASE_ADDRESS_SPACE", "LocalExecutor"]
+__all__ = ["LocalExecutor"]
 
-BASE_ADDRESS_SPACE = 256 * 2**20
 """Address space allowed on top of `memory_bytes`: the interpreter, numpy/pandas and their libraries."""
 
 _warned = False

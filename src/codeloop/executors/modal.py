@@ -31,8 +31,7 @@ from typing import Any
 
 from ..errors import ConfigurationError, ExecutorError
 from .base import ExecutorLimits
-from .local import BASE_ADDRESS_SPACE
-from .process import Transport
+from .process import BASE_ADDRESS_SPACE, Transport
 from .remote import RemoteExecutor, RemoteTransport, require_sdk, sdk_installed
 
 __all__ = ["ModalExecutor"]

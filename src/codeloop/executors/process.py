@@ -41,6 +41,7 @@ from .base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction, li
 from .worker import SAFE_MODULES, ReprValue, decode_value, encode_value
 
 __all__ = [
+    "BASE_ADDRESS_SPACE",
     "WORKER_PATH",
     "ProcessTransport",
     "ReprValue",
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 _LIMITS = frozenset({"timeout_s", "memory_bytes", "max_recursion_depth", "max_output_chars"})
+
+BASE_ADDRESS_SPACE = 256 * 2**20
+"""Address space a CPython worker needs beyond `memory_bytes`: the interpreter and its libraries."""
 
 WORKER_PATH = Path(__file__).with_name("worker.py")
 """The worker program; copy it into a remote sandbox and run it with `python worker.py`."""

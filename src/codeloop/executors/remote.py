@@ -39,8 +39,7 @@ from typing import Any, Protocol
 
 from ..errors import ConfigurationError
 from .base import ExecutorLimits
-from .local import BASE_ADDRESS_SPACE
-from .process import WORKER_PATH, Transport, WorkerExecutor, WorkerGone
+from .process import BASE_ADDRESS_SPACE, WORKER_PATH, Transport, WorkerExecutor, WorkerGone
 
 __all__ = [
     "BOOTSTRAP",
