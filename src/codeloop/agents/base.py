@@ -76,6 +76,7 @@ class Run:
     executor: Executor | None = None
     events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     system_prompt: str = ""
+    tool_schemas: list[dict[str, Any]] | None = None
     message: ChatMessage | None = None
     result: RunResult | None = None
     started: float = field(default_factory=time.time)
@@ -292,7 +293,7 @@ class MultiStepAgent:
 
     async def _query(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
         messages = run.memory.to_messages(run.system_prompt)
-        async for event in self._ask(run, messages, stop=self.stop_sequences, tools=self._tool_schemas()):
+        async for event in self._ask(run, messages, stop=self.stop_sequences, tools=run.tool_schemas):
             yield event
         message = run.message
         assert message is not None
@@ -361,6 +362,7 @@ class MultiStepAgent:
             max_steps=max_steps or self.max_steps,
             step_number=start,
             system_prompt=self.system_prompt,
+            tool_schemas=self._tool_schemas(),
         )
 
     @staticmethod
@@ -370,6 +372,9 @@ class MultiStepAgent:
 
     async def _while_running(self, run: Run, task: asyncio.Future[Any]) -> AsyncIterator[Event]:
         """Wait for `task`, yielding the events that managed sub-agents forward meanwhile."""
+        if not self.managed_agents:  # nothing can forward events: just wait
+            await task
+            return
         try:
             while not task.done() or not run.events.empty():
                 getter = asyncio.ensure_future(run.events.get())
