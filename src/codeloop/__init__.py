@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "Model": "models.base",
     "OpenAIModel": "models.openai",
     "OpenAIServerModel": "models.openai",
+    "OpenAIResponsesModel": "models.openai_responses",
     "ScriptedModel": "models.scripted",
     "FallbackModel": "models.retry",
     "RetryPolicy": "models.retry",
@@ -122,6 +123,7 @@ __all__ = [
     "MontyExecutor",
     "MultiStepAgent",
     "OpenAIModel",
+    "OpenAIResponsesModel",
     "OpenAIServerModel",
     "PlanningStep",
     "RetryBudgetExhausted",
@@ -198,6 +200,7 @@ if TYPE_CHECKING:
     from .models.litellm import LiteLLMModel, LiteLLMRouterModel
     from .models.llamacpp import LlamaCppModel
     from .models.openai import OpenAIModel, OpenAIServerModel
+    from .models.openai_responses import OpenAIResponsesModel
     from .models.retry import FallbackModel, RetryingModel, RetryPolicy
     from .models.scripted import ScriptedModel
     from .models.transformers import TransformersModel
