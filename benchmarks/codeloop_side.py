@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -86,7 +85,7 @@ async def _concurrent(options: dict[str, Any]) -> list[Any]:
 
 
 def concurrency(options: dict[str, Any]) -> dict[str, Any]:
-    _raise_open_files_limit()
+    scripts.raise_open_files_limit()
     with scripts.TreeMemory() as memory:
         start = time.perf_counter()
         answers = asyncio.run(_concurrent(options))
@@ -119,23 +118,10 @@ def _run_task(agent: CodeAgent, task: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     result = agent.run(task["task"], return_full_result=True)
     return {
-        "id": task["id"], "answer": _jsonable(result.output), "state": result.state.value,
+        "id": task["id"], "answer": scripts.jsonable(result.output), "state": result.state.value,
         "steps": len(result.memory.action_steps()), "input_tokens": result.usage.input_tokens,
         "output_tokens": result.usage.output_tokens, "wall_s": time.perf_counter() - start,
     }  # fmt: skip
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except TypeError:
-        return repr(value)
-    return value
-
-
-def _raise_open_files_limit() -> None:
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 FIGURES = {f.__name__: f for f in (overhead, prompt_tokens, run_tokens, concurrency, tasks)}

@@ -7,7 +7,10 @@ from __future__ import annotations
 __all__ = [
     "OBSERVATION_SIZES",
     "TOOL_FUNCTIONS",
+    "TreeMemory",
     "code_steps",
+    "jsonable",
+    "raise_open_files_limit",
     "trajectory_steps",
 ]
 
@@ -135,3 +138,22 @@ def _rss_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def jsonable(value: object) -> object:
+    """`value` if it can be written as JSON, else its repr (an agent's answer can be anything)."""
+    import json
+
+    try:
+        json.dumps(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def raise_open_files_limit() -> None:
+    """Allow as many open files as the hard limit does (a thousand concurrent runs need sockets)."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

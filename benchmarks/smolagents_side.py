@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -112,7 +111,7 @@ def concurrency(options: dict[str, Any]) -> dict[str, Any]:
         agent = CodeAgent(tools=[], model=model, max_steps=options["steps"] + 2, verbosity_level=LogLevel.OFF)
         return agent.run(f"Benchmark task {index}.") == "done"
 
-    _raise_open_files_limit()
+    scripts.raise_open_files_limit()
     with scripts.TreeMemory() as memory, ThreadPoolExecutor(max_workers=options["n"]) as pool:
         start = time.perf_counter()
         answers = list(pool.map(one, range(options["n"])))
@@ -153,22 +152,9 @@ def _run_task(agent: Any, task: dict[str, Any]) -> dict[str, Any]:
         answer, state, tokens = None, f"crash: {type(exc).__name__}: {exc}", (0, 0)
     steps = sum(1 for s in agent.memory.steps if type(s).__name__ == "ActionStep")
     return {
-        "id": task["id"], "answer": _jsonable(answer), "state": str(state), "steps": steps,
+        "id": task["id"], "answer": scripts.jsonable(answer), "state": str(state), "steps": steps,
         "input_tokens": tokens[0], "output_tokens": tokens[1], "wall_s": time.perf_counter() - start,
     }  # fmt: skip
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except TypeError:
-        return repr(value)
-    return value
-
-
-def _raise_open_files_limit() -> None:
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 FIGURES = {f.__name__: f for f in (overhead, prompt_tokens, run_tokens, concurrency, tasks)}
