@@ -501,6 +501,6 @@ def short_repr(value: Any, limit: int = 2000) -> str:
 def _renderers(verbosity_level: int) -> list[EventHandler]:
     if verbosity_level <= 0:
         return []
-    from .render import ConsoleRenderer
+    from ..render import ConsoleRenderer
 
     return [ConsoleRenderer(verbosity_level=verbosity_level)]
