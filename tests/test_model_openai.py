@@ -1,9 +1,10 @@
 """OpenAIModel against the real `openai` SDK talking to a local server that replays recorded
-provider traffic (../shared/fixtures/wire) or scripted responses. The SDK is never mocked."""
+provider traffic (tests/data/wire) or scripted responses. The SDK is never mocked."""
 
 from __future__ import annotations
 
 import itertools
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -476,6 +477,40 @@ def test_local_server_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     assert server.requests[0].headers["authorization"] == f"Bearer {LOCAL_PLACEHOLDER_KEY}"
     with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
         OpenAIModel("gpt-4o", api_base="https://api.example.com/v1")
+
+
+_ONLY_THE_SDKS_HTTP_LIBRARY = """
+import importlib.abc, sys
+import openai
+sdk_http = openai.DefaultAsyncHttpxClient.__mro__[1].__module__.partition(".")[0]
+other = {"httpx": "httpx2", "httpx2": "httpx"}[sdk_http]
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == other:
+            raise ModuleNotFoundError(f"No module named {other!r} (refused by the test)")
+sys.modules.pop(other, None)
+sys.meta_path.insert(0, Refuse())
+from codeloop.messages import ChatMessage, Role
+from codeloop.models.openai import OpenAIModel
+from codeloop.models.openai_responses import OpenAIResponsesModel
+OpenAIResponsesModel("m", api_base=sys.argv[1])._make_client()
+print(OpenAIModel("m", api_base=sys.argv[1]).generate([ChatMessage(role=Role.USER, content="hi")]).content)
+"""
+
+
+def test_local_servers_use_only_the_sdks_own_http_library() -> None:
+    """openai 3 is built on `httpx2`, earlier releases on `httpx`; a fresh install has only the
+    one its SDK needs, so codeloop must never import the other (it did, and the README's first
+    command failed with "No module named 'httpx'")."""
+    with ReplayServer([completion_reply("hi")]) as server:
+        done = subprocess.run(
+            [sys.executable, "-c", _ONLY_THE_SDKS_HTTP_LIBRARY, server.url("/v1")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "hi"
 
 
 def test_env_key_is_used(monkeypatch: pytest.MonkeyPatch) -> None:

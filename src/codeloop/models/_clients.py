@@ -21,6 +21,7 @@ __all__ = [
     "PerLoopClients",
     "import_sdk",
     "is_local",
+    "local_http_client",
     "resolve_api_key",
     "sdk_client_kwargs",
     "sdk_retry_policy",
@@ -85,6 +86,22 @@ def transport_errors() -> tuple[type[BaseException], ...]:
     SDK's own), never imported here."""
     modules = [sys.modules.get(name) for name in ("httpx2", "httpx")]
     return tuple(m.TransportError for m in modules if m is not None and hasattr(m, "TransportError"))
+
+
+def local_http_client(client_class: type[Any]) -> Any:
+    """An SDK's default async HTTP client set up for a server on this machine: never routed
+    through the user's HTTP(S)_PROXY, and no idle keep-alive (local servers, llama.cpp's among
+    them, drop idle connections after a few seconds, and a request sent on one that was just
+    dropped fails; on loopback a new connection per request costs next to nothing).
+
+    `client_class` is the SDK's own default client class (e.g. `openai.DefaultAsyncHttpxClient`);
+    its `Limits` come from whichever HTTP library that class is built on (`httpx2` for openai 3,
+    `httpx` before), so codeloop depends on no HTTP library of its own."""
+    roots = (cls.__module__.partition(".")[0] for cls in client_class.__mro__)
+    library = next((sys.modules[r] for r in roots if r in ("httpx2", "httpx") and r in sys.modules), None)
+    if library is None:
+        raise ConfigurationError(f"{client_class.__qualname__} is not built on httpx or httpx2.")
+    return client_class(trust_env=False, limits=library.Limits(max_keepalive_connections=0))
 
 
 class PerLoopClients(Generic[_C]):

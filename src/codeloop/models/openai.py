@@ -35,6 +35,7 @@ from ._clients import (
     PerLoopClients,
     import_sdk,
     is_local,
+    local_http_client,
     resolve_api_key,
     sdk_client_kwargs,
     sdk_retry_policy,
@@ -154,15 +155,7 @@ class OpenAIModel(ChatCompletionsModel):
     def _make_client(self) -> AsyncOpenAI:
         kwargs = dict(self.client_kwargs)
         if is_local(self.api_base) and "http_client" not in kwargs:
-            # A local server is never behind the user's HTTP(S)_PROXY: don't route it there. And
-            # no idle keep-alive: local servers (llama.cpp's among them) drop idle connections after
-            # a few seconds, and a request sent on one that was just dropped fails; on loopback a
-            # new connection per request costs next to nothing.
-            import httpx
-
-            kwargs["http_client"] = self._openai.DefaultAsyncHttpxClient(
-                trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)
-            )
+            kwargs["http_client"] = local_http_client(self._openai.DefaultAsyncHttpxClient)
         try:
             client: AsyncOpenAI = self._openai.AsyncOpenAI(**kwargs)
         except self._openai.OpenAIError as err:

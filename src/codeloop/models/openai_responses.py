@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, ModelHTTPError
 from ..messages import ChatMessage, MessageDelta, Role, ToolCall, ToolCallDelta, Usage
-from ._clients import PerLoopClients, import_sdk, is_local, resolve_api_key, sdk_client_kwargs
+from ._clients import (
+    PerLoopClients,
+    import_sdk,
+    is_local,
+    local_http_client,
+    resolve_api_key,
+    sdk_client_kwargs,
+)
 from ._common import clean_stops, stream_error, translating
 from ._text import TextFilter, filter_deltas
 from .base import Model, ToolSchema, parse_arguments
@@ -140,12 +147,7 @@ class OpenAIResponsesModel(Model):
     def _make_client(self) -> AsyncOpenAI:
         kwargs = dict(self.client_kwargs)
         if is_local(self.api_base) and "http_client" not in kwargs:
-            # As OpenAIModel: a local server is never behind a proxy, and keeps no idle connections.
-            import httpx
-
-            kwargs["http_client"] = self._openai.DefaultAsyncHttpxClient(
-                trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)
-            )
+            kwargs["http_client"] = local_http_client(self._openai.DefaultAsyncHttpxClient)
         try:
             client: AsyncOpenAI = self._openai.AsyncOpenAI(**kwargs)
         except self._openai.OpenAIError as err:
