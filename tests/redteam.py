@@ -1,8 +1,8 @@
 """A reusable red-team harness: run the shared escape corpus against any `Executor`.
 
-The corpus (`escapes.yaml`) and its contract (`README.md`) live in `shared/redteam/`, beside the
-repository. For each payload the harness prepares what the README asks for, runs the payload as
-one code action, and reports whether it escaped and why:
+The corpus (`escapes.yaml`) and its contract (`README.md`) live in `tests/data/redteam/`. For
+each payload the harness prepares what the README asks for, runs the payload as one code action,
+and reports whether it escaped and why:
 
     payloads = load_payloads()
     with Arena() as arena:                       # secret file, marker path, listener, env secret
@@ -44,8 +44,8 @@ __all__ = [
     "load_payloads",
 ]
 
-CORPUS_PATH = Path(__file__).resolve().parents[2] / "shared" / "redteam" / "escapes.yaml"
-"""`../shared/redteam/escapes.yaml` relative to the repository root."""
+CORPUS_PATH = Path(__file__).resolve().parent / "data" / "redteam" / "escapes.yaml"
+"""The corpus, kept in the repository (`tests/data/redteam/`, see its README for its source)."""
 
 ENV_SECRET_NAME = "CODELOOP_REDTEAM_SECRET"
 DEFAULT_LIMIT_S = 30.0  # wall-clock bound for payloads that do not set `limit_s`

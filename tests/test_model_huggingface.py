@@ -1,5 +1,5 @@
 """InferenceClientModel against the real `huggingface_hub.AsyncInferenceClient` talking to a local
-server that replays recorded provider traffic (../shared/fixtures/wire) or scripted responses.
+server that replays recorded provider traffic (tests/data/wire) or scripted responses.
 The SDK is never mocked. With `base_url`, the client POSTs `{base_url}/chat/completions`."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """LiteLLMModel and LiteLLMRouterModel against the real `litellm` package talking to a local
-server that replays recorded provider traffic (../shared/fixtures/wire) or scripted responses.
+server that replays recorded provider traffic (tests/data/wire) or scripted responses.
 litellm is never mocked; it is kept off the network (local cost map, offline mode, no callbacks)."""
 
 from __future__ import annotations

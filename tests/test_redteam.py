@@ -13,10 +13,7 @@ import pytest
 from codeloop.executors.base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction
 from codeloop.executors.monty import MontyExecutor
 
-from redteam import CORPUS_PATH, HARMLESS_TOOLS, Arena, attack, load_payloads
-
-if not CORPUS_PATH.exists():
-    pytest.skip(f"red-team corpus not found at {CORPUS_PATH}", allow_module_level=True)
+from redteam import HARMLESS_TOOLS, Arena, attack, load_payloads
 
 PAYLOADS = load_payloads()
 # Short limits keep the resource payloads (a few time out) fast; the corpus bounds are 15-30 s.

@@ -13,8 +13,8 @@ incrementally. Every request received is kept in `server.requests` for assertion
         assert server.requests[0].json["model"] == "gpt-4o"
 
 Scripted replies: `ReplayServer([Reply.json({...}), Reply.sse([chunk, ...]), {"status": 500}])`.
-Fixtures live in `../shared/fixtures/wire` beside the repository (override with the
-`CODELOOP_WIRE_FIXTURES` environment variable); `load_fixture` skips the test when they are absent.
+Fixtures live in `tests/data/wire` (copied with their source and licence in its README; override
+with the `CODELOOP_WIRE_FIXTURES` environment variable); a missing fixture is an error, never a skip.
 A mismatched or unexpected request gets HTTP 418 (which no SDK retries) and is listed in
 `server.errors`; leaving the `with` block asserts there were none.
 """
@@ -46,10 +46,7 @@ __all__ = [
     "sse",
 ]
 
-WIRE_DIR = Path(
-    os.environ.get("CODELOOP_WIRE_FIXTURES")
-    or Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "wire"
-)
+WIRE_DIR = Path(os.environ.get("CODELOOP_WIRE_FIXTURES") or Path(__file__).resolve().parent / "data" / "wire")
 
 
 def sse(events: Sequence[Any], *, done: bool = True) -> str:
@@ -152,10 +149,8 @@ class ReceivedRequest:
 
 
 def load_fixture(name: str) -> dict[str, Any]:
-    """Load `WIRE_DIR/name` (e.g. "openai/chat_text.yaml"); skip the test if it is missing."""
+    """Load `WIRE_DIR/name` (e.g. "openai/chat_text.yaml"); a missing fixture fails the test."""
     path = WIRE_DIR / name
-    if not path.is_file():
-        pytest.skip(f"wire fixture {name} not found under {WIRE_DIR} (set CODELOOP_WIRE_FIXTURES)")
     with path.open(encoding="utf-8") as fh:
         data: dict[str, Any] = yaml.safe_load(fh)
     return data
