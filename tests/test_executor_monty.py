@@ -170,9 +170,9 @@ async def test_opaque_tool_result_is_a_type_error(ex: MontyExecutor) -> None:
 async def test_value_monty_rejects_is_a_type_error(
     ex: MontyExecutor, calls: Calls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import codeloop.executors.monty as monty_module
+    import codeloop.executors.monty.executor as monty_module
 
-    monkeypatch.setattr(monty_module, "_to_sandbox", lambda value, source=None: value)  # skip the pre-check
+    monkeypatch.setattr(monty_module, "to_sandbox", lambda value, source=None: value)  # skip the pre-check
     out = await ex.run("try:\n    opaque()\nexcept TypeError as e:\n    print('refused:', e)")
     assert (
         out.error is None and out.logs == "refused: opaque() returned a value that cannot enter the sandbox\n"

@@ -1,59 +1,21 @@
-"""The default executor: model-written code runs in Monty, Pydantic's Python interpreter in Rust.
-
-This module is a **security boundary**. Snippets run in `pydantic-monty` worker subprocesses
-that have no file system, network, environment or subprocess access: `open()`, `pathlib`,
-`os.getenv`/`os.environ` and every other OS call the interpreter makes is surfaced to this host
-and refused here (no mount, no `os` handler). No `__class__`/`__globals__`/frame access exists, so
-host objects cannot be reached by introspection. The only ways out of the sandbox are the host
-functions passed to `start()`, the pure host-implemented modules listed in `HOST_MODULES`, and
-`final_answer`; their arguments cross as plain data.
-
-Limits (`ExecutorLimits`): `timeout_s` bounds sandbox execution time per snippet (time spent in
-host functions is not counted; a wall-clock backstop also bounds the time spent driving the
-sandbox), `memory_bytes` the sandbox heap, `max_recursion_depth` the call stack, and
-`max_output_chars` what `print` returns (a much larger hard cap stops runaway printing). After a
-time limit, a crashed worker, or runaway output the session's heap is undefined, so the executor
-starts a fresh session, re-registers the host functions and sent variables, and reports
-`state_lost=True`. `time.sleep()` returns at once (sleeping would not count against the limit).
-
-`final_answer(value)`: the call suspends the snippet and reaches this host, which records the
-value and answers the call by raising `SystemExit` inside the snippet, so `except Exception`
-does not see it and the snippet unwinds. The host never serves the snippet again: if it catches
-the signal anyway (bare `except`, `finally`), every later host call raises the signal again, its
-later output is dropped, and the first value stands; the time limit still bounds it. (Leaving the
-snippet suspended forever is not an option: a Monty session accepts no new snippet while one is
-suspended, so the session's variables would be lost.)
-
-Host functions may be sync or async; async ones are awaited in the caller's event loop. A call
-the snippet awaits (`await tool(...)`, e.g. inside `async def` helpers run with `asyncio.gather`)
-is started as a task, so such calls overlap; a plain call returns its result directly.
-
-What it does not do: Monty is not full CPython. It refuses `del`, generators (`yield`), class
-inheritance (so custom exception classes), method decorators and many stdlib modules; the error
-the model sees says what to write instead. Host functions run in the host process with the
-host's privileges: they are the trusted part, so give the agent only functions that are safe to
-call with untrusted arguments. Third-party packages (numpy, pandas) need a full-CPython executor.
-"""
+"""MontyExecutor: drives one Monty session per executor; see the package docstring for guarantees."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
-import datetime
-import decimal
 import inspect
 import re
-import statistics
-import string
-import textwrap
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, cast
 
-from ..errors import ConfigurationError, ExecutorError
-from .base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction, limit_failure, truncate_output
+from ...errors import ConfigurationError, ExecutorError
+from ..base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction, limit_failure, truncate_output
+from .hints import HintContext, with_hint
+from .modules import HOST_MODULES, MONTY_MODULES, OS_STUBS, bounded, check_imports
+from .values import FINAL_SIGNAL, sandbox_exception, to_sandbox, unconvertible
 
 if TYPE_CHECKING:
     import pydantic_monty as pm
@@ -62,69 +24,9 @@ if TYPE_CHECKING:
         pm.AsyncFunctionSnapshot | pm.AsyncNameLookupSnapshot | pm.AsyncFutureSnapshot | pm.MontyComplete
     )
 
-__all__ = ["HOST_MODULES", "MONTY_MODULES", "MontyExecutor"]
+__all__ = ["MontyExecutor"]
 
-MONTY_MODULES: frozenset[str] = frozenset(
-    "asyncio base64 binascii bisect collections copy csv dataclasses datetime decimal functools hashlib "
-    "itertools json math os os.path pathlib posixpath random re sys time tomllib typing unicodedata".split()
-)
-"""Modules built into Monty 1.4 and importable by every snippet (os/pathlib/sys are inert stubs)."""
-
-_OS_STUBS = frozenset({"os", "os.path", "pathlib", "posixpath", "sys"})
-
-_STATISTICS = (
-    "mean fmean geometric_mean harmonic_mean median median_low median_high median_grouped mode "
-    "multimode pstdev pvariance stdev variance quantiles correlation covariance"
-)
-HOST_MODULES: dict[str, dict[str, Any]] = {
-    "statistics": {name: getattr(statistics, name) for name in _STATISTICS.split()},
-    "textwrap": {name: getattr(textwrap, name) for name in ("dedent", "indent", "wrap", "fill", "shorten")},
-    "string": {
-        name: getattr(string, name)
-        for name in (
-            "ascii_letters ascii_lowercase ascii_uppercase digits hexdigits octdigits punctuation "
-            "printable whitespace capwords"
-        ).split()
-    },
-}
-"""Pure stdlib functions Monty lacks, offered to snippets as modules implemented in the host."""
-
-_MAX_HOST_MODULE_ARG = 1_000_000  # elements + characters a host-module call may receive
-_FINAL_SIGNAL: dict[str, Any] = {
-    "exc_type": "SystemExit",
-    "message": "final_answer() was called: this code action is over",
-}
 _AWAITED = re.compile(r"\bawait\s*\(*\s*$")
-_PLAIN = (
-    type(None), bool, int, float, complex, str, bytes, decimal.Decimal,
-    datetime.date, datetime.time, datetime.timedelta, PurePath,
-)  # fmt: skip
-# Exception types Monty recreates by name; others cross as their nearest listed base class.
-_MONTY_EXCEPTIONS = frozenset(
-    "Exception BaseException ArithmeticError OverflowError ZeroDivisionError LookupError IndexError "
-    "KeyError RuntimeError NotImplementedError RecursionError AttributeError NameError "
-    "UnboundLocalError ValueError UnicodeDecodeError UnicodeEncodeError ImportError "
-    "ModuleNotFoundError OSError FileNotFoundError FileExistsError IsADirectoryError "
-    "NotADirectoryError PermissionError AssertionError MemoryError StopIteration SyntaxError "
-    "TimeoutError TypeError".split()
-)
-
-_UNSUPPORTED_HINTS = {
-    "'del' statement": "`del` is not supported here: rebind the name instead (x = None), and use "
-    "d.pop(key) / lst.pop(i) to remove items from a dict or list.",
-    "yield": "generators (`yield`) are not supported here: build and return a list instead.",
-    "class inheritance": "class inheritance is not supported here, so custom exception classes are "
-    "not either: write standalone classes (or functions and dicts) and raise built-in exceptions "
-    "such as ValueError('...').",
-    "method decorators": "@property, @staticmethod and @classmethod are not supported here: use plain "
-    "methods (call obj.x()) or module-level functions.",
-}
-_MODULE_HINTS = {
-    "heapq": "Instead, keep a list and use sorted() / list.sort(), or bisect.insort() to keep it "
-    "ordered; min(items) and items.pop(0) take the smallest.",
-    "fractions": "Instead, use decimal.Decimal, floats, or integer numerator/denominator with math.gcd.",
-    "calendar": "Instead, use datetime: datetime.date(y, m, d).weekday(); subtract dates for month lengths.",
-}
 
 
 @dataclasses.dataclass
@@ -162,7 +64,7 @@ class MontyExecutor:
     ) -> None:
         self.limits = limits or ExecutorLimits()
         self.host_modules = dict(HOST_MODULES) if host_modules else {}
-        _check_imports(additional_authorized_imports, self.host_modules)
+        check_imports(additional_authorized_imports, self.host_modules)
         self.additional_authorized_imports = tuple(additional_authorized_imports)
         self._functions: dict[str, HostFunction] = {}
         self._variables: dict[str, Any] = {}
@@ -176,7 +78,7 @@ class MontyExecutor:
     @property
     def importable_modules(self) -> list[str]:
         """The modules a snippet can import here (for the agent's prompt)."""
-        return sorted((MONTY_MODULES - _OS_STUBS) | set(self.host_modules))
+        return sorted((MONTY_MODULES - OS_STUBS) | set(self.host_modules))
 
     # -- Executor protocol ---------------------------------------------------------------
 
@@ -198,7 +100,7 @@ class MontyExecutor:
         values = {}
         for name, value in variables.items():
             try:
-                values[name] = _to_sandbox(value)
+                values[name] = to_sandbox(value)
             except TypeError as exc:
                 message = f"Variable {name!r} cannot be sent into the Monty sandbox: {exc}"
                 raise ConfigurationError(message) from None
@@ -332,7 +234,7 @@ class MontyExecutor:
             if not state.final:
                 state.final, state.final_logs = True, len(state.output.output)
                 state.final_value = snap.args[0] if snap.args else snap.kwargs.get("answer")
-            return await self._timed(state, snap.resume(cast("Any", _FINAL_SIGNAL)))  # unwinds the snippet
+            return await self._timed(state, snap.resume(cast("Any", FINAL_SIGNAL)))  # unwinds the snippet
         function = self._host_function(name)
         if function is None:
             error = NameError(f"name '{name}' is not defined")
@@ -342,14 +244,14 @@ class MontyExecutor:
             state.tasks[snap.call_id] = asyncio.ensure_future(call)
             return await self._timed(state, snap.resume({"future": ...}))
         result = await call
-        return await self._deliver(state, snap.resume, result, {"exception": _unconvertible(f"{name}()")})
+        return await self._deliver(state, snap.resume, result, {"exception": unconvertible(f"{name}()")})
 
     def _host_function(self, name: str) -> HostFunction | None:
         if name in self._functions:
             return self._functions[name]
         module, _, attr = name.partition(".")
         function = self.host_modules.get(module, {}).get(attr)
-        return _bounded(function) if callable(function) else None
+        return bounded(function) if callable(function) else None
 
     def _awaited(self, snap: pm.AsyncFunctionSnapshot) -> bool:
         """Whether the snippet awaits this call (then it gets a future, so calls can overlap)."""
@@ -365,7 +267,7 @@ class MontyExecutor:
     async def _settle(self, snap: pm.AsyncFutureSnapshot, state: _Run) -> Snapshot:
         ids = snap.pending_call_ids
         if state.final:
-            return await self._timed(state, snap.resume({i: cast("Any", _FINAL_SIGNAL) for i in ids}))
+            return await self._timed(state, snap.resume({i: cast("Any", FINAL_SIGNAL) for i in ids}))
         waiting = [state.tasks[i] for i in ids if i in state.tasks]
         if waiting:
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -376,7 +278,7 @@ class MontyExecutor:
                 results[i] = {"exception": RuntimeError("the host lost track of this call")}
             elif task.done():
                 results[i] = state.tasks.pop(i).result()
-        refused = {i: {"exception": _unconvertible("a tool")} for i in results}
+        refused = {i: {"exception": unconvertible("a tool")} for i in results}
         return await self._deliver(state, snap.resume, results, refused)
 
     async def _deliver(
@@ -402,9 +304,9 @@ class MontyExecutor:
             value = function(*args, **kwargs)
             if inspect.isawaitable(value):
                 value = await value
-            return {"return_value": _to_sandbox(value, name)}
+            return {"return_value": to_sandbox(value, name)}
         except Exception as exc:
-            return _sandbox_exception(exc, state)
+            return sandbox_exception(exc, state.host_errors)
 
     # -- outcomes --------------------------------------------------------------------------
 
@@ -458,8 +360,8 @@ class MontyExecutor:
         if limit is not None:
             return self._located(self._limit(limit), exc), limit in ("timeout_s", "max_output_chars")
         kind, message = state.host_errors.get(message, (kind, message))
-        importable = ", ".join(self.importable_modules)
-        return self._located(ExecutionFailure(kind, _with_hint(kind, message, importable)), exc), False
+        context = HintContext(", ".join(self.importable_modules))
+        return self._located(ExecutionFailure(kind, with_hint(kind, message, context)), exc), False
 
     def _which_limit(self, kind: str, message: str) -> str | None:
         """Which `ExecutorLimits` field an exception raised by Monty itself stands for, if any."""
@@ -505,27 +407,6 @@ async def _open_pool() -> Any:
     return pool
 
 
-def _check_imports(names: Sequence[str], host_modules: Mapping[str, Any]) -> None:
-    """Refuse authorised imports Monty cannot provide, at construction."""
-    provided = (MONTY_MODULES - _OS_STUBS) | set(host_modules)
-    for name in names:
-        top = name.split(".")[0]
-        if name in provided or (name == f"{top}.*" and top in provided):
-            continue
-        detail = (
-            "Monty's os/pathlib/sys are stubs without file system, environment or process access"
-            if top in _OS_STUBS
-            else "the Monty sandbox cannot import arbitrary modules"
-            if name == "*"
-            else f"the Monty sandbox cannot provide {name!r}"
-        )
-        available = ", ".join(sorted(provided))
-        raise ConfigurationError(
-            f"additional_authorized_imports includes {name!r}, but {detail}. Monty provides: {available}. "
-            "Other modules (numpy, pandas...) need executor='jail' (full CPython in an OS jail)."
-        )
-
-
 def _stub(name: str) -> Callable[..., Any]:
     """A placeholder bound in the sandbox; Monty reports calls to it by its `__name__`."""
 
@@ -534,71 +415,6 @@ def _stub(name: str) -> Callable[..., Any]:
 
     stub.__name__ = stub.__qualname__ = name
     return stub
-
-
-def _bounded(function: Callable[..., Any]) -> HostFunction:
-    """Wrap a host-module function: refuse huge arguments, compute off the event loop."""
-
-    async def call(*args: Any, **kwargs: Any) -> Any:
-        if _size(args) + _size(tuple(kwargs.values())) > _MAX_HOST_MODULE_ARG:
-            raise ValueError(f"arguments too large (over {_MAX_HOST_MODULE_ARG} items/characters)")
-        return await asyncio.to_thread(function, *args, **kwargs)
-
-    return call
-
-
-def _size(value: Any) -> int:
-    if isinstance(value, str | bytes):
-        return len(value)
-    if isinstance(value, list | tuple | set | frozenset):
-        return len(value) + sum(_size(v) for v in value)
-    if isinstance(value, dict):
-        return len(value) + sum(_size(k) + _size(v) for k, v in value.items())
-    return 1
-
-
-def _to_sandbox(value: Any, source: str | None = None) -> Any:
-    """Return `value` as plain data that can enter the sandbox, or raise TypeError."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    elif isinstance(value, bytearray | memoryview):
-        value = bytes(value)
-    elif callable(getattr(value, "model_dump", None)):
-        value = value.model_dump()
-    if _is_plain(value):
-        return value
-    who = f"{source}() returned" if source else "the value is"
-    raise TypeError(
-        f"{who} a {type(value).__name__} object, which cannot enter the sandbox: only plain data "
-        "(str, numbers, bool, None, bytes, lists, tuples, dicts, sets, dates; nested at most 100 deep) can."
-    )
-
-
-def _unconvertible(source: str) -> TypeError:
-    return TypeError(f"{source} returned a value that cannot enter the sandbox")
-
-
-def _is_plain(value: Any, depth: int = 0) -> bool:
-    if depth > 100:
-        return False
-    if isinstance(value, _PLAIN):
-        return True
-    if isinstance(value, list | tuple | set | frozenset):
-        return all(_is_plain(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return all(_is_plain(k, depth + 1) and _is_plain(v, depth + 1) for k, v in value.items())
-    return False
-
-
-def _sandbox_exception(exc: Exception, state: _Run) -> dict[str, Any]:
-    """The exception the sandbox sees for a host function's `exc`, keeping its type name visible."""
-    kind = type(exc)
-    if kind.__module__ == "builtins" and kind.__name__ in _MONTY_EXCEPTIONS:
-        return {"exception": exc}
-    base = next(t for t in kind.__mro__ if t.__module__ == "builtins" and t.__name__ in _MONTY_EXCEPTIONS)
-    message = f"{kind.__name__}: {exc}"
-    state.host_errors[message] = (kind.__name__, str(exc))
-    return {"exc_type": base.__name__, "message": message}
 
 
 def _frames(exc: pm.MontyRuntimeError | pm.MontySyntaxError) -> list[pm.Frame]:
@@ -613,25 +429,6 @@ def _with_frame(failure: ExecutionFailure, frame: pm.Frame | None) -> ExecutionF
         return failure
     source = (frame.source_line or "").splitlines()
     return dataclasses.replace(failure, line=frame.line, source_line=source[0] if source else None)
-
-
-def _with_hint(kind: str, message: str, importable: str) -> str:
-    """Add what to write instead, for what Monty refuses."""
-    if kind == "NotImplementedError" and "does not yet support" in message:
-        hint = next((h for key, h in _UNSUPPORTED_HINTS.items() if key in message), None)
-        return hint or f"{message}. Rewrite this with simpler Python."
-    if kind == "ModuleNotFoundError":
-        name = message.partition("'")[2].partition("'")[0].split(".")[0]
-        advice = _MODULE_HINTS.get(name)
-        return f"{message}. {advice + ' ' if advice else ''}Importable modules: {importable}."
-    if "not supported in this environment" in message or "Permission denied" in message:
-        return f"{message}. The sandbox has no file system, environment or network access: use the tools."
-    if kind == "TypeError" and ("can't be awaited" in message or "awaitable is required" in message):
-        return (
-            f"{message}. Tools return their result directly: call them without await, or to run them "
-            "concurrently wrap each call in an `async def` that does `return await tool(...)`."
-        )
-    return message
 
 
 def _restart_note() -> str:

@@ -1,0 +1,98 @@
+"""What a Monty snippet can import: Monty's own modules and pure stdlib functions run in the host."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import string
+import sys
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ...errors import ConfigurationError
+from ..base import HostFunction
+
+__all__ = [
+    "HOST_MODULES",
+    "MAX_HOST_MODULE_ARG",
+    "MONTY_MODULES",
+    "OS_STUBS",
+    "bounded",
+    "check_imports",
+    "is_stdlib",
+]
+
+MONTY_MODULES: frozenset[str] = frozenset(
+    "asyncio base64 binascii bisect collections copy csv dataclasses datetime decimal functools hashlib "
+    "itertools json math os os.path pathlib posixpath random re sys time tomllib typing unicodedata".split()
+)
+"""Modules built into Monty 1.4 and importable by every snippet (os/pathlib/sys are inert stubs)."""
+
+OS_STUBS = frozenset({"os", "os.path", "pathlib", "posixpath", "sys"})
+
+_STATISTICS = (
+    "mean fmean geometric_mean harmonic_mean median median_low median_high median_grouped mode "
+    "multimode pstdev pvariance stdev variance quantiles correlation covariance"
+)
+HOST_MODULES: dict[str, dict[str, Any]] = {
+    "statistics": {name: getattr(statistics, name) for name in _STATISTICS.split()},
+    "textwrap": {name: getattr(textwrap, name) for name in ("dedent", "indent", "wrap", "fill", "shorten")},
+    "string": {
+        name: getattr(string, name)
+        for name in (
+            "ascii_letters ascii_lowercase ascii_uppercase digits hexdigits octdigits punctuation "
+            "printable whitespace capwords"
+        ).split()
+    },
+}
+"""Pure stdlib functions Monty lacks, offered to snippets as modules implemented in the host."""
+
+MAX_HOST_MODULE_ARG = 1_000_000  # elements + characters a host-module call may receive
+
+
+def is_stdlib(name: str) -> bool:
+    """Whether `name` (a module, possibly dotted) belongs to Python's standard library."""
+    return name.split(".")[0] in sys.stdlib_module_names
+
+
+def check_imports(names: Sequence[str], host_modules: Mapping[str, Any]) -> None:
+    """Refuse authorised imports Monty cannot provide, at construction."""
+    provided = (MONTY_MODULES - OS_STUBS) | set(host_modules)
+    for name in names:
+        top = name.split(".")[0]
+        if name in provided or (name == f"{top}.*" and top in provided):
+            continue
+        detail = (
+            "Monty's os/pathlib/sys are stubs without file system, environment or process access"
+            if top in OS_STUBS
+            else "the Monty sandbox cannot import arbitrary modules"
+            if name == "*"
+            else f"the Monty sandbox cannot provide {name!r}"
+        )
+        available = ", ".join(sorted(provided))
+        raise ConfigurationError(
+            f"additional_authorized_imports includes {name!r}, but {detail}. Monty provides: {available}. "
+            "Other modules (numpy, pandas...) need executor='jail' (full CPython in an OS jail)."
+        )
+
+
+def bounded(function: Callable[..., Any]) -> HostFunction:
+    """Wrap a host-module function: refuse huge arguments, compute off the event loop."""
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        if _size(args) + _size(tuple(kwargs.values())) > MAX_HOST_MODULE_ARG:
+            raise ValueError(f"arguments too large (over {MAX_HOST_MODULE_ARG} items/characters)")
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    return call
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return len(value) + sum(_size(v) for v in value)
+    if isinstance(value, dict):
+        return len(value) + sum(_size(k) + _size(v) for k, v in value.items())
+    return 1
