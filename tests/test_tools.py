@@ -115,9 +115,9 @@ def test_function_tool_json_schema() -> None:
     assert get_weather.name == "get_weather"
     assert get_weather.description == "Get the current weather."
     assert get_weather.output_type == "string"
-    assert get_weather.inputs == {
+    assert get_weather.inputs == {  # as in smolagents, a parameter with a default is nullable
         "city": {"type": "string", "description": "The city name."},
-        "unit": {"type": "string", "description": "Temperature unit.", "enum": ["c", "f"]},
+        "unit": {"type": "string", "description": "Temperature unit.", "enum": ["c", "f"], "nullable": True},
     }
 
 
@@ -544,7 +544,7 @@ def test_subclass_with_annotated_forward_and_no_inputs() -> None:
 
     assert Register.inputs == {
         "person": {"type": "object", "description": "The person."},
-        "unit": {"type": "string", "description": "The unit.", "enum": ["c", "f"]},
+        "unit": {"type": "string", "description": "The unit.", "enum": ["c", "f"], "nullable": True},
     }
     assert Register.output_type == "boolean"
     assert Register()({"name": "a", "address": {"street": "s"}}, "f") is True

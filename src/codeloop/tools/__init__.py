@@ -15,6 +15,17 @@ fix. Arguments are validated by a pydantic model built from the signature; one t
 itself as an OpenAI function schema (`json_schema()`, no `$ref`s) or as a Python stub for a code
 agent's prompt (`to_code_prompt()`).
 
+Two descriptions of the parameters, as in smolagents:
+
+* `inputs` and `output_type` are smolagents' representation, equal to what smolagents derives
+  from the same function: a parameter with a default is `nullable`, `Literal[1, None]` is
+  `{"type": "integer", "enum": [1], "nullable": True}`, a union of types is a sorted list of
+  names, arrays and dicts carry their `items` / `prefixItems` / `additionalProperties`, an
+  `Args:` line ending in `(choices: ["a", "b"])` adds an `enum` (which validation enforces), and
+  `T | None` returns `output_type` T;
+* `json_schema()` is standard JSON Schema, what the model is sent: optional means left out of
+  `required` (with its `default`), null-able means `anyOf` with `{"type": "null"}`, `Any` is `{}`.
+
 Calling:
 
 * `tool(*args, **kwargs)` validates (raising `TypeError` with a readable message) and runs

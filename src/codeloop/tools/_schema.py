@@ -23,6 +23,7 @@ __all__ = [
     "derive_inputs",
     "derive_output",
     "parameters_schema",
+    "type_label",
     "unsupported_type",
 ]
 
@@ -81,7 +82,7 @@ def unsupported_type(tool_name: str, params: tuple[Param, ...], exc: Exception) 
             f"Tool {tool_name!r}: its parameters cannot be described as JSON ({reason})."
         )
     return ToolDefinitionError(
-        f"Tool {tool_name!r}: parameter {culprit.name!r} has type {_type_label(culprit.annotation)}, which "
+        f"Tool {tool_name!r}: parameter {culprit.name!r} has type {type_label(culprit.annotation)}, which "
         f"cannot be described to a model as JSON ({reason}). {_SUPPORTED_HINT}"
     )
 
@@ -96,7 +97,7 @@ def _type_schema(annotation: Any) -> dict[str, Any] | None:
         return None
 
 
-def _type_label(annotation: Any) -> str:
+def type_label(annotation: Any) -> str:
     return annotation.__name__ if isinstance(annotation, type) else repr(annotation).replace("typing.", "")
 
 
@@ -162,22 +163,40 @@ def _json_types(schema: Mapping[str, Any]) -> list[str]:
     return ["any"] if "any" in unique else unique
 
 
-def _input_entry(schema: Mapping[str, Any], description: str) -> dict[str, Any]:
+def _summary(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON schema in smolagents' terms: `type` (a name, or a sorted list of names), `nullable`
+    instead of a null type, `enum` without None, and the `items`, `prefixItems` and
+    `additionalProperties` of arrays and dicts, summarised likewise."""
     types_ = _json_types(schema)
     nullable = "null" in types_ and len(types_) > 1
-    types_ = [t for t in types_ if t != "null"] if nullable else types_
-    entry: dict[str, Any] = {"type": types_[0] if len(types_) == 1 else types_, "description": description}
+    types_ = sorted(t for t in types_ if t != "null") if nullable else sorted(types_)
+    out: dict[str, Any] = {"type": types_[0] if len(types_) == 1 else types_}
     if nullable:
-        entry["nullable"] = True
-    if "enum" in schema:
-        entry["enum"] = list(schema["enum"])
-    return entry
+        out["nullable"] = True
+    members = [m for m in schema.get("anyOf", schema.get("oneOf", [])) if m.get("type") != "null"]
+    body = members[0] if len(members) == 1 else schema
+    if "enum" in body:
+        out["enum"] = [v for v in body["enum"] if v is not None]
+    if out["type"] == "array" and isinstance(body.get("items"), dict) and body["items"]:
+        out["items"] = _summary(body["items"])
+    if out["type"] == "array" and "prefixItems" in body:
+        out["prefixItems"] = [_summary(s) for s in body["prefixItems"]]
+    if out["type"] == "object" and isinstance(body.get("additionalProperties"), dict):
+        out["additionalProperties"] = _summary(body["additionalProperties"])
+    return out
 
 
 def derive_inputs(
     src: Source, params: tuple[Param, ...], parameters: Mapping[str, Any]
 ) -> dict[str, dict[str, Any]]:
-    derived = {p.name: _input_entry(parameters["properties"][p.name], p.description) for p in params}
+    derived = {
+        p.name: {
+            **_summary(parameters["properties"][p.name]),
+            **({} if p.required else {"nullable": True}),  # smolagents: a default makes it nullable
+            "description": p.description,
+        }
+        for p in params
+    }
     if src.inputs is None:
         return derived
     for name, entry in src.inputs.items():
@@ -218,9 +237,10 @@ def derive_output(src: Source, hints: Mapping[str, Any]) -> tuple[str, dict[str,
     schema = _type_schema(annotation)
     if schema is None:  # a return type pydantic cannot describe (a DataFrame...): still show its name
         return declared or "any", src.output_schema, getattr(annotation, "__name__", "Any")
-    derived = _json_types(schema)
+    derived = _summary(schema)["type"]
+    structured = schema if schema.get("type") == "object" and "properties" in schema else None
     return (
-        declared or (derived[0] if len(derived) == 1 else "any"),
-        src.output_schema or schema,
+        declared or (derived if isinstance(derived, str) else "any"),
+        src.output_schema or structured,
         py_type(schema),
     )

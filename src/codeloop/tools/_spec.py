@@ -14,9 +14,16 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from ..errors import ToolDefinitionError
-from ._docstring import Docstring, parse_docstring
-from ._schema import AUTHORIZED_TYPES, declared_annotation, derive_inputs, derive_output, parameters_schema
-from ._validation import arguments_model
+from ._docstring import Docstring, parse_docstring, split_choices
+from ._schema import (
+    AUTHORIZED_TYPES,
+    declared_annotation,
+    derive_inputs,
+    derive_output,
+    parameters_schema,
+    type_label,
+)
+from ._validation import accepts, arguments_model
 
 __all__ = ["Param", "Source", "Spec", "build_spec"]
 
@@ -47,6 +54,7 @@ class Param:
     default: Any
     description: str
     kind: inspect._ParameterKind
+    choices: tuple[Any, ...] | None = None  # from the docstring's `(choices: [...])`
 
     @property
     def required(self) -> bool:
@@ -161,22 +169,49 @@ def _check_names(tool_name: str, names: list[str], described: Mapping[str, Any],
 def _make_param(src: Source, p: inspect.Parameter, hints: Mapping[str, Any], doc: Docstring) -> Param:
     annotation = hints.get(p.name, _EMPTY)
     if src.inputs is not None:
-        entry = src.inputs[p.name]
-        _check_entry(src.name, p.name, entry, annotation is not _EMPTY)
-        if annotation is _EMPTY:
-            annotation = declared_annotation(entry)
-        return Param(p.name, annotation, p.default, str(entry["description"]), p.kind)
+        return _declared_param(src.name, p, annotation, src.inputs[p.name])
     if annotation is _EMPTY:
         raise ToolDefinitionError(
             f"Tool {src.name!r}: parameter {p.name!r} has no type hint. Add one, e.g. `{p.name}: str`."
         )
-    description = _annotated_description(annotation) or doc.args.get(p.name, "")
+    described = _annotated_description(annotation)
+    if described:
+        return Param(p.name, annotation, p.default, described, p.kind)
+    try:
+        description, choices = split_choices(doc.args.get(p.name, ""))
+    except ValueError as exc:
+        raise ToolDefinitionError(f"Tool {src.name!r}: parameter {p.name!r}: {exc}.") from None
     if not description:
         raise ToolDefinitionError(
             f"Tool {src.name!r}: parameter {p.name!r} is not described. Add it to the docstring's "
             f"Args: section, e.g.\n    Args:\n        {p.name}: What {p.name} means."
         )
-    return Param(p.name, annotation, p.default, description, p.kind)
+    _check_choices(src.name, p.name, annotation, choices)
+    return Param(p.name, annotation, p.default, description, p.kind, choices)
+
+
+def _declared_param(tool_name: str, p: inspect.Parameter, annotation: Any, entry: Any) -> Param:
+    """A parameter described by a `Tool` subclass's `inputs` entry."""
+    _check_entry(tool_name, p.name, entry, annotation is not _EMPTY)
+    if annotation is _EMPTY:
+        annotation = declared_annotation(entry)
+    elif entry.get("nullable") and p.default is _EMPTY and not accepts(annotation, None):
+        raise ToolDefinitionError(
+            f"Tool {tool_name!r}: inputs[{p.name!r}] is nullable, but forward()'s {p.name!r} has no "
+            f"default and its type {type_label(annotation)} does not accept None. Give it a default "
+            f'(e.g. `{p.name}: {type_label(annotation)} | None = None`) or remove "nullable".'
+        )
+    return Param(p.name, annotation, p.default, str(entry["description"]), p.kind)
+
+
+def _check_choices(tool_name: str, name: str, annotation: Any, choices: tuple[Any, ...] | None) -> None:
+    for choice in choices or ():
+        if not accepts(annotation, choice):
+            raise ToolDefinitionError(
+                f"Tool {tool_name!r}: parameter {name!r} lists {choice!r} in its docstring's "
+                f"`(choices: ...)`, which is not a {type_label(annotation)}. List values of the "
+                "parameter's type, or annotate it with a Literal or an Enum instead."
+            )
 
 
 def _check_entry(tool_name: str, name: str, entry: Any, has_hint: bool) -> None:
