@@ -16,6 +16,8 @@ _EXPORTS: dict[str, str] = {
     "ManagedAgentTool": "agents",
     "MultiStepAgent": "agents",
     "ToolCallingAgent": "agents",
+    "CallbackRegistry": "agents.callbacks",
+    "PromptTemplates": "prompts",
     # tools
     "FinalAnswerTool": "tools",
     "Tool": "tools",
@@ -48,8 +50,11 @@ _EXPORTS: dict[str, str] = {
     "ActionStep": "memory",
     "FinalAnswerStep": "memory",
     "Memory": "memory",
+    "MemoryStep": "memory",
     "PlanningStep": "memory",
+    "SystemPromptStep": "memory",
     "TaskStep": "memory",
+    "Timing": "memory",
     "RunResult": "result",
     "RunState": "result",
     # executors
@@ -79,6 +84,7 @@ _EXPORTS: dict[str, str] = {
     "RetryBudgetExhausted": "errors",
     "FallbacksExhausted": "errors",
     "RunFailed": "errors",
+    "RunInterrupted": "errors",
     "ToolDefinitionError": "errors",
 }
 
@@ -91,6 +97,7 @@ __all__ = [
     "AgentToolExecutionError",
     "AmazonBedrockModel",
     "AnthropicModel",
+    "CallbackRegistry",
     "ChatMessage",
     "CodeAgent",
     "CodeOutput",
@@ -115,6 +122,7 @@ __all__ = [
     "ManagedAgentTool",
     "MaxStepsExceeded",
     "Memory",
+    "MemoryStep",
     "MessageDelta",
     "Model",
     "ModelCapabilities",
@@ -126,15 +134,19 @@ __all__ = [
     "OpenAIResponsesModel",
     "OpenAIServerModel",
     "PlanningStep",
+    "PromptTemplates",
     "RetryBudgetExhausted",
     "RetryPolicy",
     "RetryingModel",
     "Role",
     "RunFailed",
+    "RunInterrupted",
     "RunResult",
     "RunState",
     "ScriptedModel",
+    "SystemPromptStep",
     "TaskStep",
+    "Timing",
     "Tool",
     "ToolCall",
     "ToolCallingAgent",
@@ -167,6 +179,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from . import events
     from .agents import CodeAgent, ManagedAgentTool, MultiStepAgent, ToolCallingAgent
+    from .agents.callbacks import CallbackRegistry
     from .errors import (
         AgentError,
         AgentExecutionError,
@@ -183,6 +196,7 @@ if TYPE_CHECKING:
         ModelHTTPError,
         RetryBudgetExhausted,
         RunFailed,
+        RunInterrupted,
         ToolDefinitionError,
     )
     from .executors import create_executor
@@ -190,7 +204,16 @@ if TYPE_CHECKING:
     from .executors.jail import JailExecutor
     from .executors.local import LocalExecutor
     from .executors.monty import MontyExecutor
-    from .memory import ActionStep, FinalAnswerStep, Memory, PlanningStep, TaskStep
+    from .memory import (
+        ActionStep,
+        FinalAnswerStep,
+        Memory,
+        MemoryStep,
+        PlanningStep,
+        SystemPromptStep,
+        TaskStep,
+        Timing,
+    )
     from .messages import ChatMessage, ImageContent, MessageDelta, Role, ToolCall, Usage
     from .models.anthropic import AnthropicModel
     from .models.base import Model
@@ -204,6 +227,7 @@ if TYPE_CHECKING:
     from .models.retry import FallbackModel, RetryingModel, RetryPolicy
     from .models.scripted import ScriptedModel
     from .models.transformers import TransformersModel
+    from .prompts import PromptTemplates
     from .render import ConsoleRenderer
     from .result import RunResult, RunState
     from .tools import FinalAnswerTool, Tool, tool

@@ -32,6 +32,7 @@ __all__ = [
     "ModelHTTPError",
     "RetryBudgetExhausted",
     "RunFailed",
+    "RunInterrupted",
     "ToolDefinitionError",
 ]
 
@@ -91,6 +92,10 @@ class RunFailed(Exception):
 
 class MaxStepsExceeded(RunFailed):
     """`max_steps` ran out before the model gave a final answer."""
+
+
+class RunInterrupted(RunFailed):
+    """`agent.interrupt()` stopped the run between two steps."""
 
 
 class ModelError(RunFailed):

@@ -3,11 +3,15 @@ through JSON.
 
 A run's memory is what the model sees (rendered by `Memory.to_messages`) and what a later
 process needs to continue the run (`Memory.to_json` / `Memory.from_json`).
+
+The step classes keep smolagents' names, and answer to smolagents' field names where codeloop's
+differ (`TaskStep.task_images`, `ActionStep.token_usage`, `ActionStep.model_output_message`...).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,6 +28,7 @@ __all__ = [
     "MemoryStep",
     "PlanningStep",
     "StepError",
+    "SystemPromptStep",
     "TaskStep",
     "Timing",
     "ToolResult",
@@ -42,7 +47,8 @@ class Timing:
 
 @dataclass(frozen=True, kw_only=True)
 class StepError:
-    """An error the model caused in a step: its type name and the message shown to the model."""
+    """An error the model caused in a step: its type name and the message shown to the model.
+    `str(error)` is the message, as for smolagents' `AgentError`."""
 
     type: str
     message: str
@@ -50,6 +56,9 @@ class StepError:
     @classmethod
     def from_exception(cls, exc: BaseException) -> StepError:
         return cls(type=type(exc).__name__, message=str(exc))
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,21 +72,83 @@ class ToolResult:
 
 
 @dataclass(kw_only=True)
-class TaskStep:
+class MemoryStep:
+    """The base of every step. Register a step callback for `MemoryStep` to see every step."""
+
+    def to_messages(self) -> list[ChatMessage]:
+        """The messages this step contributes to the model's next request."""
+        raise NotImplementedError
+
+    def dict(self) -> dict[str, Any]:
+        """The step as JSON-compatible data (the shape `Memory.to_json` writes)."""
+        data: dict[str, Any] = _adapter(single=True).dump_python(self, mode="json", fallback=repr)
+        return data
+
+
+@dataclass(kw_only=True, init=False)
+class TaskStep(MemoryStep):
+    """A task given to the agent, with its images (`task_images` is smolagents' name for them)."""
+
     kind: Literal["task"] = "task"
     task: str
     images: tuple[ImageContent, ...] = ()
+
+    def __init__(
+        self,
+        *,
+        task: str,
+        images: Sequence[ImageContent] = (),
+        task_images: Sequence[ImageContent] | None = None,
+        kind: Literal["task"] = "task",
+    ) -> None:
+        if images and task_images:
+            raise TypeError("TaskStep takes images= or task_images= (smolagents' name), not both.")
+        self.kind = kind
+        self.task = task
+        self.images = tuple(task_images or images)
+
+    @property
+    def task_images(self) -> list[ImageContent] | None:
+        """smolagents' name for `images`."""
+        return list(self.images) or None
+
+    @task_images.setter
+    def task_images(self, images: Sequence[ImageContent] | None) -> None:
+        self.images = tuple(images or ())
 
     def to_messages(self) -> list[ChatMessage]:
         return [ChatMessage(role=Role.USER, content=f"Task: {self.task}", images=self.images)]
 
 
 @dataclass(kw_only=True)
-class PlanningStep:
+class SystemPromptStep(MemoryStep):
+    """The system prompt of the latest run, as `memory.system_prompt` (smolagents' shape).
+
+    Not part of `Memory.steps` and not serialized: the agent renders its system prompt afresh
+    for every run, so a saved memory survives prompt changes between versions."""
+
+    system_prompt: str
+
+    def to_messages(self) -> list[ChatMessage]:
+        return [ChatMessage(role=Role.SYSTEM, content=self.system_prompt)]
+
+
+@dataclass(kw_only=True)
+class PlanningStep(MemoryStep):
     kind: Literal["planning"] = "planning"
     plan: str
     usage: Usage | None = None
     timing: Timing = field(default_factory=Timing)
+
+    @property
+    def token_usage(self) -> Usage | None:
+        """smolagents' name for `usage`."""
+        return self.usage
+
+    @property
+    def model_output_message(self) -> ChatMessage:
+        """The model's reply that holds the plan (smolagents' field, rebuilt from the step)."""
+        return ChatMessage(role=Role.ASSISTANT, content=self.plan, usage=self.usage)
 
     def to_messages(self) -> list[ChatMessage]:
         return [
@@ -87,8 +158,11 @@ class PlanningStep:
 
 
 @dataclass(kw_only=True)
-class ActionStep:
-    """One model call and the action it produced: code (CodeAgent) or tool calls."""
+class ActionStep(MemoryStep):
+    """One model call and the action it produced: code (CodeAgent) or tool calls.
+
+    `observations_images` are images shown to the model after the step's observations (a step
+    callback may set them, e.g. a screenshot)."""
 
     kind: Literal["action"] = "action"
     step_number: int
@@ -99,6 +173,7 @@ class ActionStep:
     native_tool_calls: bool = False
     tool_results: tuple[ToolResult, ...] = ()
     observations: str = ""
+    observations_images: list[ImageContent] | None = None
     error: StepError | None = None
     action_output: Any = None
     is_final_answer: bool = False
@@ -109,6 +184,21 @@ class ActionStep:
     def token_usage(self) -> Usage | None:
         """smolagents' name for `usage`."""
         return self.usage
+
+    @token_usage.setter
+    def token_usage(self, usage: Usage | None) -> None:
+        self.usage = usage
+
+    @property
+    def model_output_message(self) -> ChatMessage:
+        """The model's reply (smolagents' field, rebuilt from the step)."""
+        return ChatMessage(
+            role=Role.ASSISTANT,
+            content=self.model_output,
+            tool_calls=self.tool_calls if self.native_tool_calls else (),
+            reasoning=self.reasoning,
+            usage=self.usage,
+        )
 
     def to_messages(self) -> list[ChatMessage]:
         calls = self.tool_calls if self.native_tool_calls else ()
@@ -121,6 +211,9 @@ class ActionStep:
         elif self.tool_results:
             text = "\n".join(f"{r.name}: {r.content}" for r in self.tool_results)
             messages.append(ChatMessage(role=Role.USER, content=f"Observation:\n{text}"))
+        if self.observations_images:
+            images = tuple(self.observations_images)
+            messages.append(ChatMessage(role=Role.USER, content="Observation images:", images=images))
         feedback = self._feedback()
         if feedback:
             messages.append(ChatMessage(role=Role.USER, content=feedback))
@@ -136,7 +229,7 @@ class ActionStep:
 
 
 @dataclass(kw_only=True)
-class FinalAnswerStep:
+class FinalAnswerStep(MemoryStep):
     kind: Literal["final_answer"] = "final_answer"
     output: Any
 
@@ -144,15 +237,22 @@ class FinalAnswerStep:
         return []
 
 
-MemoryStep = TaskStep | PlanningStep | ActionStep | FinalAnswerStep
+StoredStep = TaskStep | PlanningStep | ActionStep | FinalAnswerStep
+"""The steps `Memory.steps` holds and `Memory.to_json` writes."""
 
 
 @dataclass(kw_only=True)
 class Memory:
-    """The steps of a conversation, oldest first. The system prompt is not stored: the agent
-    renders it fresh for every model call, so memory survives prompt changes between versions."""
+    """The steps of a conversation, oldest first (smolagents' `AgentMemory`).
+
+    `system_prompt` is the system prompt of the latest run, for inspection. It is neither
+    serialized nor compared: the agent renders its prompt afresh for every model call, so a saved
+    memory survives prompt changes between versions."""
 
     steps: list[MemoryStep] = field(default_factory=list)
+    system_prompt: SystemPromptStep = field(
+        default_factory=lambda: SystemPromptStep(system_prompt=""), compare=False
+    )
 
     def to_messages(self, system_prompt: str) -> list[ChatMessage]:
         messages = [ChatMessage(role=Role.SYSTEM, content=system_prompt)]
@@ -171,21 +271,39 @@ class Memory:
                 total = total + usage
         return total
 
+    def reset(self) -> None:
+        """Forget every step (the system prompt stays)."""
+        self.steps = []
+
+    def get_full_steps(self) -> list[dict[str, Any]]:
+        """Every step as JSON-compatible data."""
+        return [step.dict() for step in self.steps]
+
+    def get_succinct_steps(self) -> list[dict[str, Any]]:
+        """smolagents' name; the same as `get_full_steps` (codeloop stores no input messages)."""
+        return self.get_full_steps()
+
+    def return_full_code(self) -> str:
+        """The code actions of every step, joined into one script."""
+        return "\n\n".join(s.code_action for s in self.action_steps() if s.code_action is not None)
+
     def to_json(self) -> str:
         """Serialize losslessly for JSON-compatible values; other action outputs become repr()."""
         return _adapter().dump_json(self.steps, fallback=repr).decode()
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Memory:
-        return cls(steps=_adapter().validate_json(data))
+        steps: list[MemoryStep] = list(_adapter().validate_json(data))
+        return cls(steps=steps)
 
 
 @cache
-def _adapter() -> TypeAdapter[list[MemoryStep]]:
+def _adapter(single: bool = False) -> TypeAdapter[Any]:
+    """The pydantic adapter for a list of stored steps (or for one step, with `single`)."""
     from typing import Annotated
 
     from pydantic import ConfigDict, Field, TypeAdapter
 
-    step = Annotated[MemoryStep, Field(discriminator="kind")]
+    step = Annotated[StoredStep, Field(discriminator="kind")]
     config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
-    return TypeAdapter(list[step], config=config)
+    return TypeAdapter(step if single else list[step], config=config)

@@ -16,6 +16,7 @@ class RunState(str, Enum):
     SUCCESS = "success"
     MAX_STEPS = "max_steps_exceeded"
     ERROR = "error"
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(kw_only=True)

@@ -5,28 +5,30 @@ drive it from sync code. A run is:
 
     astream → loop → (plan) → step → query the model → act → observe → ... → RunFinished
 
+Each turn of the loop is one step, a planning step when one is due or an action step, and
+between steps the loop checks whether the run must end (`interrupt()`, `max_steps`).
 `CodeAgent` acts by running the model's code in an executor; `ToolCallingAgent` acts by calling
 tools. Errors the model can fix (`AgentError`) are recorded on the step and fed back; anything
-else ends the run with a typed failure, leaving memory intact.
+else ends the run with a typed failure, leaving memory intact. `step()` runs one action step by
+hand, outside any run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import IO, Any, ClassVar, TypeVar
 
 from .._sync import iterate_sync, run_sync
 from ..errors import (
     AgentError,
-    ConfigurationError,
     FinalAnswerRejected,
     MaxStepsExceeded,
     ModelError,
     RunFailed,
+    RunInterrupted,
 )
 from ..events import (
     Event,
@@ -44,23 +46,25 @@ from ..memory import (
     ActionStep,
     FinalAnswerStep,
     Memory,
-    MemoryStep,
     PlanningStep,
     StepError,
+    SystemPromptStep,
     TaskStep,
     Timing,
 )
 from ..messages import ChatMessage, ImageContent, MessageDelta, Role
 from ..models.base import Model, assemble_message, message_to_delta
 from ..models.retry import RetryPolicy, with_retries
-from ..prompts import render_prompt
+from ..prompts import TemplateTool, default_prompt_templates, merge_prompt_templates, populate_template
 from ..result import RunResult, RunState
-from ..tools import Tool, tool
-from .managed import ManagedAgentTool, with_event_sink
+from ..tools import FinalAnswerTool, Tool
+from .callbacks import CallbackRegistry, StepCallbacks, call_flexibly, maybe_await
+from .managed import with_event_sink
+from .replay import replay
+from .setup import check_arguments, checked_model, collect_tools, renderers
 
 __all__ = ["MultiStepAgent"]
 
-StepCallback = Callable[..., Any]
 FinalAnswerCheck = Callable[..., Any]
 EventHandler = Callable[[Event], Any]
 T = TypeVar("T")
@@ -81,10 +85,16 @@ class Run:
     result: RunResult | None = None
     started: float = field(default_factory=time.time)
     steps_taken: int = 0
+    planned_at: int | None = None
+    """`steps_taken` when the latest plan was made: one plan per due point."""
 
 
 class MultiStepAgent:
-    """Configuration shared by `CodeAgent` and `ToolCallingAgent`, and the loop itself."""
+    """Configuration shared by `CodeAgent` and `ToolCallingAgent`, and the loop itself.
+
+    smolagents' arguments keep their meaning: `step_callbacks` (a list, for action steps, or a
+    dict by step class), `prompt_templates` (see `codeloop.prompts`), `add_base_tools` (only
+    False for now)."""
 
     prompt_name: ClassVar[str]
 
@@ -99,36 +109,37 @@ class MultiStepAgent:
         managed_agents: Sequence[MultiStepAgent] = (),
         name: str | None = None,
         description: str | None = None,
-        step_callbacks: Sequence[StepCallback] = (),
+        step_callbacks: StepCallbacks | None = None,
         final_answer_checks: Sequence[FinalAnswerCheck] = (),
         return_full_result: bool = False,
         stream_outputs: bool = True,
         event_handlers: Sequence[EventHandler] = (),
         verbosity_level: int = 0,
         retry_policy: RetryPolicy | None = None,
+        prompt_templates: Mapping[str, Any] | None = None,
+        add_base_tools: bool = False,
     ) -> None:
-        if model is None:
-            raise ConfigurationError(
-                f"{type(self).__name__} needs a model, e.g. model=OpenAIModel('gpt-4o-mini')."
-            )
-        if max_steps < 1:
-            raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}.")
-        if planning_interval is not None and planning_interval < 1:
-            raise ConfigurationError(f"planning_interval must be at least 1, got {planning_interval}.")
+        model = checked_model(type(self).__name__, model)
+        check_arguments(max_steps, planning_interval, add_base_tools)
         self.model = with_retries(model, retry_policy)  # see codeloop.models.retry for the default
         self.max_steps = max_steps
         self.instructions = instructions
         self.planning_interval = planning_interval
         self.name = name or type(self).__name__
         self.description = description
-        self.step_callbacks = list(step_callbacks)
+        self.step_callbacks = CallbackRegistry.of(step_callbacks)
         self.final_answer_checks = list(final_answer_checks)
         self.return_full_result = return_full_result
         self.stream_outputs = stream_outputs
-        self.event_handlers = list(event_handlers) + _renderers(verbosity_level)
+        self.event_handlers = list(event_handlers) + renderers(verbosity_level)
+        self.prompt_templates = merge_prompt_templates(
+            default_prompt_templates(self.prompt_name), prompt_templates
+        )
         self.managed_agents = {a.name: a for a in managed_agents}
-        self.tools = _collect_tools(tools, managed_agents)
-        self.memory = Memory()
+        self.tools = collect_tools(tools, managed_agents)
+        self._final_answer_tool = FinalAnswerTool()
+        self._interrupt_requested = False
+        self.memory = Memory(system_prompt=SystemPromptStep(system_prompt=self.system_prompt))
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -216,13 +227,52 @@ class MultiStepAgent:
             await self._dispatch(event)
             yield event
 
+    def step(self, memory_step: ActionStep) -> Any:
+        """Run one action step by hand, on the current memory (smolagents' manual stepping).
+
+        The model sees `self.memory` (append a `TaskStep` first); `memory_step` is filled in
+        (output, code or tool calls, observations, error) but not added to memory: append it
+        yourself. Returns the final answer if this step gave one, else None; an error the model
+        can fix is recorded on `memory_step.error`, as in a run. Step callbacks do not run."""
+        return run_sync(self.astep(memory_step))
+
+    async def astep(self, memory_step: ActionStep) -> Any:
+        """The async form of `step`."""
+        run = self._new_run(self.max_steps, memory_step.step_number)
+        await self._open_executor(run, fresh=False)
+        async for event in self._query(run, memory_step):
+            await self._dispatch(event)
+        async for event in self._act_and_observe(run, memory_step):
+            await self._dispatch(event)
+        return memory_step.action_output if memory_step.is_final_answer else None
+
+    def interrupt(self) -> None:
+        """Stop the current run once the step in progress is over. The run ends with
+        `RunState.INTERRUPTED` (`run()` raises `RunInterrupted`). Callable from a step callback,
+        an event handler or another thread."""
+        self._interrupt_requested = True
+
+    def replay(self, detailed: bool = False, *, file: IO[str] | None = None) -> None:
+        """Print the run held in memory as it was shown live (to `file`, default stdout).
+        `detailed=True` also prints the messages the model was given before each step."""
+        prompt = self.memory.system_prompt.system_prompt or self.system_prompt
+        replay(self.memory, self.name, prompt, detailed=detailed, file=file)
+
     def write_memory_to_messages(self) -> list[ChatMessage]:
         """The messages the model would see next for the current memory."""
         return self.memory.to_messages(self.system_prompt)
 
     @property
     def system_prompt(self) -> str:
-        return render_prompt(self.prompt_name, **self._prompt_values())
+        """The system prompt, rendered from `prompt_templates["system_prompt"]`."""
+        template = self.prompt_templates["system_prompt"]
+        return populate_template(template, self._prompt_values(), where="['system_prompt']")
+
+    @system_prompt.setter
+    def system_prompt(self, value: str) -> None:
+        raise AttributeError(
+            "system_prompt is rendered from a template: set agent.prompt_templates['system_prompt'] instead."
+        )
 
     async def aclose(self) -> None:
         """Release the agent's resources (its executor session)."""
@@ -257,38 +307,40 @@ class MultiStepAgent:
         yield RunFinished(agent=self.name, result=run.result)
 
     async def _loop(self, run: Run) -> AsyncIterator[Event]:
-        while run.result is None:
-            if run.steps_taken >= run.max_steps:
-                self._finish(
-                    run,
-                    RunState.MAX_STEPS,
-                    error=f"Reached max_steps={run.max_steps} without a final answer.",
-                )
-                return
-            if self._planning_due(run):
-                async for event in self._plan(run):
-                    yield event
-            async for event in self._step(run):
+        while not self._ended(run):
+            step = self._plan(run) if self._planning_due(run) else self._step(run)
+            async for event in step:
                 yield event
+
+    def _ended(self, run: Run) -> bool:
+        """Whether the run is over; ends it here if it was interrupted or is out of steps."""
+        if run.result is None and self._interrupt_requested:
+            self._finish(
+                run,
+                RunState.INTERRUPTED,
+                error=f"Interrupted by agent.interrupt() after {run.steps_taken} action step(s).",
+            )
+        elif run.result is None and run.steps_taken >= run.max_steps:
+            self._finish(
+                run, RunState.MAX_STEPS, error=f"Reached max_steps={run.max_steps} without a final answer."
+            )
+        return run.result is not None
 
     async def _step(self, run: Run) -> AsyncIterator[Event]:
         step = ActionStep(step_number=run.step_number)
         async for event in self._query(run, step):
             yield event
         run.memory.steps.append(step)
-        try:
-            async for event in self._act(run, step):
-                yield event
-        except AgentError as exc:
-            step.error, step.is_final_answer = StepError.from_exception(exc), False
-            yield StepErrored(agent=self.name, step=step.step_number, error=step.error)
-        step.timing.end_time = time.time()
+        async for event in self._act_and_observe(run, step):
+            yield event
         run.step_number += 1
         run.steps_taken += 1
-        await self._run_step_callbacks(step)
+        await self.step_callbacks.run(step, self)
         yield StepFinished(agent=self.name, step=step.step_number, memory_step=step)
         if step.is_final_answer:
-            run.memory.steps.append(FinalAnswerStep(output=step.action_output))
+            final = FinalAnswerStep(output=step.action_output)
+            run.memory.steps.append(final)
+            await self.step_callbacks.run(final, self)
             self._finish(run, RunState.SUCCESS, output=step.action_output)
 
     async def _query(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
@@ -300,17 +352,47 @@ class MultiStepAgent:
         step.model_output, step.reasoning, step.usage = message.content, message.reasoning, message.usage
         yield ModelOutput(agent=self.name, step=step.step_number, message=message)
 
+    async def _act_and_observe(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
+        """Act on the model's message; an error the model can fix is recorded on the step."""
+        try:
+            async for event in self._act(run, step):
+                yield event
+        except AgentError as exc:
+            step.error, step.is_final_answer = StepError.from_exception(exc), False
+            yield StepErrored(agent=self.name, step=step.step_number, error=step.error)
+        step.timing.end_time = time.time()
+
     async def _plan(self, run: Run) -> AsyncIterator[Event]:
-        first = not any(isinstance(s, PlanningStep) for s in run.memory.steps)
-        request = ChatMessage(role=Role.USER, content=render_prompt("planning", first=first))
         step = PlanningStep(plan="")
-        async for event in self._ask(run, [*run.memory.to_messages(run.system_prompt), request]):
+        async for event in self._ask(run, self._planning_messages(run), stop=["<end_plan>"]):
             yield event
         assert run.message is not None
         step.plan, step.usage, step.timing.end_time = run.message.content, run.message.usage, time.time()
         run.memory.steps.append(step)
+        run.planned_at = run.steps_taken
         yield PlanReady(agent=self.name, step=run.step_number, plan=step.plan)
+        await self.step_callbacks.run(step, self)
         yield StepFinished(agent=self.name, step=run.step_number, memory_step=step)
+
+    def _planning_messages(self, run: Run) -> list[ChatMessage]:
+        """The conversation so far and a request for a first plan, or for an updated one."""
+        templates = self.prompt_templates["planning"]
+        values = {
+            **self._prompt_values(),
+            "task": _latest_task(run.memory),
+            "remaining_steps": run.max_steps - run.steps_taken,
+        }
+        system = run.system_prompt
+        if not any(isinstance(s, PlanningStep) for s in run.memory.steps):
+            where = "['planning']['initial_plan']"
+            request = populate_template(templates["initial_plan"], values, where=where)
+        else:
+            where = "['planning']['update_plan_post_messages']"
+            request = populate_template(templates["update_plan_post_messages"], values, where=where)
+            if templates["update_plan_pre_messages"]:  # replaces the system prompt, as in smolagents
+                where = "['planning']['update_plan_pre_messages']"
+                system = populate_template(templates["update_plan_pre_messages"], values, where=where)
+        return [*run.memory.to_messages(system), ChatMessage(role=Role.USER, content=request)]
 
     async def _ask(
         self,
@@ -336,7 +418,8 @@ class MultiStepAgent:
         run.message = assemble_message(deltas)
 
     def _planning_due(self, run: Run) -> bool:
-        return bool(self.planning_interval) and run.steps_taken % (self.planning_interval or 1) == 0
+        interval = self.planning_interval
+        return bool(interval) and run.steps_taken % (interval or 1) == 0 and run.planned_at != run.steps_taken
 
     async def _act(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
         """Turn the model's message (`run.message`) into an action and observe it."""
@@ -353,17 +436,29 @@ class MultiStepAgent:
         additional_args: Mapping[str, Any] | None,
         max_steps: int | None,
     ) -> Run:
+        self._interrupt_requested = False
         if reset:
             self.memory = Memory()
         self.memory.steps.append(TaskStep(task=_task_text(task, additional_args), images=tuple(images or ())))
-        start = len(self.memory.action_steps()) + 1
+        run = self._new_run(max_steps or self.max_steps, len(self.memory.action_steps()) + 1)
+        await self._open_executor(run, fresh=reset, variables=additional_args)
+        return run
+
+    def _new_run(self, max_steps: int, step_number: int) -> Run:
+        prompt = self.system_prompt
+        self.memory.system_prompt = SystemPromptStep(system_prompt=prompt)
         return Run(
             memory=self.memory,
-            max_steps=max_steps or self.max_steps,
-            step_number=start,
-            system_prompt=self.system_prompt,
+            max_steps=max_steps,
+            step_number=step_number,
+            system_prompt=prompt,
             tool_schemas=self._tool_schemas(),
         )
+
+    async def _open_executor(
+        self, run: Run, *, fresh: bool, variables: Mapping[str, Any] | None = None
+    ) -> None:
+        """Agents that run code start their executor session here (a new one if `fresh`)."""
 
     @staticmethod
     def _spawn(run: Run, work: Awaitable[T]) -> asyncio.Future[T]:
@@ -391,19 +486,15 @@ class MultiStepAgent:
         for check in self.final_answer_checks:
             name = getattr(check, "__name__", repr(check))
             try:
-                accepted = await _maybe_await(_call_flexibly(check, answer, run.memory, agent=self))
+                accepted = await maybe_await(call_flexibly(check, answer, run.memory, agent=self))
             except Exception as exc:
                 raise FinalAnswerRejected(f"Final answer {answer!r} rejected by {name}: {exc}") from exc
             if not accepted:
                 raise FinalAnswerRejected(f"Final answer {answer!r} rejected by check {name}. Reconsider it.")
 
-    async def _run_step_callbacks(self, step: MemoryStep) -> None:
-        for callback in self.step_callbacks:
-            await _maybe_await(_call_flexibly(callback, step, agent=self))
-
     async def _dispatch(self, event: Event) -> None:
         for handler in self.event_handlers:
-            await _maybe_await(handler(event))
+            await maybe_await(handler(event))
 
     def _finish(
         self,
@@ -428,7 +519,18 @@ class MultiStepAgent:
         return None
 
     def _prompt_values(self) -> dict[str, Any]:
-        return {"instructions": self.instructions}
+        """The variables of the templates: codeloop's, and smolagents' names for the same."""
+        own = {n: TemplateTool(t) for n, t in self.tools.items() if n not in self.managed_agents}
+        return {
+            "instructions": self.instructions,
+            "custom_instructions": self.instructions,
+            "agent_tools": list(self.tools.values()),
+            "tools": {**own, "final_answer": TemplateTool(self._final_answer_tool)},
+            "managed_agents": {
+                n: TemplateTool(self.tools[n], a.description) for n, a in self.managed_agents.items()
+            },
+            "name": self.name,
+        }
 
     stop_sequences: ClassVar[list[str] | None] = None
 
@@ -436,21 +538,9 @@ class MultiStepAgent:
 # ---- module helpers -------------------------------------------------------------------------
 
 
-def _collect_tools(
-    tools: Sequence[Tool | Callable[..., Any]], managed: Sequence[MultiStepAgent]
-) -> dict[str, Tool]:
-    collected: dict[str, Tool] = {}
-    items: list[Tool | Callable[..., Any]] = [*tools, *(ManagedAgentTool(a) for a in managed)]
-    for item in items:
-        built = item if isinstance(item, Tool) else tool(item)
-        if built.name == "final_answer":
-            raise ConfigurationError("The name final_answer is reserved: the agent provides it.")
-        if built.name in collected:
-            raise ConfigurationError(
-                f"Two tools or managed agents are named {built.name!r}; names must be unique."
-            )
-        collected[built.name] = built
-    return collected
+def _latest_task(memory: Memory) -> str:
+    tasks = [s.task for s in memory.steps if isinstance(s, TaskStep)]
+    return tasks[-1] if tasks else ""
 
 
 def _task_text(task: str, additional_args: Mapping[str, Any] | None) -> str:
@@ -465,6 +555,8 @@ def _answer_or_raise(result: RunResult) -> Any:
         return result.output
     if result.state is RunState.MAX_STEPS:
         raise MaxStepsExceeded(result.error or "max_steps exceeded", result)
+    if result.state is RunState.INTERRUPTED:
+        raise RunInterrupted(result.error or "the run was interrupted", result)
     if isinstance(result.exception, RunFailed):
         result.exception.result = result
         raise result.exception
@@ -475,20 +567,6 @@ def _describe_failure(exc: Exception) -> str:
     return str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
 
 
-def _call_flexibly(func: Callable[..., Any], *args: Any, agent: MultiStepAgent) -> Any:
-    """Call a user callback with `agent=` only if it accepts it (smolagents' convention)."""
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return func(*args)
-    accepts = any(p.name == "agent" or p.kind is p.VAR_KEYWORD for p in params)
-    return func(*args, agent=agent) if accepts else func(*args)
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
 def _timing(started: float) -> Timing:
     return Timing(start_time=started, end_time=time.time())
 
@@ -496,11 +574,3 @@ def _timing(started: float) -> Timing:
 def short_repr(value: Any, limit: int = 2000) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
-
-
-def _renderers(verbosity_level: int) -> list[EventHandler]:
-    if verbosity_level <= 0:
-        return []
-    from ..render import ConsoleRenderer
-
-    return [ConsoleRenderer(verbosity_level=verbosity_level)]

@@ -13,10 +13,12 @@ from ..events import ActionOutput, CodeAction, Event, Observation
 from ..executors import create_executor
 from ..executors.base import Executor, ExecutorLimits, HostFunction
 from ..memory import ActionStep
+from ..messages import ToolCall
 from ..models.base import Model
 from ..parsing import extract_code
 from ..tools import Tool
 from .base import MultiStepAgent, Run, short_repr
+from .executor_types import LOCAL_NOTE, executor_from_type
 
 __all__ = ["CodeAgent"]
 
@@ -27,8 +29,9 @@ class CodeAgent(MultiStepAgent):
     """An agent whose actions are Python snippets, run in a sandboxed executor.
 
     `executor` is a name (`"monty"`, the default, a secure sandbox), an `Executor` instance, or
-    a zero-argument factory returning one. Variables persist across the steps of a run, and
-    across runs with `reset=False`.
+    a zero-argument factory returning one. `executor_type` takes smolagents' names instead
+    (see `codeloop.agents.executor_types`: its `"local"` runs in Monty). Variables persist
+    across the steps of a run, and across runs with `reset=False`.
     """
 
     prompt_name = "code_agent"
@@ -39,39 +42,45 @@ class CodeAgent(MultiStepAgent):
         tools: Sequence[Tool | Callable[..., Any]] = (),
         model: Model | None = None,
         *,
-        executor: str | Executor | Callable[[], Executor] = "monty",
+        executor: str | Executor | Callable[[], Executor] | None = None,
+        executor_type: str | None = None,
         executor_kwargs: Mapping[str, Any] | None = None,
         additional_authorized_imports: Sequence[str] = (),
         max_print_outputs_length: int | None = None,
         executor_limits: ExecutorLimits | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(tools, model, **kwargs)
         self.additional_authorized_imports = list(additional_authorized_imports)
         limits = executor_limits or ExecutorLimits()
         if max_print_outputs_length is not None:
             limits = dataclasses.replace(limits, max_output_chars=max_print_outputs_length)
+        if executor_type is not None:
+            if executor is not None:
+                raise ConfigurationError("Pass executor= or executor_type= (smolagents' name), not both.")
+            executor, executor_kwargs, limits = executor_from_type(executor_type, executor_kwargs, limits)
+        executor = "monty" if executor is None else executor
+        self.executor_type: str | None = executor if isinstance(executor, str) else None
+        """The name of the codeloop executor that runs the code (None for an instance or factory)."""
         self._make_executor = _executor_factory(
             executor, executor_kwargs, limits, self.additional_authorized_imports
         )
-        probe = self._make_executor()  # fail now, not at the first run, on a bad name or option
+        probe = _probe(self._make_executor, executor_type)  # fail now on a bad name or option
         self.importable_modules: list[str] = list(
             getattr(probe, "importable_modules", None) or self.additional_authorized_imports
         )
         self._session: Executor | None = None
+        super().__init__(tools, model, **kwargs)
 
-    async def _start_run(
-        self, task: str, reset: bool, images: Any, additional_args: Any, max_steps: Any
-    ) -> Run:
-        run = await super()._start_run(task, reset, images, additional_args, max_steps)
-        if reset or self._session is None:
+    async def _open_executor(
+        self, run: Run, *, fresh: bool, variables: Mapping[str, Any] | None = None
+    ) -> None:
+        if fresh or self._session is None:
             await self.aclose()
             self._session = self._make_executor()
             await self._session.start(self._host_functions())
-        if additional_args:
-            await self._session.send_variables(dict(additional_args))
+        if variables:
+            await self._session.send_variables(dict(variables))
         run.executor = self._session
-        return run
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -81,6 +90,8 @@ class CodeAgent(MultiStepAgent):
     async def _act(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
         assert run.executor is not None
         step.code_action = code = extract_code(step.model_output)
+        # smolagents records a code action as a call of its python_interpreter tool
+        step.tool_calls = (ToolCall(f"call_{step.step_number}", "python_interpreter", code),)
         yield CodeAction(agent=self.name, step=step.step_number, code=code)
         execution = self._spawn(run, run.executor.run(code))
         async for event in self._while_running(run, execution):
@@ -107,6 +118,9 @@ class CodeAgent(MultiStepAgent):
             **super()._prompt_values(),
             "stubs": [t.to_code_prompt() for t in self.tools.values()],
             "imports": ", ".join(self.importable_modules),
+            "authorized_imports": str(sorted(self.importable_modules)),
+            "code_block_opening_tag": "```python",
+            "code_block_closing_tag": "```",
         }
 
 
@@ -126,6 +140,15 @@ def _executor_factory(
     raise ConfigurationError(
         f"executor must be a name, an Executor or a factory, not {type(executor).__name__}."
     )
+
+
+def _probe(make: Callable[[], Executor], executor_type: str | None) -> Executor:
+    try:
+        return make()
+    except ConfigurationError as exc:
+        if executor_type != "local":
+            raise
+        raise ConfigurationError(f"{exc} {LOCAL_NOTE}") from exc
 
 
 def _off_the_loop(function: Callable[..., Any]) -> HostFunction:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigurationError, ManagedAgentError
 from ..events import Event, RunFinished, nested
+from ..prompts import populate_template
 from ..result import RunResult
 from ..tools import Tool
 
@@ -25,7 +26,11 @@ T = TypeVar("T")
 class ManagedAgentTool(Tool):
     """A sub-agent presented to its manager as a tool taking a task. Its events are forwarded
     into the manager's stream; if it ends without an answer, the manager gets a
-    `ManagedAgentError` (a failure it sees as such), never a made-up result."""
+    `ManagedAgentError` (a failure it sees as such), never a made-up result.
+
+    The sub-agent's `prompt_templates["managed_agent"]` apply as in smolagents when set: `task`
+    wraps the task it receives, `report` turns its answer into the text its manager gets.
+    Unset (the default), the task passes as is and the answer is returned as is."""
 
     output_type = "any"
 
@@ -46,6 +51,17 @@ class ManagedAgentTool(Tool):
         super().__init__()
 
     async def forward(self, task: str, additional_args: dict[str, Any] | None = None) -> Any:
+        templates = self.agent.prompt_templates["managed_agent"]
+        if templates["task"]:
+            variables = {"name": self.name, "task": task}
+            task = populate_template(templates["task"], variables, where="['managed_agent']['task']")
+        result = await self._run(task, additional_args)
+        if not templates["report"]:
+            return result.output
+        variables = {"name": self.name, "final_answer": result.output}
+        return populate_template(templates["report"], variables, where="['managed_agent']['report']")
+
+    async def _run(self, task: str, additional_args: dict[str, Any] | None) -> RunResult:
         sink = _EVENT_SINK.get()
         result: RunResult | None = None
         async for event in self.agent.astream(task, additional_args=additional_args):
@@ -56,7 +72,7 @@ class ManagedAgentTool(Tool):
         assert result is not None
         if not result.succeeded:
             raise ManagedAgentError(f"Team member {self.name} failed: {result.error}", result)
-        return result.output
+        return result
 
 
 async def with_event_sink(queue: asyncio.Queue[Event], work: Awaitable[T]) -> T:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import AgentError
 from ..events import ActionOutput, Event, Observation, StepErrored, ToolCallRequested
 from ..memory import ActionStep, StepError, ToolResult
 from ..messages import ToolCall
-from ..models.base import Model
 from ..parsing import parse_tool_calls_from_text
-from ..tools import FinalAnswerTool, Tool
 from .base import MultiStepAgent, Run, short_repr
 
 __all__ = ["ToolCallingAgent"]
@@ -23,12 +21,6 @@ class ToolCallingAgent(MultiStepAgent):
     native calling). Several calls in one step run concurrently; `final_answer` ends the run."""
 
     prompt_name = "tool_calling_agent"
-
-    def __init__(
-        self, tools: Sequence[Tool | Callable[..., Any]] = (), model: Model | None = None, **kwargs: Any
-    ):
-        super().__init__(tools, model, **kwargs)
-        self._final_answer_tool = FinalAnswerTool()
 
     async def _act(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
         message = run.message
@@ -84,9 +76,6 @@ class ToolCallingAgent(MultiStepAgent):
 
     def _tool_schemas(self) -> list[dict[str, Any]]:
         return [t.json_schema() for t in [*self.tools.values(), self._final_answer_tool]]
-
-    def _prompt_values(self) -> dict[str, Any]:
-        return {**super()._prompt_values(), "tools": list(self.tools.values())}
 
 
 def _observation_text(value: Any) -> str:
