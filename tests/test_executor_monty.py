@@ -352,6 +352,17 @@ async def test_error_inside_an_earlier_function_says_so(ex: MontyExecutor) -> No
         ("from fractions import Fraction", "decimal.Decimal"),
         ("import calendar", "use datetime"),
         ("import numpy as np", "Importable modules: asyncio"),
+        ("import numpy as np", "third-party packages are not available in this sandbox"),
+        ("import pandas", "create it with executor='jail' to use numpy, pandas"),
+        ("from queue import Queue", "use collections.deque"),
+        ("import stat", "part of the standard library"),
+        ("import stat", "executor='jail' runs full CPython"),
+        ("x = 1\n!pip install numpy", "packages cannot be installed here"),
+        ("%pip install requests", "use the standard library"),
+        ("class P:\n    def __lt__(self, o):\n        return True\nsorted([P(), P()])", "key=lambda c"),
+        ("class P:\n    def __getattr__(self, n):\n        return 1\nP().x", "obj.get('name')"),
+        ("class P:\n    def __format__(self, s):\n        return ''\nf'{P():x}'", "f'{obj.value:.2f}'"),
+        ("class P:\n    def __reversed__(self):\n        return []\nreversed(P())", "reversed(list(obj))"),
         ("open('notes.txt').read()", "no file system"),
         ("import os\nos.environ['HOME']", "no file system, environment or network access"),
         ("import asyncio\nawait asyncio.gather(add(1, 2), add(3, 4))", "wrap each call in an `async def`"),
@@ -360,6 +371,131 @@ async def test_error_inside_an_earlier_function_says_so(ex: MontyExecutor) -> No
 async def test_unsupported_python_gets_a_rewrite_hint(ex: MontyExecutor, code: str, hint: str) -> None:
     out = await ex.run(code)
     assert out.error is not None and hint in out.error.message, out.error
+
+
+async def test_shell_escape_gets_its_own_message_on_its_line(ex: MontyExecutor) -> None:
+    out = await ex.run("import json\n!pip install requests\nprint(1)")
+    assert out.error is not None and (out.error.type, out.error.line) == ("SyntaxError", 2)
+    assert out.error.message.startswith("`!pip install requests` is a notebook shell command, not Python")
+    plain = await ex.run("if True\n    pass")  # an ordinary syntax error keeps Monty's own message
+    assert plain.error is not None and "Expected `:`" in plain.error.message
+
+
+async def test_ordering_hint_only_when_a_class_defines_the_method(ex: MontyExecutor) -> None:
+    out = await ex.run("class P:\n    pass\nP() < P()")
+    assert out.error is not None and out.error.type == "TypeError"
+    assert out.error.message == "'<' not supported between instances of 'P' and 'P'"
+
+
+async def test_endless_generator_source_in_an_eager_position_gets_a_note(ex: MontyExecutor) -> None:
+    out = await ex.run("import itertools\ntotal = sum(x for x in itertools.count() if x > 5)")
+    assert out.error is not None and out.error.limit in ("memory_bytes", "timeout_s")
+    assert out.error.line == 2 and "computed all at once in this sandbox" in out.error.message
+    assert "itertools.islice(source, n)" in out.error.message
+    loop = await ex.run("while True:\n    pass")  # a plain endless loop gets no such note
+    assert loop.error is not None and "computed all at once" not in loop.error.message
+
+
+# -- rewrites: what Monty would get wrong, made right ------------------------------------------
+
+ACCUMULATOR = (
+    "class Acc:\n"
+    "    def __init__(self):\n        self.items = []\n"
+    "    def __iadd__(self, other):\n        self.items.append(other)\n        return self\n"
+    "    def __isub__(self, other):\n        return NotImplemented\n"
+    "    def __sub__(self, other):\n        return 'binary fallback'\n"
+)
+
+
+async def test_in_place_operators_call_the_class_method(ex: MontyExecutor) -> None:
+    out = await ex.run(ACCUMULATOR + "a = Acc()\nalias = a\na += 1\na += 2\n(alias.items, a is alias)")
+    assert out.error is None and out.output == ([1, 2], True)
+    out = await ex.run("b = Acc()\nb -= 1\nb")  # NotImplemented falls back to __sub__, as in CPython
+    assert out.error is None and out.output == "binary fallback"
+
+
+async def test_in_place_operators_keep_builtin_semantics(ex: MontyExecutor) -> None:
+    await ex.run(ACCUMULATOR)  # from here on, += is rewritten in this session
+    code = (
+        "lst = [1]\nalias = lst\nlst += [2]\nn = 5\nn += 2\ns = 'a'\ns += 'b'\n"
+        "d = {'k': 1}\nd['k'] += 4\n(alias, lst is alias, n, s, d)"
+    )
+    out = await ex.run(code)
+    assert out.error is None and out.output == ([1, 2], True, 7, "ab", {"k": 5})
+    out = await ex.run("counts = [1, 2, 3]\ncounts += 1")
+    assert out.error is not None and out.error.type == "TypeError" and out.error.line == 2
+    assert out.error.source_line == "counts += 1"  # the model's line, not the rewritten one
+
+
+async def test_in_place_target_is_evaluated_once(ex: MontyExecutor) -> None:
+    code = (
+        ACCUMULATOR + "calls = []\nboxes = {'x': Acc()}\n"
+        "def key():\n    calls.append('key')\n    return 'x'\n"
+        "def box():\n    calls.append('box')\n    return boxes\n"
+        "box()[key()] += 7\nholder = Acc()\nholder.inner = Acc()\nholder.inner += 'y'\n"
+        "(calls, boxes['x'].items, holder.inner.items)"
+    )
+    out = await ex.run(code)
+    assert out.error is None and out.output == (["box", "key"], [7], ["y"])
+
+
+async def test_error_inside_a_rewritten_statement_names_the_model_s_code(ex: MontyExecutor) -> None:
+    await ex.run("class Bad:\n    def __iadd__(self, other):\n        return 1 / 0\nb = Bad()")
+    out = await ex.run("x = 1\nb += 1")
+    assert out.error is not None and out.error.type == "ZeroDivisionError"
+    assert out.error.line == 2 and out.error.source_line == "b += 1"
+    assert "raised in __iadd__() from an earlier step, line 3" in out.error.message
+    assert "_codeloop" not in out.error.describe()
+
+
+async def test_user_len_and_truthiness(ex: MontyExecutor) -> None:
+    code = (
+        "class Box:\n    def __init__(self, n):\n        self.n = n\n"
+        "    def __len__(self):\n        return self.n\n"
+        "class Flag:\n    def __bool__(self):\n        return False\n"
+        "empty, full = Box(0), Box(3)\n"
+        "(len(full), bool(empty), bool(full), bool(Flag()), 'yes' if full else 'no', not empty,\n"
+        " [b.n for b in (empty, full) if b], sorted([full, empty], key=len)[0].n, len([1, 2]))"
+    )
+    out = await ex.run(code)
+    assert out.error is None
+    assert out.output == (3, False, True, False, "yes", True, [3], 0, 2)
+    out = await ex.run("if Flag():\n    r = 'wrong'\nelse:\n    r = 'right'\nwhile Flag():\n    pass\nr")
+    assert out.error is None and out.output == "right"
+
+
+async def test_a_rebound_len_is_left_alone(ex: MontyExecutor) -> None:
+    await ex.run("class Box:\n    def __len__(self):\n        return 1\ndef len(x):\n    return 'mine'")
+    assert (await ex.run("len([1, 2])")).output == "mine"
+
+
+async def test_generator_expressions_are_lazy_where_it_shows(ex: MontyExecutor) -> None:
+    code = (
+        "import itertools\n"
+        "evens = (x for x in itertools.count() if x % 2 == 0)\n"
+        "it = iter(evens)\nfirst = [next(it) for _ in range(3)]\n"
+        "found = next(n for n in itertools.count(10) if n % 7 == 0)\n"
+        "hit = any(n > 100 for n in itertools.count())\n"
+        "taken = list(itertools.islice((n * n for n in itertools.count()), 4))\n"
+        "pairs = [k + str(v) for k, v in ((k, v) for k, v in {'a': 1, 'b': 2}.items())]\n"
+        "for big in (n for n in itertools.count() if n > 3):\n    break\n"
+        "(first, found, hit, taken, pairs, big)"
+    )
+    out = await ex.run(code)
+    assert out.error is None
+    assert out.output == ([0, 2, 4], 14, True, [0, 1, 4, 9], ["a1", "b2"], 4)
+    shown = await ex.run("print(evens)")
+    assert shown.logs == "<generator object <genexpr>>\n"
+
+
+async def test_lazy_generator_errors_and_exhaustion(ex: MontyExecutor) -> None:
+    out = await ex.run("g = (1 / x for x in [1, 0])\nnext(g)\nnext(g)")
+    assert out.error is not None and (out.error.type, out.error.line) == ("ZeroDivisionError", 1)
+    out = await ex.run("g = (x for x in [])\nnext(g, 'done')")
+    assert out.error is None and out.output == "done"
+    out = await ex.run("g = (a for a, b in [(1, 2, 3)])\nnext(g)")
+    assert out.error is not None and out.error.type == "ValueError"
+    assert out.error.message == "too many values to unpack (expected 2)"
 
 
 async def test_host_modules_fill_monty_gaps(ex: MontyExecutor) -> None:

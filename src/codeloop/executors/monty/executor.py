@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ...errors import ConfigurationError, ExecutorError
 from ..base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction, limit_failure, truncate_output
-from .hints import HintContext, with_hint
+from .failures import Inputs, frames, which_limit
+from .hints import HintContext, limit_hint, syntax_hint, with_hint
 from .modules import HOST_MODULES, MONTY_MODULES, OS_STUBS, bounded, check_imports
+from .rewrite import PRELUDE, SessionRewriter
 from .values import FINAL_SIGNAL, sandbox_exception, to_sandbox, unconvertible
 
 if TYPE_CHECKING:
@@ -70,7 +72,8 @@ class MontyExecutor:
         self._variables: dict[str, Any] = {}
         self._pool: Any = None
         self._session: Any = None
-        self._sources: list[bytes] = []
+        self._inputs = Inputs()
+        self._rewriter = SessionRewriter()
         self._needs_restart = False
         self._output_cap = max(1_000_000, 20 * self.limits.max_output_chars)
         self._lock = asyncio.Lock()  # one snippet at a time per session
@@ -90,6 +93,7 @@ class MontyExecutor:
         # final_answer is the executor's own: it ends the snippet, so a tool of that name is ignored.
         self._functions = {k: v for k, v in functions.items() if k != "final_answer"}
         self._variables = {}
+        self._rewriter = SessionRewriter()
         await self._close_session()
         if self._pool is None:
             self._pool = await _open_pool()
@@ -154,7 +158,7 @@ class MontyExecutor:
             os_policy={"sleep": "zero"},
             external_modules=modules,
         )
-        self._sources = []
+        self._inputs = Inputs()
         self._session = await checkout.__aenter__()
         self._needs_restart = False
         if self._variables:
@@ -185,11 +189,11 @@ class MontyExecutor:
     async def _bind(self, values: Mapping[str, Any]) -> None:
         if self._session is None:
             raise ExecutorError("MontyExecutor.start() must be called before send_variables().")
-        self._sources.append(b"None")
+        self._inputs.add("None")
         try:
             await self._session.feed_start("None", inputs=dict(values))
         except Exception as exc:
-            self._sources.pop()
+            self._inputs.drop_last()
             raise ConfigurationError(f"Variables cannot be sent into the Monty sandbox: {exc}") from exc
 
     # -- driving one snippet ---------------------------------------------------------------
@@ -198,14 +202,28 @@ class MontyExecutor:
         import pydantic_monty as pm
 
         stubs = {name: _stub(name) for name in (*self._functions, "final_answer")}
-        self._sources.append(code.encode())
-        start = self._session.feed_start(code, inputs=stubs, print_callback=state.output)
+        fed = self._rewriter.rewrite(code)
+        if fed != code and self._inputs.prelude is None:
+            await self._load_prelude()
+        self._inputs.add(fed, code)
+        start = self._session.feed_start(fed, inputs=stubs, print_callback=state.output)
         snap = await self._timed(state, start)
         while not isinstance(snap, pm.MontyComplete):
             if state.busy_s > 2 * self.limits.timeout_s + 0.5:  # the sandbox clock excludes round trips
                 raise _Stuck
             snap = await self._answer(snap, state)
         return snap.output
+
+    async def _load_prelude(self) -> None:
+        """Define the helpers that rewritten snippets call (sandbox code; once per session)."""
+        import pydantic_monty as pm
+
+        self._inputs.add(PRELUDE)
+        try:
+            await self._session.feed_start(PRELUDE)
+        except pm.MontyError as exc:
+            raise ExecutorError(f"The Monty sandbox refused codeloop's helper definitions: {exc}") from exc
+        self._inputs.prelude = self._inputs.current
 
     async def _timed(self, state: _Run, step: Awaitable[Snapshot]) -> Snapshot:
         started = time.monotonic()
@@ -258,9 +276,9 @@ class MontyExecutor:
         if snap.allow_eager_await:
             return True
         number = snap.position.filename.removeprefix("<python-input-").removesuffix(">")
-        if not number.isdigit() or int(number) >= len(self._sources):
+        if not number.isdigit() or int(number) >= len(self._inputs.fed):
             return False
-        source = self._sources[int(number)]
+        source = self._inputs.fed[int(number)]
         before = source[: snap.position.start].decode(errors="replace")
         return _AWAITED.search(before) is not None
 
@@ -347,50 +365,35 @@ class MontyExecutor:
             crash = ExecutionFailure("RuntimeError", f"the sandbox process died ({exc}).")
             return (self._limit(limit) if limit else crash), True
         if isinstance(exc, pm.MontySyntaxError):
-            frames = _frames(exc)
-            failure = ExecutionFailure("SyntaxError", str(exc))
-            return _with_frame(failure, frames[-1] if frames else None), False
+            return self._syntax_failure(exc), False
         if not isinstance(exc, pm.MontyRuntimeError):  # a remote worker went away, and the like
             return ExecutionFailure("RuntimeError", f"the sandbox stopped unexpectedly ({exc})."), True
+        return self._runtime_failure(exc, state)
+
+    def _syntax_failure(self, exc: pm.MontySyntaxError) -> ExecutionFailure:
+        stack = frames(exc)
+        failure = self._inputs.with_frame(
+            ExecutionFailure("SyntaxError", str(exc)), stack[-1] if stack else None
+        )
+        message = syntax_hint(failure.message, failure.source_line, ", ".join(self.importable_modules))
+        return dataclasses.replace(failure, message=message)
+
+    def _runtime_failure(self, exc: pm.MontyRuntimeError, state: _Run) -> tuple[ExecutionFailure, bool]:
         inner = exc.exception()
         kind, message = type(inner).__name__, str(inner)
-        limit = self._which_limit(kind, message)
+        limit = which_limit(kind, message, self._output_cap)
         if limit == "max_output_chars" and state.busy_s < self.limits.timeout_s:
             return self._limit(limit), False  # printing past the cap only drops output; the code ran on
         if limit is not None:
-            return self._located(self._limit(limit), exc), limit in ("timeout_s", "max_output_chars")
+            failure = self._inputs.located(self._limit(limit), exc)
+            failure = dataclasses.replace(failure, message=failure.message + limit_hint(failure.source_line))
+            return failure, limit in ("timeout_s", "max_output_chars")
         kind, message = state.host_errors.get(message, (kind, message))
-        context = HintContext(", ".join(self.importable_modules))
-        return self._located(ExecutionFailure(kind, with_hint(kind, message, context)), exc), False
-
-    def _which_limit(self, kind: str, message: str) -> str | None:
-        """Which `ExecutorLimits` field an exception raised by Monty itself stands for, if any."""
-        if kind == "RecursionError" and message.startswith("maximum recursion depth"):
-            return "max_recursion_depth"
-        if kind == "TimeoutError" and message.startswith("feed time limit exceeded"):
-            return "timeout_s"
-        if kind == "MemoryError" and "exceeded its memory limit" in message:  # the worker was killed
-            return "memory_bytes"
-        if kind == "MemoryError" and message.startswith("memory limit exceeded"):
-            return "max_output_chars" if message.endswith(f"> {self._output_cap} bytes") else "memory_bytes"
-        return None
+        context = HintContext(", ".join(self.importable_modules), frozenset(self._rewriter.dunders))
+        return self._inputs.located(ExecutionFailure(kind, with_hint(kind, message, context)), exc), False
 
     def _limit(self, limit: str) -> ExecutionFailure:
         return limit_failure(self.limits, limit, f"{self._output_cap} bytes")
-
-    def _located(self, failure: ExecutionFailure, exc: pm.MontyRuntimeError) -> ExecutionFailure:
-        """Attach the failing line of this snippet (the innermost frame in it)."""
-        frames = _frames(exc)
-        current = f"<python-input-{len(self._sources) - 1}>"
-        here = [f for f in frames if f.filename == current]
-        if not here:
-            return _with_frame(failure, frames[-1] if frames else None)
-        failure = _with_frame(failure, here[-1])
-        deepest = frames[-1]
-        if deepest is not here[-1] and deepest.filename != current:
-            where = f"in {deepest.function_name}() from an earlier step, line {deepest.line}"
-            failure = dataclasses.replace(failure, message=f"{failure.message} (raised {where})")
-        return failure
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -415,20 +418,6 @@ def _stub(name: str) -> Callable[..., Any]:
 
     stub.__name__ = stub.__qualname__ = name
     return stub
-
-
-def _frames(exc: pm.MontyRuntimeError | pm.MontySyntaxError) -> list[pm.Frame]:
-    try:
-        return list(exc.traceback())
-    except Exception:
-        return []
-
-
-def _with_frame(failure: ExecutionFailure, frame: pm.Frame | None) -> ExecutionFailure:
-    if frame is None:
-        return failure
-    source = (frame.source_line or "").splitlines()
-    return dataclasses.replace(failure, line=frame.line, source_line=source[0] if source else None)
 
 
 def _restart_note() -> str:
