@@ -54,3 +54,17 @@ def test_json_arguments_given_as_a_string_are_decoded() -> None:
 def test_no_json_call_is_a_parse_error() -> None:
     with pytest.raises(AgentParsingError, match="final_answer"):
         parse_tool_calls_from_text("I am not sure. {not json}")
+
+
+def test_a_tool_definition_echoed_from_the_prompt_is_not_a_call() -> None:
+    # Qwen2.5-Coder-1.5B's reply to the tool-calling prompt, as llama.cpp returned it
+    text = (
+        '<tools>\n{"type": "function", "function": {"name": "final_answer", "description": "Give the '
+        'final answer to the task.", "parameters": {"additionalProperties": false, "properties": '
+        '{"answer": {"description": "The final answer to the task."}}, "required": ["answer"], '
+        '"type": "object"}}}\n</tools>\n{"name": "final_answer", "arguments": {"answer": "6765"}}'
+    )
+    calls = parse_tool_calls_from_text(text)
+    assert [(c.name, c.arguments) for c in calls] == [("final_answer", {"answer": "6765"})]
+    with pytest.raises(AgentParsingError):  # a definition alone is no call either
+        parse_tool_calls_from_text('{"name": "add", "parameters": {"type": "object", "properties": {}}}')

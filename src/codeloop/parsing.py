@@ -80,7 +80,8 @@ def parse_tool_calls_from_text(text: str) -> list[ToolCall]:
     """Find tool calls written as JSON in text, for models without native tool calling.
 
     Tolerates code fences and prose around the JSON. Accepts {"name", "arguments"} and the
-    smolagents-style {"action", "action_input"}.
+    smolagents-style {"action", "action_input"}. A tool's definition echoed from the prompt
+    ({"name", "description", "parameters": {JSON schema}}) is not a call, nor is anything in it.
     """
     decoder = json.JSONDecoder()
     calls: list[ToolCall] = []
@@ -91,13 +92,30 @@ def parse_tool_calls_from_text(text: str) -> list[ToolCall]:
         except json.JSONDecodeError:
             pos = text.find("{", pos + 1)
             continue
-        call = _as_tool_call(value, len(calls))
+        call = None if _is_tool_definition(value) else _as_tool_call(value, len(calls))
         if call is not None:
             calls.append(call)
-        pos = text.find("{", end if call is not None else pos + 1)
+        whole = call is not None or _is_tool_definition(value)  # else look inside the object
+        pos = text.find("{", end if whole else pos + 1)
     if not calls:
         raise AgentParsingError(JSON_FORMAT_HINT)
     return calls
+
+
+def _is_tool_definition(value: Any) -> bool:
+    """A tool schema, bare or wrapped as {"type": "function", "function": {...}}: small models
+    copy the prompt's tool list into their reply."""
+    if not isinstance(value, dict):
+        return False
+    if value.get("type") == "function" and isinstance(value.get("function"), dict):
+        return _is_tool_definition(value["function"])
+    parameters = value.get("parameters")
+    return (
+        "arguments" not in value
+        and isinstance(parameters, dict)
+        and parameters.get("type") == "object"
+        and isinstance(parameters.get("properties"), dict)
+    )
 
 
 def _as_tool_call(value: Any, index: int) -> ToolCall | None:
