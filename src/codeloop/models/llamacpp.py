@@ -10,7 +10,8 @@ A child process, not a thread, because `xllamacpp.Server` holds the GIL for the 
 (1-4 s for Qwen2.5-Coder-1.5B here), and so llama.cpp's log and any native crash stay out of the
 agent's process. The server starts on the first request (or `start()`), and stops on `close()`,
 when the model is garbage-collected, at interpreter exit, or when this process dies (the child
-exits when its stdin closes).
+exits when its stdin closes). Stopping takes under a second: a server busy generating or still
+loading does not look at its stdin, so it is killed if it has not gone after `_STOP_GRACE`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ __all__ = ["LlamaCppModel"]
 _LOCAL_EXTRA = "pip install 'codeloop[local]'"
 _CHILD_COMMAND = "from codeloop.models.llamacpp import _child_main; _child_main()"
 _LOG_TAIL = 2000
+_STOP_GRACE = 0.25
+"""Seconds a stopping server gets to exit by itself once its stdin is closed (an idle one takes
+~0.1 s) before it is killed. It keeps no state, so killing it loses nothing."""
 
 
 class LlamaCppModel(Model):
@@ -263,7 +267,7 @@ class _ServerProcess:
             address = _read_address(process, deadline)
             _wait_healthy(process, address, deadline)
         except BaseException as err:  # a failed start, or Ctrl-C while waiting
-            _shutdown(process, None)  # stop the child, keep its log for the message
+            _shutdown(process, None, grace=0)  # kill the child at once, keep its log for the message
             message = f"{err}{_log_tail(log)}"
             finalizer()
             if isinstance(err, ConfigurationError):
@@ -344,13 +348,13 @@ def _log_tail(log: IO[bytes] | None) -> str:
     return f"\nllama.cpp log (last lines):\n{text}" if text else ""
 
 
-def _shutdown(process: subprocess.Popen[bytes], log: IO[bytes] | None) -> None:
-    """Close the child's stdin (it exits on EOF); kill it if it does not go within 5 s."""
+def _shutdown(process: subprocess.Popen[bytes], log: IO[bytes] | None, grace: float = _STOP_GRACE) -> None:
+    """Close the child's stdin (it exits on EOF); kill it if it has not gone within `grace` s."""
     if process.poll() is None:
         try:
             if process.stdin is not None:
                 process.stdin.close()
-            process.wait(timeout=5)
+            process.wait(timeout=grace)
         except (OSError, subprocess.TimeoutExpired):
             process.kill()
             process.wait()
