@@ -1,7 +1,9 @@
 """A terminal view of a run: one subscriber of the event stream, nothing more.
 
 `verbosity_level=1` shows each step's code or tool calls, observations, errors and the answer;
-`verbosity_level=2` also streams the model's text as it is generated.
+`verbosity_level=2` also streams the model's text as it is generated. Each failure is shown once:
+a tool's error result, which arrives both as the observation and as the step's error, is one
+error line.
 """
 
 from __future__ import annotations
@@ -31,17 +33,31 @@ _MAX_OBSERVATION = 1500
 
 class ConsoleRenderer:
     """Renders events with `rich`. Use as an event handler: `CodeAgent(..., verbosity_level=1)`
-    or `for event in agent.stream(task): renderer(event)`."""
+    or `for event in agent.stream(task): renderer(event)`.
 
-    def __init__(self, verbosity_level: int = 1, file: IO[str] | None = None) -> None:
+    `run_error=False` leaves out the error under a failed top-level run's summary line, for a
+    caller that reports it itself (the `codeloop` command prints it once, after the view).
+    """
+
+    def __init__(
+        self, verbosity_level: int = 1, file: IO[str] | None = None, *, run_error: bool = True
+    ) -> None:
         from rich.console import Console
 
         self.verbosity_level = verbosity_level
+        self.run_error = run_error
         self.console = Console(file=file, highlight=False, soft_wrap=True)
         self._streaming = False
         self._step_shown: set[tuple[str, int]] = set()
+        self._held: Observation | None = None
 
     def __call__(self, event: Event) -> None:
+        held, self._held = self._held, None
+        if held is not None and not _same_failure(held, event):
+            self.render(held)  # not followed by its own error: an ordinary observation
+        if isinstance(event, Observation):
+            self._held = event  # shown with the next event, as an error if that is its error
+            return
         self._step_header(event)
         self.render(event)
 
@@ -120,7 +136,8 @@ class ConsoleRenderer:
             f"· {len(r.memory.action_steps())} steps · "
             f"{r.usage.input_tokens} in / {r.usage.output_tokens} out tokens · {duration}"
         )
-        self._line(event, r.state.value, style, summary + (f"\n{r.error}" if r.error else ""))
+        show_error = r.error and (self.run_error or event.depth > 0)
+        self._line(event, r.state.value, style, summary + (f"\n{r.error}" if show_error else ""))
 
     def _panel(self, event: Event, body: Any, title: str, color: str) -> None:
         from rich.padding import Padding
@@ -132,6 +149,15 @@ class ConsoleRenderer:
     def _line(self, event: Event, label: str, style: str, text: str) -> None:
         """Print `label` styled, then `text` verbatim (never interpreted as markup)."""
         self.console.print(f"{self._indent(event)}[{style}]{_escape(label)}[/] {_escape(text)}")
+
+
+def _same_failure(observation: Observation, event: Event) -> bool:
+    """Whether `event` is the step error that reports the same failure as `observation`."""
+    return (
+        isinstance(event, StepErrored)
+        and (event.agent, event.step, event.depth) == (observation.agent, observation.step, observation.depth)
+        and event.error.message == observation.text
+    )
 
 
 def _thought(text: str) -> str:

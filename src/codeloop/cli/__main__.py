@@ -1,0 +1,5 @@
+"""`python -m codeloop.cli` runs the `codeloop` command."""
+
+from . import main
+
+raise SystemExit(main())
