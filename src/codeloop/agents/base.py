@@ -18,17 +18,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar, TypeVar
 
 from .._sync import iterate_sync, run_sync
 from ..errors import (
     AgentError,
     FinalAnswerRejected,
-    MaxStepsExceeded,
     ModelError,
     RunFailed,
-    RunInterrupted,
 )
 from ..events import (
     Event,
@@ -41,7 +38,6 @@ from ..events import (
     StepErrored,
     StepFinished,
 )
-from ..executors.base import Executor
 from ..memory import (
     ActionStep,
     FinalAnswerStep,
@@ -50,7 +46,6 @@ from ..memory import (
     StepError,
     SystemPromptStep,
     TaskStep,
-    Timing,
 )
 from ..messages import ChatMessage, ImageContent, MessageDelta, Role
 from ..models.base import Model, assemble_message, message_to_delta
@@ -61,6 +56,7 @@ from ..tools import FinalAnswerTool, Tool
 from .callbacks import CallbackRegistry, StepCallbacks, call_flexibly, maybe_await
 from .managed import with_event_sink
 from .replay import replay
+from .run import Run, answer_or_raise, describe_failure, latest_task, task_text
 from .setup import check_arguments, checked_model, collect_tools, renderers
 
 __all__ = ["MultiStepAgent"]
@@ -68,25 +64,6 @@ __all__ = ["MultiStepAgent"]
 FinalAnswerCheck = Callable[..., Any]
 EventHandler = Callable[[Event], Any]
 T = TypeVar("T")
-
-
-@dataclass
-class Run:
-    """The mutable state of one run. Agents hold configuration; runs hold state."""
-
-    memory: Memory
-    max_steps: int
-    step_number: int
-    executor: Executor | None = None
-    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
-    system_prompt: str = ""
-    tool_schemas: list[dict[str, Any]] | None = None
-    message: ChatMessage | None = None
-    result: RunResult | None = None
-    started: float = field(default_factory=time.time)
-    steps_taken: int = 0
-    planned_at: int | None = None
-    """`steps_taken` when the latest plan was made: one plan per due point."""
 
 
 class MultiStepAgent:
@@ -194,7 +171,7 @@ class MultiStepAgent:
                 result = event.result
         assert result is not None  # astream always ends with RunFinished
         full = self.return_full_result if return_full_result is None else return_full_result
-        return result if full else _answer_or_raise(result)
+        return result if full else answer_or_raise(result)
 
     def stream(
         self,
@@ -300,7 +277,7 @@ class MultiStepAgent:
             async for event in self._loop(run):
                 yield event
         except Exception as exc:  # ends the run; memory stays as it is
-            self._finish(run, RunState.ERROR, error=_describe_failure(exc), exception=exc)
+            run.finish(RunState.ERROR, error=describe_failure(exc), exception=exc)
         assert run.result is not None
         if run.result.succeeded:
             yield FinalAnswer(agent=self.name, step=run.step_number - 1, output=run.result.output)
@@ -315,15 +292,12 @@ class MultiStepAgent:
     def _ended(self, run: Run) -> bool:
         """Whether the run is over; ends it here if it was interrupted or is out of steps."""
         if run.result is None and self._interrupt_requested:
-            self._finish(
-                run,
+            run.finish(
                 RunState.INTERRUPTED,
                 error=f"Interrupted by agent.interrupt() after {run.steps_taken} action step(s).",
             )
         elif run.result is None and run.steps_taken >= run.max_steps:
-            self._finish(
-                run, RunState.MAX_STEPS, error=f"Reached max_steps={run.max_steps} without a final answer."
-            )
+            run.finish(RunState.MAX_STEPS, error=f"Reached max_steps={run.max_steps} without a final answer.")
         return run.result is not None
 
     async def _step(self, run: Run) -> AsyncIterator[Event]:
@@ -341,7 +315,7 @@ class MultiStepAgent:
             final = FinalAnswerStep(output=step.action_output)
             run.memory.steps.append(final)
             await self.step_callbacks.run(final, self)
-            self._finish(run, RunState.SUCCESS, output=step.action_output)
+            run.finish(RunState.SUCCESS, output=step.action_output)
 
     async def _query(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
         messages = run.memory.to_messages(run.system_prompt)
@@ -379,7 +353,7 @@ class MultiStepAgent:
         templates = self.prompt_templates["planning"]
         values = {
             **self._prompt_values(),
-            "task": _latest_task(run.memory),
+            "task": latest_task(run.memory),
             "remaining_steps": run.max_steps - run.steps_taken,
         }
         system = run.system_prompt
@@ -439,7 +413,7 @@ class MultiStepAgent:
         self._interrupt_requested = False
         if reset:
             self.memory = Memory()
-        self.memory.steps.append(TaskStep(task=_task_text(task, additional_args), images=tuple(images or ())))
+        self.memory.steps.append(TaskStep(task=task_text(task, additional_args), images=tuple(images or ())))
         run = self._new_run(max_steps or self.max_steps, len(self.memory.action_steps()) + 1)
         await self._open_executor(run, fresh=reset, variables=additional_args)
         return run
@@ -496,25 +470,6 @@ class MultiStepAgent:
         for handler in self.event_handlers:
             await maybe_await(handler(event))
 
-    def _finish(
-        self,
-        run: Run,
-        state: RunState,
-        *,
-        output: Any = None,
-        error: str | None = None,
-        exception: Exception | None = None,
-    ) -> None:
-        run.result = RunResult(
-            output=output,
-            state=state,
-            memory=run.memory,
-            usage=run.memory.usage(),
-            timing=_timing(run.started),
-            error=error,
-            exception=exception,
-        )
-
     def _tool_schemas(self) -> list[dict[str, Any]] | None:
         return None
 
@@ -533,44 +488,3 @@ class MultiStepAgent:
         }
 
     stop_sequences: ClassVar[list[str] | None] = None
-
-
-# ---- module helpers -------------------------------------------------------------------------
-
-
-def _latest_task(memory: Memory) -> str:
-    tasks = [s.task for s in memory.steps if isinstance(s, TaskStep)]
-    return tasks[-1] if tasks else ""
-
-
-def _task_text(task: str, additional_args: Mapping[str, Any] | None) -> str:
-    if not additional_args:
-        return task
-    names = ", ".join(f"{k} ({type(v).__name__})" for k, v in additional_args.items())
-    return f"{task}\nThese variables are available to your code: {names}."
-
-
-def _answer_or_raise(result: RunResult) -> Any:
-    if result.succeeded:
-        return result.output
-    if result.state is RunState.MAX_STEPS:
-        raise MaxStepsExceeded(result.error or "max_steps exceeded", result)
-    if result.state is RunState.INTERRUPTED:
-        raise RunInterrupted(result.error or "the run was interrupted", result)
-    if isinstance(result.exception, RunFailed):
-        result.exception.result = result
-        raise result.exception
-    raise RunFailed(result.error or "the run failed", result) from result.exception
-
-
-def _describe_failure(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
-
-
-def _timing(started: float) -> Timing:
-    return Timing(start_time=started, end_time=time.time())
-
-
-def short_repr(value: Any, limit: int = 2000) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"

@@ -17,8 +17,9 @@ from ..messages import ToolCall
 from ..models.base import Model
 from ..parsing import extract_code
 from ..tools import Tool
-from .base import MultiStepAgent, Run, short_repr
+from .base import MultiStepAgent
 from .executor_types import LOCAL_NOTE, executor_from_type
+from .run import Run, short_repr
 
 __all__ = ["CodeAgent"]
 

@@ -11,7 +11,8 @@ from ..events import ActionOutput, Event, Observation, StepErrored, ToolCallRequ
 from ..memory import ActionStep, StepError, ToolResult
 from ..messages import ToolCall
 from ..parsing import parse_tool_calls_from_text
-from .base import MultiStepAgent, Run, short_repr
+from .base import MultiStepAgent
+from .run import Run, short_repr
 
 __all__ = ["ToolCallingAgent"]
 

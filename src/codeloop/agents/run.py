@@ -1,0 +1,96 @@
+"""The state of one run, and how a run's outcome becomes a result (or an exception).
+
+Agents hold configuration; a `Run` holds everything that changes while a task runs: its memory,
+the step counters, the executor session, the latest model message, and at the end its
+`RunResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import MaxStepsExceeded, RunFailed, RunInterrupted
+from ..events import Event
+from ..executors.base import Executor
+from ..memory import Memory, TaskStep, Timing
+from ..messages import ChatMessage
+from ..result import RunResult, RunState
+
+__all__ = ["Run", "answer_or_raise", "describe_failure", "latest_task", "short_repr", "task_text"]
+
+
+@dataclass
+class Run:
+    """The mutable state of one run."""
+
+    memory: Memory
+    max_steps: int
+    step_number: int
+    executor: Executor | None = None
+    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    system_prompt: str = ""
+    tool_schemas: list[dict[str, Any]] | None = None
+    message: ChatMessage | None = None
+    result: RunResult | None = None
+    started: float = field(default_factory=time.time)
+    steps_taken: int = 0
+    planned_at: int | None = None
+    """`steps_taken` when the latest plan was made: one plan per due point."""
+
+    def finish(
+        self,
+        state: RunState,
+        *,
+        output: Any = None,
+        error: str | None = None,
+        exception: Exception | None = None,
+    ) -> None:
+        """End the run: its result, with the memory, usage and timing as they are now."""
+        self.result = RunResult(
+            output=output,
+            state=state,
+            memory=self.memory,
+            usage=self.memory.usage(),
+            timing=Timing(start_time=self.started, end_time=time.time()),
+            error=error,
+            exception=exception,
+        )
+
+
+def latest_task(memory: Memory) -> str:
+    tasks = [s.task for s in memory.steps if isinstance(s, TaskStep)]
+    return tasks[-1] if tasks else ""
+
+
+def task_text(task: str, additional_args: Mapping[str, Any] | None) -> str:
+    if not additional_args:
+        return task
+    names = ", ".join(f"{k} ({type(v).__name__})" for k, v in additional_args.items())
+    return f"{task}\nThese variables are available to your code: {names}."
+
+
+def answer_or_raise(result: RunResult) -> Any:
+    """The answer of a run that succeeded; for any other, the typed `RunFailed` it ended with."""
+    if result.succeeded:
+        return result.output
+    if result.state is RunState.MAX_STEPS:
+        raise MaxStepsExceeded(result.error or "max_steps exceeded", result)
+    if result.state is RunState.INTERRUPTED:
+        raise RunInterrupted(result.error or "the run was interrupted", result)
+    if isinstance(result.exception, RunFailed):
+        result.exception.result = result
+        raise result.exception
+    raise RunFailed(result.error or "the run failed", result) from result.exception
+
+
+def describe_failure(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
+
+
+def short_repr(value: Any, limit: int = 2000) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
