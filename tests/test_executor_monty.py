@@ -342,7 +342,7 @@ async def test_error_inside_an_earlier_function_says_so(ex: MontyExecutor) -> No
     ("code", "hint"),
     [
         ("x = 1\ndel x", "rebind the name instead"),
-        ("d = {'a': 1}\ndel d['a']", "d.pop(key)"),
+        ("class C:\n    pass\nc = C()\nc.a = 1\ndel c.a", "rebind the name instead"),
         ("def gen():\n    yield 1", "build and return a list instead"),
         ("class A:\n    pass\nclass B(A):\n    pass", "class inheritance is not supported"),
         ("class MyError(Exception):\n    pass", "raise built-in exceptions such as ValueError"),
@@ -355,14 +355,20 @@ async def test_error_inside_an_earlier_function_says_so(ex: MontyExecutor) -> No
         ("import numpy as np", "third-party packages are not available in this sandbox"),
         ("import pandas", "create it with executor='jail' to use numpy, pandas"),
         ("from queue import Queue", "use collections.deque"),
-        ("import stat", "part of the standard library"),
-        ("import stat", "executor='jail' runs full CPython"),
+        ("import zoneinfo", "part of the standard library"),
+        ("import zoneinfo", "executor='jail' runs full CPython"),
+        ("import types", "use a dict or a small class"),
         ("x = 1\n!pip install numpy", "packages cannot be installed here"),
         ("%pip install requests", "use the standard library"),
         ("class P:\n    def __lt__(self, o):\n        return True\nsorted([P(), P()])", "key=lambda c"),
         ("class P:\n    def __getattr__(self, n):\n        return 1\nP().x", "obj.get('name')"),
         ("class P:\n    def __format__(self, s):\n        return ''\nf'{P():x}'", "f'{obj.value:.2f}'"),
         ("class P:\n    def __reversed__(self):\n        return []\nreversed(P())", "reversed(list(obj))"),
+        ("class T:\n    d = {}\n    d['k'] = 1", "set attributes or items of a class variable after"),
+        ("class T:\n    x = 1\n    print(x)", "move other statements after the class statement"),
+        ("callable(len)", "`callable` is a Python builtin that this sandbox does not provide"),
+        ("input('name? ')", "there is no user to ask"),
+        ("class C:\n    pass\nisinstance(C, type)", "Classes are not instances of `type` here"),
         ("open('notes.txt').read()", "no file system"),
         ("import os\nos.environ['HOME']", "no file system, environment or network access"),
         ("import asyncio\nawait asyncio.gather(add(1, 2), add(3, 4))", "wrap each call in an `async def`"),
@@ -498,13 +504,34 @@ async def test_lazy_generator_errors_and_exhaustion(ex: MontyExecutor) -> None:
     assert out.error.message == "too many values to unpack (expected 2)"
 
 
-async def test_host_modules_fill_monty_gaps(ex: MontyExecutor) -> None:
+async def test_item_deletion_works(ex: MontyExecutor) -> None:
     code = (
-        "import statistics, string, textwrap\nfrom statistics import median\n"
-        "(statistics.mean([1, 2, 6]), median([3, 1, 2]), string.ascii_lowercase[:3], textwrap.dedent('  a'))"
+        "lst = [0, 1, 2, 3, 4, 5]\nalias = lst\ndel lst[1]\ndel lst[::2]\n"
+        "d = {'a': 1, 'b': 2}\ndel d['a'], lst[0]\n"
+        "class Box:\n    def __init__(self):\n        self.gone = []\n"
+        "    def __delitem__(self, key):\n        self.gone.append(key)\n"
+        "box = Box()\ndel box['k']\n(alias, d, box.gone)"
     )
     out = await ex.run(code)
-    assert out.error is None and out.output == (3, 2, "abc", "a")
+    assert out.error is None and out.output == ([4], {"b": 2}, ["k"])
+    for snippet, kind, message in [
+        ("x = [1]\ndel x[3]", "IndexError", "list assignment index out of range"),
+        ("x = {}\ndel x['k']", "KeyError", "'k'"),
+        ("s = 'abc'\ndel s[0]", "TypeError", "'str' object doesn't support item deletion"),
+    ]:
+        out = await ex.run(snippet)
+        assert out.error is not None and (out.error.type, out.error.message) == (kind, message)
+        assert out.error.line == 2 and out.error.source_line == snippet.splitlines()[1]
+
+
+async def test_host_modules_fill_monty_gaps(ex: MontyExecutor) -> None:
+    code = (
+        "import statistics, string, textwrap, stat\nfrom statistics import median\n"
+        "(statistics.mean([1, 2, 6]), median([3, 1, 2]), string.ascii_lowercase[:3],\n"
+        " textwrap.dedent('  a'), stat.S_ISREG(0o100644), stat.filemode(0o40755))"
+    )
+    out = await ex.run(code)
+    assert out.error is None and out.output == (3, 2, "abc", "a", True, "drwxr-xr-x")
     err = await ex.run("import statistics\nstatistics.mean([])")
     assert err.error is not None and err.error.type == "StatisticsError"  # a ValueError in the sandbox
     caught = await ex.run("try:\n    statistics.mean([])\nexcept ValueError:\n    'caught'")

@@ -28,11 +28,18 @@ Host functions may be sync or async; async ones are awaited in the caller's even
 the snippet awaits (`await tool(...)`, e.g. inside `async def` helpers run with `asyncio.gather`)
 is started as a task, so such calls overlap; a plain call returns its result directly.
 
-What it does not do: Monty is not full CPython. It refuses `del`, generators (`yield`), class
-inheritance (so custom exception classes), method decorators and many stdlib modules; the error
-the model sees says what to write instead. Host functions run in the host process with the
-host's privileges: they are the trusted part, so give the agent only functions that are safe to
-call with untrusted arguments. Third-party packages (numpy, pandas) need a full-CPython executor.
+Before a snippet is fed, `rewrite.py` rewrites, line for line, what Monty would get wrong:
+in-place operators, `len()` and truth tests of the session's own classes, `del container[key]`,
+and generator expressions whose laziness shows. The helpers it calls are defined inside the
+sandbox; errors still quote the model's own lines.
+
+What it does not do: Monty is not full CPython. It refuses `del name`, generators (`yield`),
+class inheritance (so custom exception classes), method decorators, statements in class bodies
+other than methods and `name = value`, and many stdlib modules; some dunder methods of user
+classes (`__lt__`, `__getattr__`, `__format__`...) are not called. The error the model sees says
+what to write instead (`hints.py`). Host functions run in the host process with the host's
+privileges: they are the trusted part, so give the agent only functions that are safe to call
+with untrusted arguments. Third-party packages (numpy, pandas) need a full-CPython executor.
 """
 
 from __future__ import annotations

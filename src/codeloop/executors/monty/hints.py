@@ -7,6 +7,7 @@ cannot change executors, so the first sentence always says what to do inside thi
 
 from __future__ import annotations
 
+import builtins
 import re
 from dataclasses import dataclass
 
@@ -29,6 +30,25 @@ _UNSUPPORTED_HINTS = {
     "such as ValueError('...').",
     "method decorators": "@property, @staticmethod and @classmethod are not supported here: use plain "
     "methods (call obj.x()) or module-level functions.",
+    "complex class variable targets": "a class body here holds only methods and `name = value` class "
+    "variables: set attributes or items of a class variable after the class statement, e.g. "
+    "`MyClass.data.attr = value`.",
+    "class bodies containing anything other than": "a class body here holds only methods and "
+    "`name = value` class variables: move other statements after the class statement.",
+}
+
+_BUILTIN_HINTS = {
+    "callable": "call it inside try/except TypeError instead.",
+    "super": "class inheritance is not supported here: write standalone classes.",
+    "issubclass": "class inheritance is not supported here: compare classes with `is`.",
+    "input": "there is no user to ask: use the values in the task, or the tools.",
+    "exit": "end the code with final_answer(...) instead.",
+    "quit": "end the code with final_answer(...) instead.",
+    "dir": "there is no introspection here: keep track of your own names and attributes.",
+    "vars": "there is no introspection here: keep track of your own names and attributes.",
+    "globals": "there is no introspection here: keep track of your own names and attributes.",
+    "delattr": "set the attribute to None instead.",
+    "bytearray": "build a list of ints and convert it with bytes(...) at the end.",
 }
 
 _MODULE_HINTS = {
@@ -108,10 +128,23 @@ def with_hint(kind: str, message: str, context: HintContext) -> str:
             f"{message}. Tools return their result directly: call them without await, or to run them "
             "concurrently wrap each call in an `async def` that does `return await tool(...)`."
         )
+    if kind == "NameError":
+        return _builtin_hint(message)
+    if kind == "TypeError" and message.startswith("isinstance() arg 2 must be a type"):
+        return f"{message}. Classes are not instances of `type` here: isinstance(x, type) fails."
     for names, pattern, advice in _IGNORED_DUNDERS:
         if context.dunders.intersection(names) and pattern.search(message):
             return f"{message}. {advice}"
     return message
+
+
+def _builtin_hint(message: str) -> str:
+    """A Python builtin Monty lacks is "not defined": say it is a builtin, and what instead."""
+    name = message.partition("'")[2].partition("'")[0]
+    if not name or name.startswith("_") or not hasattr(builtins, name):
+        return message
+    advice = _BUILTIN_HINTS.get(name, "write this without it.")
+    return f"{message}: `{name}` is a Python builtin that this sandbox does not provide; {advice}"
 
 
 def _module_hint(message: str, importable: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 import statistics
 import string
 import sys
@@ -35,9 +36,11 @@ _STATISTICS = (
     "mean fmean geometric_mean harmonic_mean median median_low median_high median_grouped mode "
     "multimode pstdev pvariance stdev variance quantiles correlation covariance"
 )
+_STAT_PREFIXES = ("S_", "UF_", "SF_", "filemode")  # file-mode constants and pure int -> bool/str tests
 HOST_MODULES: dict[str, dict[str, Any]] = {
     "statistics": {name: getattr(statistics, name) for name in _STATISTICS.split()},
     "textwrap": {name: getattr(textwrap, name) for name in ("dedent", "indent", "wrap", "fill", "shorten")},
+    "stat": {name: getattr(stat, name) for name in dir(stat) if name.startswith(_STAT_PREFIXES)},
     "string": {
         name: getattr(string, name)
         for name in (

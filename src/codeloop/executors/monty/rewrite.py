@@ -13,6 +13,9 @@ expressions all at once. Before a snippet is fed, `SessionRewriter` rewrites, wh
   conditions, `not x`, `bool(x)` - into helpers that honour `__len__` and `__bool__` (when a
   class of this session defines one of them). `and`/`or` used as a value (`x = a or b`) still
   use Monty's own truthiness, where every object is true.
+* `del container[key]` (Monty has no `del`) into a helper that calls `__delitem__` of a user
+  class, pops from a list or dict (a slice deletes its items) and otherwise raises CPython's
+  TypeError. `del name` and `del obj.attr` stay unsupported: the error says what to write.
 * a generator expression whose laziness can be observed - assigned to names, passed to
   `next()`, `iter()`, `any()`, `all()` or `islice()`, or looped over by `for` - into a lazy
   iterator object, if it has one `for` clause over a name or a flat tuple of names (no `await`,
@@ -85,6 +88,20 @@ def _codeloop_truth(obj):
     return True if obj else False
 
 
+def _codeloop_delitem(container, key):
+    if hasattr(container, "__delitem__"):
+        container.__delitem__(key)
+    elif isinstance(container, list) and isinstance(key, slice):
+        for index in sorted(range(len(container))[key], reverse=True):
+            container.pop(index)
+    elif isinstance(container, list) and isinstance(key, int) and not -len(container) <= key < len(container):
+        raise IndexError("list assignment index out of range")
+    elif isinstance(container, (list, dict)):
+        container.pop(key)
+    else:
+        raise TypeError(f"'{type(container).__name__}' object doesn't support item deletion")
+
+
 class _codeloop_genexpr:
     def __init__(self, source, element, conditions, names):
         self._source = iter(source)
@@ -135,7 +152,7 @@ class SessionRewriter:
         """`code`, rewritten where Monty needs it; the same text if nothing applies or on any doubt."""
         if len(code) > MAX_REWRITE_CHARS or "\r" in code:
             return code
-        if not ("for" in code or "__" in code or self._gated() or _WATCHED.search(code)):
+        if not (self._gated() or _CANDIDATE.search(code)):
             return code
         try:
             tree = ast.parse(code)
@@ -164,6 +181,7 @@ class SessionRewriter:
 
 
 _WATCHED = re.compile(r"\b(len|bool|next|iter|any|all|islice)\b")
+_CANDIDATE = re.compile(r"__|\b(for|del|len|bool|next|iter|any|all|islice)\b")  # worth parsing
 
 
 def _is_dunder(name: str) -> bool:
@@ -255,6 +273,8 @@ class _Edits:
             self.visit(child)
         if isinstance(node, ast.AugAssign) and type(node.op) in self.inplace:
             self.augassign(node)
+        elif isinstance(node, ast.Delete):
+            self.delete(node)
         elif isinstance(node, ast.If | ast.While | ast.IfExp | ast.Assert) and self.truth:
             self.truth_test(node.test)
         elif isinstance(node, ast.comprehension) and self.truth:
@@ -298,6 +318,14 @@ class _Edits:
         else:
             return
         self.replace(node, self.padded(node, f"{head}{store} = {helper}({current}, ({value}", "))"))
+
+    def delete(self, node: ast.Delete) -> None:
+        targets = node.targets
+        if not all(isinstance(t, ast.Subscript) and _plain_key(t.slice) for t in targets):
+            return  # `del name` / `del obj.attr`: Monty's error, with its hint
+        calls = [f"_codeloop_delitem({self.text(t.value)}, ({self.key(t.slice)}))"
+                 for t in targets if isinstance(t, ast.Subscript)]  # fmt: skip
+        self.replace(node, self.padded(node, "; ".join(calls), ""))
 
     def key(self, node: ast.expr) -> str:
         if not isinstance(node, ast.Slice):
