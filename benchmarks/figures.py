@@ -245,7 +245,35 @@ def _concurrency_rows(n: int, mine: list[dict[str, Any]], other: list[dict[str, 
     ]  # fmt: skip
 
 
-# ---- 7. task success with a real model ------------------------------------------------------------
+# ---- 7. smolagents' interpreter cases --------------------------------------------------------------
+
+# Monty's stdlib pass rate before issue 8 (the issue's count; on these cases it was 221/254, 87.0%).
+MONTY_STDLIB_BEFORE = 88.0
+
+
+def smolagents_cases(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
+    """smolagents' own interpreter tests, extracted as cases, through every local executor (in a
+    fresh process; the full run takes about a minute, so --quick runs it whole too)."""
+    out = ROOT / "benchmarks" / "results" / "smolagents_cases.json"
+    subprocess.run([sys.executable, "-m", "benchmarks.smolagents_cases.harness", "--json", str(out)],
+                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)  # fmt: skip
+    rows = []
+    for executor, report in json.loads(out.read_text()).items():
+        rates = report["rates"]
+        for scope, label in (("stdlib", "stdlib cases"), ("all", "all applicable cases")):
+            passed, total = rates[scope]
+            rate = 100 * passed / total
+            note = f"{passed}/{total}" + (" (stdlib + numpy/pandas)" if scope == "all" else "")
+            if executor == "monty" and scope == "stdlib":
+                note += "; before issue 8: 221/254"
+            row = Row("smolagents cases", f"{executor}: {label} passed", "%", rate, None, note=note)
+            if executor == "monty" and scope == "stdlib":
+                row.target, row.met = f"> {MONTY_STDLIB_BEFORE:g}%", rate > MONTY_STDLIB_BEFORE
+            rows.append(row)
+    return rows
+
+
+# ---- 8. task success with a real model ------------------------------------------------------------
 
 
 def task_success(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
@@ -297,5 +325,6 @@ FIGURES = [
     Figure("run_tokens", "input tokens over a 20-step run", run_tokens),
     Figure("imports", "import time and memory", imports),
     Figure("concurrency", "concurrent runs against a 200 ms model", concurrency),
+    Figure("smolagents_cases", "smolagents' interpreter test cases through each executor", smolagents_cases),
     Figure("tasks", "task success with a real local model", task_success, needs_real_model=True),
 ]
