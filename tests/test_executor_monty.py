@@ -360,6 +360,8 @@ async def test_error_inside_an_earlier_function_says_so(ex: MontyExecutor) -> No
         ("import types", "use a dict or a small class"),
         ("x = 1\n!pip install numpy", "packages cannot be installed here"),
         ("%pip install requests", "use the standard library"),
+        ("pip install requests", "packages cannot be installed here"),
+        ("import requests", "use the tools for files and the web"),
         ("class P:\n    def __lt__(self, o):\n        return True\nsorted([P(), P()])", "key=lambda c"),
         ("class P:\n    def __getattr__(self, n):\n        return 1\nP().x", "obj.get('name')"),
         ("class P:\n    def __format__(self, s):\n        return ''\nf'{P():x}'", "f'{obj.value:.2f}'"),
@@ -382,7 +384,7 @@ async def test_unsupported_python_gets_a_rewrite_hint(ex: MontyExecutor, code: s
 async def test_shell_escape_gets_its_own_message_on_its_line(ex: MontyExecutor) -> None:
     out = await ex.run("import json\n!pip install requests\nprint(1)")
     assert out.error is not None and (out.error.type, out.error.line) == ("SyntaxError", 2)
-    assert out.error.message.startswith("`!pip install requests` is a notebook shell command, not Python")
+    assert out.error.message.startswith("`!pip install requests` is a shell command, not Python")
     plain = await ex.run("if True\n    pass")  # an ordinary syntax error keeps Monty's own message
     assert plain.error is not None and "Expected `:`" in plain.error.message
 

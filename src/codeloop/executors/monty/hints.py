@@ -99,9 +99,9 @@ _IGNORED_DUNDERS = [
 _EAGER = re.compile(r"\S.*\bfor\b.+\bin\b|\b(map|filter)\(")
 _EAGER_NOTE = (
     "Note: generator expressions, map() and filter() are computed all at once in this sandbox "
-    "(only a generator expression assigned to a name or passed to next(), iter(), any(), all() or a "
-    "for loop is lazy), so an endless source such as itertools.count() never finishes: loop over it "
-    "with `for` and `break`, or take a bounded part with itertools.islice(source, n)."
+    "(only a generator expression assigned to a name, looped over by `for` or passed to next(), "
+    "iter(), any(), all() or islice() is lazy), so an endless source such as itertools.count() never "
+    "finishes: loop over it with `for` and `break`, or take a bounded part with itertools.islice(source, n)."
 )
 
 
@@ -151,24 +151,27 @@ def _module_hint(message: str, importable: str) -> str:
     name = message.partition("'")[2].partition("'")[0]
     top = name.split(".")[0]
     available = f"Importable modules: {importable}."
-    if not is_stdlib(top):
-        return (
-            f"{message}: third-party packages are not available in this sandbox and cannot be "
-            f"installed here. Use plain Python and the standard library. {available} {_JAIL_PACKAGES}"
-        )
     advice = _MODULE_HINTS.get(top)
     instead = f" {advice}" if advice else ""
+    if not is_stdlib(top):
+        return (
+            f"{message}: third-party packages are not available in this sandbox and cannot be installed "
+            f"here.{instead} Use plain Python and the standard library. {available} {_JAIL_PACKAGES}"
+        )
     partial = "this sandbox provides only part of the standard library"
     return f"{message}: {partial}.{instead} {available} {_JAIL_STDLIB}"
 
 
+_SHELL = re.compile(r"^([!%]|(pip3?|conda|apt(-get)?|python3? -m pip)\s+install\b)")
+
+
 def syntax_hint(message: str, line: str | None, importable: str) -> str:
-    """A syntax error on a notebook shell line (`!pip install x`, `%pip ...`) says why."""
+    """A syntax error on a shell line (`!pip install x`, `%pip ...`, `pip install x`) says why."""
     text = (line or "").strip()
-    if not text.startswith(("!", "%")):
+    if not _SHELL.match(text):
         return message
     return (
-        f"`{text[:60]}` is a notebook shell command, not Python: packages cannot be installed here and "
+        f"`{text[:60]}` is a shell command, not Python: packages cannot be installed here and "
         f"shell commands cannot run; use the standard library. Importable modules: {importable}. "
         f"{_JAIL_PACKAGES}"
     )

@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 
 __all__ = ["MAX_REWRITE_CHARS", "PRELUDE", "SessionRewriter"]
 
-MAX_REWRITE_CHARS = 100_000
-"""Longer snippets are fed as written: the host's parsing work stays bounded."""
+MAX_REWRITE_CHARS = 20_000
+"""Longer snippets are fed as written: the host's parsing work (about 5 µs a character, on the
+event loop) stays bounded."""
 
 _INPLACE = {
     ast.Add: ("add", "+"), ast.Sub: ("sub", "-"), ast.Mult: ("mul", "*"), ast.MatMult: ("matmul", "@"),
@@ -167,17 +168,19 @@ class SessionRewriter:
         return bool(self.dunders & _TRUTH_DUNDERS) or any(d.startswith("__i") for d in self.dunders)
 
     def _observe(self, tree: ast.Module) -> None:
-        """Record the dunder methods the snippet's classes define and the builtins it rebinds.
-        Both only grow: a rewrite that is not needed is still correct, only slower."""
+        """Record the dunder methods the snippet's classes define and the builtins it rebinds, in
+        one walk. Both only grow: a rewrite that is not needed is still correct, only slower."""
         methods: set[int] = set()
-        for node in ast.walk(tree):
+        for node in ast.walk(tree):  # breadth first: a class comes before its methods
             if isinstance(node, ast.ClassDef):
                 for item in node.body:
                     if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                         methods.add(id(item))
                         if _is_dunder(item.name):
                             self.dunders.add(item.name)
-        self.shadowed |= {name for name in _bound_names(tree, methods) if _WATCHED.fullmatch(name)}
+            name = _bound_name(node, methods)
+            if name is not None and _WATCHED.fullmatch(name):
+                self.shadowed.add(name)
 
 
 _WATCHED = re.compile(r"\b(len|bool|next|iter|any|all|islice)\b")
@@ -188,22 +191,19 @@ def _is_dunder(name: str) -> bool:
     return len(name) > 4 and name.startswith("__") and name.endswith("__")
 
 
-def _bound_names(tree: ast.Module, methods: set[int]) -> set[str]:
-    """Names the snippet binds in any scope (class attributes and methods excepted)."""
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            if id(node) not in methods:
-                names.add(node.name)
-        elif isinstance(node, ast.alias):
-            names.add((node.asname or node.name).split(".")[0])
-        elif isinstance(node, ast.arg):
-            names.add(node.arg)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            names.add(node.name)
-    return names
+def _bound_name(node: ast.AST, methods: set[int]) -> str | None:
+    """The name `node` binds in its scope, if any (class methods excepted)."""
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+        return node.id
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return None if id(node) in methods else node.name
+    if isinstance(node, ast.alias):
+        return (node.asname or node.name).split(".")[0]
+    if isinstance(node, ast.arg):
+        return node.arg
+    if isinstance(node, ast.ExceptHandler):
+        return node.name
+    return None
 
 
 class _Edits:
