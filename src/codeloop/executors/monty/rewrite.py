@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 __all__ = ["MAX_REWRITE_CHARS", "PRELUDE", "SessionRewriter"]
 
 MAX_REWRITE_CHARS = 20_000
-"""Longer snippets are fed as written: the host's parsing work (about 5 µs a character, on the
+"""Longer snippets are fed as written: the host's parsing work (about 3 µs a character, on the
 event loop) stays bounded."""
 
 _INPLACE = {
@@ -161,7 +161,7 @@ class SessionRewriter:
             edits = _Edits(code, self.dunders, self.shadowed)
             edits.visit(tree)
             return edits.result()
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError, _Doubt):
             return code  # Monty reports its own syntax error; a pathological tree runs unrewritten
 
     def _gated(self) -> bool:
@@ -206,6 +206,10 @@ def _bound_name(node: ast.AST, methods: set[int]) -> str | None:
     return None
 
 
+class _Doubt(Exception):
+    """A node's position does not match its text: the snippet is fed as written."""
+
+
 class _Edits:
     """Collects text replacements over AST node spans, innermost first, and applies them."""
 
@@ -248,8 +252,26 @@ class _Edits:
 
     def replace(self, node: ast.expr | ast.stmt, new: str) -> None:
         start, end = self.span(node)
+        self.verify(node, self.data[start:end].decode())
         low, high = self.inside(start, end)
         self.edits[low:high] = [(start, end, new)]
+
+    @staticmethod
+    def verify(node: ast.expr | ast.stmt, original: str) -> None:
+        """The text at the node's position must parse back to the node, or nothing is rewritten."""
+        if isinstance(node, ast.Name):
+            if original != node.id:
+                raise _Doubt
+            return
+        try:
+            if isinstance(node, ast.stmt):
+                again: ast.AST = ast.parse(original).body[0]
+            else:
+                again = ast.parse(f"({original})", mode="eval").body
+        except (SyntaxError, IndexError):
+            raise _Doubt from None
+        if ast.dump(again) != ast.dump(node):
+            raise _Doubt
 
     def result(self) -> str:
         if not self.edits:
