@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from terminal import Terminal, alive, run_cli
 
 from codeloop import CodeAgent, ConsoleRenderer, ScriptedModel
 from codeloop.models.gguf import SplitModel, assemble, smollm2_path
 
 from helpers import USAGE_CHUNK, call_chunk, chunk
+from terminal import Terminal, alive, run_cli
 from wire import ReplayServer, Reply
 
 # -- scripted model replies ----------------------------------------------------------------------

@@ -475,8 +475,13 @@ def test_local_server_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
         model = OpenAIModel("local-model", api_base=server.url("/v1"))
         assert model.generate([user("hi")]).content == "hi"
     assert server.requests[0].headers["authorization"] == f"Bearer {LOCAL_PLACEHOLDER_KEY}"
-    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY") as raised:
         OpenAIModel("gpt-4o", api_base="https://api.example.com/v1")
+    assert str(raised.value) == (  # said once, in codeloop's terms, not the SDK's text glued to it
+        "OpenAIModel(model_id='gpt-4o', api_base='https://api.example.com/v1') has no API key: pass "
+        "api_key=... or set OPENAI_API_KEY (a server on this machine needs none: pass its api_base, "
+        "e.g. 'http://127.0.0.1:8080/v1')."
+    )
 
 
 _ONLY_THE_SDKS_HTTP_LIBRARY = """

@@ -63,8 +63,10 @@ __all__ = [
     "LOCAL_PLACEHOLDER_KEY",
     "OpenAIModel",
     "OpenAIServerModel",
+    "make_openai_client",
     "to_openai_messages",
     "to_openai_tools",
+    "translate_openai_error",
 ]
 
 
@@ -142,25 +144,10 @@ class OpenAIModel(ChatCompletionsModel):
         return _rejects_stop(err)
 
     def _translate_error(self, err: Exception) -> ModelHTTPError | None:
-        if isinstance(err, self._openai.OpenAIError):
-            return _api_error(err, self._openai, self.model_id)
-        if isinstance(err, json.JSONDecodeError):  # a 200 whose body (or an SSE event) is not JSON
-            return ModelHTTPError(
-                f"Model {self.model_id!r}: the server sent malformed JSON ({err})",
-                code="malformed_response",
-                retryable=True,  # a truncated or garbled body is the transport's fault: try again
-            )
-        return None
+        return translate_openai_error(err, self._openai, self.model_id)
 
     def _make_client(self) -> AsyncOpenAI:
-        kwargs = dict(self.client_kwargs)
-        if is_local(self.api_base) and "http_client" not in kwargs:
-            kwargs["http_client"] = local_http_client(self._openai.DefaultAsyncHttpxClient)
-        try:
-            client: AsyncOpenAI = self._openai.AsyncOpenAI(**kwargs)
-        except self._openai.OpenAIError as err:
-            raise ConfigurationError(f"{self!r}: {err} Pass api_key=..., or set OPENAI_API_KEY.") from err
-        return client
+        return make_openai_client(self._openai, repr(self), self.api_base, self.client_kwargs)
 
 
 OpenAIServerModel = OpenAIModel
@@ -252,6 +239,39 @@ def _delta_from_chunk(chunk: ChatCompletionChunk) -> MessageDelta:
 
 
 # -- errors ------------------------------------------------------------------------------------
+def make_openai_client(
+    openai: ModuleType, model: str, api_base: str | None, client_kwargs: dict[str, Any]
+) -> AsyncOpenAI:
+    """The SDK's async client for `model` (its repr, for messages); a server on this machine gets
+    `local_http_client`. Missing credentials are a `ConfigurationError` that says what to pass."""
+    kwargs = dict(client_kwargs)
+    if is_local(api_base) and "http_client" not in kwargs:
+        kwargs["http_client"] = local_http_client(openai.DefaultAsyncHttpxClient)
+    try:
+        client: AsyncOpenAI = openai.AsyncOpenAI(**kwargs)
+    except openai.OpenAIError as err:
+        if kwargs.get("api_key"):
+            raise ConfigurationError(f"{model}: {err}") from err
+        raise ConfigurationError(  # the SDK found no credentials
+            f"{model} has no API key: pass api_key=... or set OPENAI_API_KEY (a server on this "
+            "machine needs none: pass its api_base, e.g. 'http://127.0.0.1:8080/v1')."
+        ) from err
+    return client
+
+
+def translate_openai_error(err: Exception, openai: ModuleType, model_id: str) -> ModelHTTPError | None:
+    """An error of the openai SDK (or a malformed body it let through) as a `ModelHTTPError`."""
+    if isinstance(err, openai.OpenAIError):
+        return _api_error(err, openai, model_id)
+    if isinstance(err, json.JSONDecodeError):  # a 200 whose body (or an SSE event) is not JSON
+        return ModelHTTPError(
+            f"Model {model_id!r}: the server sent malformed JSON ({err})",
+            code="malformed_response",
+            retryable=True,  # a truncated or garbled body is the transport's fault: try again
+        )
+    return None
+
+
 def _api_error(err: Exception, openai: ModuleType, model_id: str) -> ModelHTTPError:
     body = getattr(err, "body", None)
     detail = _provider_message(body, getattr(err, "message", None) or str(err))

@@ -23,20 +23,18 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigurationError, ModelHTTPError
+from ..errors import ModelHTTPError
 from ..messages import ChatMessage, MessageDelta, Role, ToolCall, ToolCallDelta, Usage
 from ._clients import (
     PerLoopClients,
     import_sdk,
-    is_local,
-    local_http_client,
     resolve_api_key,
     sdk_client_kwargs,
 )
 from ._common import clean_stops, stream_error, translating
 from ._text import TextFilter, filter_deltas
 from .base import Model, ToolSchema, parse_arguments
-from .openai import _api_error
+from .openai import make_openai_client, translate_openai_error
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -134,25 +132,10 @@ class OpenAIResponsesModel(Model):
             await stream.close()
 
     def _translate_error(self, err: Exception) -> ModelHTTPError | None:
-        if isinstance(err, self._openai.OpenAIError):
-            return _api_error(err, self._openai, self.model_id)
-        if isinstance(err, json.JSONDecodeError):
-            return ModelHTTPError(
-                f"Model {self.model_id!r}: the server sent malformed JSON ({err})",
-                code="malformed_response",
-                retryable=True,
-            )
-        return None
+        return translate_openai_error(err, self._openai, self.model_id)
 
     def _make_client(self) -> AsyncOpenAI:
-        kwargs = dict(self.client_kwargs)
-        if is_local(self.api_base) and "http_client" not in kwargs:
-            kwargs["http_client"] = local_http_client(self._openai.DefaultAsyncHttpxClient)
-        try:
-            client: AsyncOpenAI = self._openai.AsyncOpenAI(**kwargs)
-        except self._openai.OpenAIError as err:
-            raise ConfigurationError(f"{self!r}: {err} Pass api_key=..., or set OPENAI_API_KEY.") from err
-        return client
+        return make_openai_client(self._openai, repr(self), self.api_base, self.client_kwargs)
 
 
 # -- requests ----------------------------------------------------------------------------------
