@@ -496,6 +496,17 @@ async def test_generator_expressions_are_lazy_where_it_shows(ex: MontyExecutor) 
     assert shown.logs == "<generator object <genexpr>>\n"
 
 
+async def test_a_lazy_generator_cannot_reach_the_host(ex: MontyExecutor, calls: Calls) -> None:
+    for code in ["g = (x for x in [1, 2])\nadd(g)", "g = (x for x in [1, 2])\nadd(1, b={'k': g})"]:
+        out = await ex.run(code)
+        assert out.error is not None and out.error.type == "TypeError"
+        assert out.error.message == "a generator cannot be passed to add(): pass list(...) of it instead"
+    out = await ex.run("g = (x for x in [1, 2])\nfinal_answer(g)")
+    assert not out.is_final_answer and out.error is not None and "pass list(...)" in out.error.message
+    out = await ex.run("g = (x for x in [1, 2])\nfinal_answer(list(g))")
+    assert out.is_final_answer and out.output == [1, 2] and calls.log == []
+
+
 async def test_lazy_generator_errors_and_exhaustion(ex: MontyExecutor) -> None:
     out = await ex.run("g = (1 / x for x in [1, 0])\nnext(g)\nnext(g)")
     assert out.error is not None and (out.error.type, out.error.line) == ("ZeroDivisionError", 1)

@@ -16,7 +16,7 @@ from ..base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction, l
 from .failures import Inputs, frames, which_limit
 from .hints import HintContext, limit_hint, syntax_hint, with_hint
 from .modules import HOST_MODULES, MONTY_MODULES, OS_STUBS, bounded, check_imports
-from .rewrite import PRELUDE, SessionRewriter
+from .rewrite import GENERATOR_CLASS, PRELUDE, SessionRewriter
 from .values import FINAL_SIGNAL, sandbox_exception, to_sandbox, unconvertible
 
 if TYPE_CHECKING:
@@ -248,6 +248,9 @@ class MontyExecutor:
 
     async def _call(self, snap: pm.AsyncFunctionSnapshot, state: _Run) -> Snapshot:
         name = str(snap.function_name)
+        if not state.final and _holds_generator((*snap.args, *snap.kwargs.values())):
+            refusal = TypeError(f"a generator cannot be passed to {name}(): pass list(...) of it instead")
+            return await self._timed(state, snap.resume({"exception": refusal}))
         if state.final or name == "final_answer":
             if not state.final:
                 state.final, state.final_logs = True, len(state.output.output)
@@ -418,6 +421,22 @@ def _stub(name: str) -> Callable[..., Any]:
 
     stub.__name__ = stub.__qualname__ = name
     return stub
+
+
+def _holds_generator(values: Sequence[Any], nested: bool = True) -> bool:
+    """Whether a lazy generator object (the rewriter's, see rewrite.py) is among `values` or in a
+    small container among them: it is sandbox state that cannot reach the host, as a generator
+    cannot leave CPython's jail either. Bounded work: big containers are not searched."""
+    import pydantic_monty as pm
+
+    for value in values:
+        if isinstance(value, pm.MontyClassProxy) and value.name == GENERATOR_CLASS:
+            return True
+        if nested and isinstance(value, list | tuple | dict) and len(value) <= 64:
+            inner = list(value.values()) if isinstance(value, dict) else list(value)
+            if _holds_generator(inner, nested=False):
+                return True
+    return False
 
 
 def _restart_note() -> str:

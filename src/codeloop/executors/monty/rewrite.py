@@ -34,7 +34,10 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_REWRITE_CHARS", "PRELUDE", "SessionRewriter"]
+__all__ = ["GENERATOR_CLASS", "MAX_REWRITE_CHARS", "PRELUDE", "SessionRewriter"]
+
+GENERATOR_CLASS = "_codeloop_genexpr"
+"""The class of the lazy generator objects the rewritten snippets build."""
 
 MAX_REWRITE_CHARS = 20_000
 """Longer snippets are fed as written: the host's parsing work (about 3 µs a character, on the
@@ -378,7 +381,7 @@ class _Edits:
         element = f"lambda {params}: ({self.text(node.elt)})"
         conditions = "".join(f"lambda {params}: ({self.text(c)}), " for c in loop.ifs)
         unpack = 0 if isinstance(loop.target, ast.Name) else len(names)
-        call = f"(_codeloop_genexpr(({self.text(loop.iter)}), {element}, ({conditions}), {unpack}"
+        call = f"({GENERATOR_CLASS}(({self.text(loop.iter)}), {element}, ({conditions}), {unpack}"
         self.replace(node, self.padded(node, call, "))"))
 
 
