@@ -226,7 +226,9 @@ def test_tool_calling_agent_parallel_calls_errors_and_text_json() -> None:
     tool_messages = [m for m in model.requests[1] if m.role is Role.TOOL]
     assert [m.content for m in tool_messages] == ["3", "30"]
     assert sum(isinstance(e, ToolCallRequested) for e in events) == 5
-    assert any(isinstance(e, StepErrored) for e in events)
+    observations = [(e.step, e.is_error) for e in events if isinstance(e, Observation)]
+    assert observations == [(1, False), (1, False), (2, True), (3, True), (4, False)]
+    assert [e.step for e in events if isinstance(e, StepErrored)] == [2, 3]
 
 
 def test_tool_calls_in_one_step_run_concurrently() -> None:

@@ -75,10 +75,12 @@ class ToolCallRequested(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Observation(Event):
-    """What the model will see from its action: printed output, or one tool's result."""
+    """What the model will see from its action: printed output, or one tool's result
+    (`is_error`: the tool failed; a `StepErrored` with the same text follows)."""
 
     text: str
     call_id: str | None = None
+    is_error: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

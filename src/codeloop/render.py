@@ -2,8 +2,8 @@
 
 `verbosity_level=1` shows each step's code or tool calls, observations, errors and the answer;
 `verbosity_level=2` also streams the model's text as it is generated. Each failure is shown once:
-a tool's error result, which arrives both as the observation and as the step's error, is one
-error line.
+a tool's error result (an `Observation` with `is_error`) is shown by the step error that follows
+it.
 """
 
 from __future__ import annotations
@@ -49,15 +49,8 @@ class ConsoleRenderer:
         self.console = Console(file=file, highlight=False, soft_wrap=True)
         self._streaming = False
         self._step_shown: set[tuple[str, int]] = set()
-        self._held: Observation | None = None
 
     def __call__(self, event: Event) -> None:
-        held, self._held = self._held, None
-        if held is not None and not _same_failure(held, event):
-            self.render(held)  # not followed by its own error: an ordinary observation
-        if isinstance(event, Observation):
-            self._held = event  # shown with the next event, as an error if that is its error
-            return
         self._step_header(event)
         self.render(event)
 
@@ -113,7 +106,8 @@ class ConsoleRenderer:
 
     @render.register
     def _(self, event: Observation) -> None:
-        self._line(event, "observation:", "green", _clip(event.text, _MAX_OBSERVATION))
+        if not event.is_error:  # a failed tool call: its StepErrored shows it
+            self._line(event, "observation:", "green", _clip(event.text, _MAX_OBSERVATION))
 
     @render.register
     def _(self, event: ActionOutput) -> None:
@@ -149,15 +143,6 @@ class ConsoleRenderer:
     def _line(self, event: Event, label: str, style: str, text: str) -> None:
         """Print `label` styled, then `text` verbatim (never interpreted as markup)."""
         self.console.print(f"{self._indent(event)}[{style}]{_escape(label)}[/] {_escape(text)}")
-
-
-def _same_failure(observation: Observation, event: Event) -> bool:
-    """Whether `event` is the step error that reports the same failure as `observation`."""
-    return (
-        isinstance(event, StepErrored)
-        and (event.agent, event.step, event.depth) == (observation.agent, observation.step, observation.depth)
-        and event.error.message == observation.text
-    )
 
 
 def _thought(text: str) -> str:

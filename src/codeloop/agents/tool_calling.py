@@ -38,7 +38,11 @@ class ToolCallingAgent(MultiStepAgent):
         step.tool_results = tuple(r for r, _ in outcomes)
         for result, _ in outcomes:
             yield Observation(
-                agent=self.name, step=step.step_number, text=result.content, call_id=result.call_id
+                agent=self.name,
+                step=step.step_number,
+                text=result.content,
+                call_id=result.call_id,
+                is_error=result.is_error,
             )
             if result.is_error:
                 error = StepError(type="ToolError", message=result.content)
