@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from codeloop.errors import AgentParsingError
-from codeloop.parsing import extract_code, parse_tool_calls_from_text
+from codeloop.parsing import (
+    EMPTY_REPLY_HINT,
+    answer_literal,
+    extract_code,
+    no_code_hint,
+    parse_tool_calls_from_text,
+    plain_answer,
+)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +39,45 @@ def test_extract_code(text: str, code: str) -> None:
 def test_no_code_is_a_parse_error_with_instructions(text: str) -> None:
     with pytest.raises(AgentParsingError, match="```python"):
         extract_code(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("Lyon", "Lyon"),
+        ("  Paris.\n", "Paris"),
+        ("The answer is 42.", "42"),
+        ("Final answer: **3.14**", "3.14"),
+        ('answer = "Lyon (France)"', None),  # code, not an answer
+        ("I need to call get_price first.", None),  # a thought
+        ("Let me compute the total:", None),
+        ("Which item do you mean?", None),
+        ("Lyon\nParis", None),  # more than one line
+        ("x" * 81, None),  # too long to be a plain answer
+        ("final_answer(Lyon)", None),
+        ("", None),
+    ],
+)
+def test_plain_answer_text(text: str, answer: str | None) -> None:
+    assert plain_answer(text) == answer
+
+
+def test_a_reply_without_code_gets_the_hint_that_fits_it() -> None:
+    assert no_code_hint("Lyon") == (
+        'Your reply had no code block. If "Lyon" is your answer, reply with:\n'
+        '```python\nfinal_answer("Lyon")\n```\n'
+        "Otherwise write the code of your next step in a ```python block."
+    )
+    assert "final_answer(42)\n" in no_code_hint("42")
+    assert no_code_hint(" \n") == EMPTY_REPLY_HINT and EMPTY_REPLY_HINT.startswith("Your reply was empty.")
+    generic = no_code_hint("I will first look at the data, then compute the total.")
+    assert "```python" in generic and "# your code" not in generic and "final_answer(answer)" in generic
+    assert [answer_literal(a) for a in ("42", "-0.5", "007", 'say "hi"')] == [
+        "42",
+        "-0.5",
+        '"007"',
+        '"say \\"hi\\""',
+    ]
 
 
 def test_json_tool_calls_in_text() -> None:

@@ -85,6 +85,7 @@ _EXPORTS: dict[str, str] = {
     "FallbacksExhausted": "errors",
     "RunFailed": "errors",
     "RunInterrupted": "errors",
+    "RunStuck": "errors",
     "ToolDefinitionError": "errors",
 }
 
@@ -143,6 +144,7 @@ __all__ = [
     "RunInterrupted",
     "RunResult",
     "RunState",
+    "RunStuck",
     "ScriptedModel",
     "SystemPromptStep",
     "TaskStep",
@@ -197,6 +199,7 @@ if TYPE_CHECKING:
         RetryBudgetExhausted,
         RunFailed,
         RunInterrupted,
+        RunStuck,
         ToolDefinitionError,
     )
     from .executors import create_executor

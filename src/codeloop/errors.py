@@ -33,6 +33,7 @@ __all__ = [
     "RetryBudgetExhausted",
     "RunFailed",
     "RunInterrupted",
+    "RunStuck",
     "ToolDefinitionError",
 ]
 
@@ -96,6 +97,11 @@ class MaxStepsExceeded(RunFailed):
 
 class RunInterrupted(RunFailed):
     """`agent.interrupt()` stopped the run between two steps."""
+
+
+class RunStuck(RunFailed):
+    """The model repeated itself: the same code as an earlier step, or the same error as the step
+    before, `max_repeats` steps in a row. The run's memory is intact."""
 
 
 class ModelError(RunFailed):

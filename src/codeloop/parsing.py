@@ -13,7 +13,15 @@ from typing import Any
 from .errors import AgentParsingError
 from .messages import ToolCall
 
-__all__ = ["extract_code", "parse_tool_calls_from_text"]
+__all__ = [
+    "CODE_FORMAT_HINT",
+    "EMPTY_REPLY_HINT",
+    "answer_literal",
+    "extract_code",
+    "no_code_hint",
+    "parse_tool_calls_from_text",
+    "plain_answer",
+]
 
 _PYTHON_TAGS = {"", "python", "py", "python3", "py3", "ipython", "pycon"}
 
@@ -22,10 +30,20 @@ _FENCE_OPEN = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+-]*)[
 _CODE_TAG = re.compile(r"<code>\s*\n?(?P<body>.*?)(?:</code>|\Z)", re.DOTALL)
 
 CODE_FORMAT_HINT = (
-    "Your reply had no code to run. Reply with a short thought, then your code in one block:\n"
-    "```python\n# your code here\n```\n"
-    "Call final_answer(answer) in the code when you have the answer."
+    "Your reply had no code block, so nothing ran. Write the code of your next step in a block "
+    "that starts with a ```python line and ends with a ``` line. When you have the answer, "
+    "call final_answer(answer) in the code."
 )
+EMPTY_REPLY_HINT = "Your reply was empty. " + CODE_FORMAT_HINT.split(". ", 1)[1]
+
+_MAX_ANSWER_CHARS = 80
+_ANSWER_PREFIX = re.compile(r"^(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:=]?\s*", re.IGNORECASE)
+_NOT_AN_ANSWER = re.compile(
+    r"^(?:thoughts?|plan|steps?|let(?:'s)?|i|i'?ll|i'?m|i'?ve|we|we'?ll|now|first|next|then|okay|ok|"
+    r"sure|here|to|this|that|it)\b|```|final_answer|print\(|\bdef |\bimport |[=:?]$| = ",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?")
 
 
 def extract_code(text: str) -> str:
@@ -39,8 +57,40 @@ def extract_code(text: str) -> str:
         blocks = [text]
     code = "\n\n".join(textwrap.dedent(b).strip("\n") for b in blocks if b.strip())
     if not code.strip():
-        raise AgentParsingError(CODE_FORMAT_HINT)
+        raise AgentParsingError(no_code_hint(text))
     return code
+
+
+def no_code_hint(text: str) -> str:
+    """What to tell a model whose reply had no code: that it was empty, how to give a plain
+    answer it wrote as text, or where the code goes."""
+    if not text.strip():
+        return EMPTY_REPLY_HINT
+    answer = plain_answer(text)
+    if answer is None:
+        return CODE_FORMAT_HINT
+    return (
+        f"Your reply had no code block. If {json.dumps(answer, ensure_ascii=False)} is your answer, "
+        f"reply with:\n```python\nfinal_answer({answer_literal(answer)})\n```\n"
+        "Otherwise write the code of your next step in a ```python block."
+    )
+
+
+def plain_answer(text: str) -> str | None:
+    """The answer in a reply that has no code but reads like one: a single short line that is
+    neither a thought ("I will...", "Let me...", ending in ":") nor code. A leading "Answer:" or
+    "The final answer is", surrounding quotes and a final full stop are dropped. None otherwise."""
+    line = text.strip()
+    if not line or "\n" in line or len(line) > _MAX_ANSWER_CHARS or _NOT_AN_ANSWER.search(line):
+        return None
+    line = _ANSWER_PREFIX.sub("", line.strip("*_ ")).strip("*_`'\" ")
+    line = line.removesuffix(".") if line.count(".") == 1 and not _NUMBER.fullmatch(line) else line
+    return line or None
+
+
+def answer_literal(answer: str) -> str:
+    """`answer` as Python source: a number as itself, anything else as a string literal."""
+    return answer if _NUMBER.fullmatch(answer) else json.dumps(answer, ensure_ascii=False)
 
 
 def _fenced_blocks(text: str) -> list[str]:

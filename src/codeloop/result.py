@@ -17,6 +17,8 @@ class RunState(str, Enum):
     MAX_STEPS = "max_steps_exceeded"
     ERROR = "error"
     INTERRUPTED = "interrupted"
+    STUCK = "stuck"
+    """The model repeated itself (`CodeAgent(max_repeats=...)` times in a row)."""
 
 
 @dataclass(kw_only=True)

@@ -290,12 +290,14 @@ class MultiStepAgent:
                 yield event
 
     def _ended(self, run: Run) -> bool:
-        """Whether the run is over; ends it here if it was interrupted or is out of steps."""
+        """Whether the run is over; ends it here if it was interrupted, is stuck or is out of steps."""
         if run.result is None and self._interrupt_requested:
             run.finish(
                 RunState.INTERRUPTED,
                 error=f"Interrupted by agent.interrupt() after {run.steps_taken} action step(s).",
             )
+        elif run.result is None and run.guard.stuck is not None:
+            run.finish(RunState.STUCK, error=run.guard.stuck)
         elif run.result is None and run.steps_taken >= run.max_steps:
             run.finish(RunState.MAX_STEPS, error=f"Reached max_steps={run.max_steps} without a final answer.")
         return run.result is not None

@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import dataclasses
 import inspect
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from ..errors import AgentExecutionError, ConfigurationError
+from ..errors import (
+    AgentError,
+    AgentExecutionError,
+    AgentParsingError,
+    ConfigurationError,
+    FinalAnswerRejected,
+)
 from ..events import ActionOutput, CodeAction, Event, Observation
 from ..executors import create_executor
-from ..executors.base import Executor, ExecutorLimits, HostFunction
+from ..executors.base import CodeOutput, ExecutionFailure, Executor, ExecutorLimits, HostFunction
 from ..memory import ActionStep
 from ..messages import ToolCall
 from ..models.base import Model
-from ..parsing import extract_code
+from ..parsing import answer_literal, extract_code, plain_answer
 from ..tools import Tool
 from .base import MultiStepAgent
 from .executor_types import LOCAL_NOTE, executor_from_type
-from .run import Run, short_repr
+from .guards import SILENT_STEP, RunGuard, Snippet, handed_back_source, invented_data_note
+from .run import Run, latest_task, short_repr
+from .shield import shield
 
 __all__ = ["CodeAgent"]
 
@@ -33,6 +42,15 @@ class CodeAgent(MultiStepAgent):
     a zero-argument factory returning one. `executor_type` takes smolagents' names instead
     (see `codeloop.agents.executor_types`: its `"local"` runs in Monty). Variables persist
     across the steps of a run, and across runs with `reset=False`.
+
+    Guards for models that lose their way (see `codeloop.agents.guards`): the code cannot
+    redefine a tool or `final_answer` (the definition is ignored, and the model told so); a step
+    that shows nothing is told so; `final_answer(my_function)` gives the function's source.
+    `max_repeats` steps in a row that repeat earlier code or the previous error end the run with
+    `RunState.STUCK` (None: never). `plain_answer_at_last_step` accepts a reply of plain answer
+    text ("Lyon") as the final answer on the run's last step, where it would otherwise end the
+    run without one. `check_invented_data` holds back the first final answer of a run whose code
+    wrote its own data tables while no tool was called, and asks for the tools' facts.
     """
 
     prompt_name = "code_agent"
@@ -49,8 +67,16 @@ class CodeAgent(MultiStepAgent):
         additional_authorized_imports: Sequence[str] = (),
         max_print_outputs_length: int | None = None,
         executor_limits: ExecutorLimits | None = None,
+        max_repeats: int | None = 3,
+        plain_answer_at_last_step: bool = False,
+        check_invented_data: bool = False,
         **kwargs: Any,
     ) -> None:
+        if max_repeats is not None and max_repeats < 1:
+            raise ConfigurationError(f"max_repeats must be at least 1 (or None), got {max_repeats}.")
+        self.max_repeats = max_repeats
+        self.plain_answer_at_last_step = plain_answer_at_last_step
+        self.check_invented_data = check_invented_data
         self.additional_authorized_imports = list(additional_authorized_imports)
         limits = executor_limits or ExecutorLimits()
         if max_print_outputs_length is not None:
@@ -70,7 +96,14 @@ class CodeAgent(MultiStepAgent):
             getattr(probe, "importable_modules", None) or self.additional_authorized_imports
         )
         self._session: Executor | None = None
+        self._definitions: dict[str, str] = {}  # source of the session's functions and classes
+        self._tool_calls = 0  # calls of tools (managed agents included) by the code, ever
         super().__init__(tools, model, **kwargs)
+
+    def _new_run(self, max_steps: int, step_number: int) -> Run:
+        run = super()._new_run(max_steps, step_number)
+        run.guard = RunGuard(max_repeats=self.max_repeats, tool_calls_at_start=self._tool_calls)
+        return run
 
     async def _open_executor(
         self, run: Run, *, fresh: bool, variables: Mapping[str, Any] | None = None
@@ -78,6 +111,7 @@ class CodeAgent(MultiStepAgent):
         if fresh or self._session is None:
             await self.aclose()
             self._session = self._make_executor()
+            self._definitions = {}
             await self._session.start(self._host_functions())
         if variables:
             await self._session.send_variables(dict(variables))
@@ -89,30 +123,111 @@ class CodeAgent(MultiStepAgent):
             await session.close()
 
     async def _act(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
-        assert run.executor is not None
-        step.code_action = code = extract_code(step.model_output)
+        """Run the reply's code and observe it; a step that repeats an earlier one is told so."""
+        try:
+            async for event in self._act_on_reply(run, step):
+                yield event
+        except AgentError as exc:
+            note = run.guard.after_error(str(exc))
+            if note is not None:
+                exc.args = (f"{exc}\n{note}",)
+            raise
+        note = run.guard.after_success()
+        if note is not None and not step.is_final_answer:
+            async for event in self._observe(step, note):
+                yield event
+
+    async def _act_on_reply(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
+        code = self._code_of(run, step)
+        if code is None:  # plain answer text on the last step
+            await self._accept(run, step, _as_value(plain_answer(step.model_output) or ""))
+            return
+        step.code_action = code
         # smolagents records a code action as a call of its python_interpreter tool
         step.tool_calls = (ToolCall(f"call_{step.step_number}", "python_interpreter", code),)
         yield CodeAction(agent=self.name, step=step.step_number, code=code)
-        execution = self._spawn(run, run.executor.run(code))
+        snippet = Snippet.parse(code)
+        shielded = shield(code, snippet.tree, {*self.tools, "final_answer"})
+        run.guard.see_code(snippet, step.step_number)
+        if self.check_invented_data:
+            run.guard.tables += [(step.step_number, n) for n in snippet.data_tables(latest_task(run.memory))]
+        assert run.executor is not None
+        execution = self._spawn(run, run.executor.run(shielded.code))
         async for event in self._while_running(run, execution):
             yield event
         out = execution.result()
+        self._definitions.update(snippet.definitions(_ran_through(out.error)))
+        async for event in self._outcome(run, step, out, snippet, shielded.code, shielded.notes):
+            yield event
+
+    async def _outcome(
+        self, run: Run, step: ActionStep, out: CodeOutput, snippet: Snippet, fed: str, notes: tuple[str, ...]
+    ) -> AsyncIterator[Event]:
+        """What the model sees of a finished code action (or the final answer it gave)."""
         step.observations = out.logs
         if out.logs:
             yield Observation(agent=self.name, step=step.step_number, text=out.logs)
         if out.error is not None:
-            raise AgentExecutionError(out.error.describe())
-        step.action_output = out.output
+            raise AgentExecutionError("\n".join([_described(out.error, fed, snippet.code), *notes]))
         if out.is_final_answer:
-            await self._accept_final_answer(run, out.output)
-            step.is_final_answer = True
-        elif out.output is not None:
+            await self._accept(run, step, out.output)
+            return
+        step.action_output = out.output
+        if out.output is not None:
             step.observations += f"{_NEWLINE if out.logs else ''}Last output: {short_repr(out.output)}"
             yield ActionOutput(agent=self.name, step=step.step_number, output=out.output)
+        elif not out.logs:
+            notes = (_silent_note(snippet), *notes)
+        for note in notes:
+            async for event in self._observe(step, note):
+                yield event
+
+    async def _observe(self, step: ActionStep, note: str) -> AsyncIterator[Event]:
+        """Add `note` to what the model sees of this step."""
+        before = step.observations
+        step.observations = (
+            f"{before}{'' if before.endswith(_NEWLINE) else _NEWLINE}{note}" if before else note
+        )
+        yield Observation(agent=self.name, step=step.step_number, text=note)
+
+    def _code_of(self, run: Run, step: ActionStep) -> str | None:
+        """The reply's code; None for plain answer text accepted on the run's last step."""
+        try:
+            return extract_code(step.model_output)
+        except AgentParsingError:
+            last = run.steps_taken + 1 >= run.max_steps
+            if self.plain_answer_at_last_step and last and plain_answer(step.model_output) is not None:
+                return None
+            raise
+
+    async def _accept(self, run: Run, step: ActionStep, answer: Any) -> None:
+        """End the step with `answer` if every check accepts it (a function stands for its source)."""
+        source = handed_back_source(answer, self._definitions)
+        step.action_output = answer = answer if source is None else source
+        self._check_invented_data(run)
+        await self._accept_final_answer(run, answer)
+        step.is_final_answer = True
+
+    def _check_invented_data(self, run: Run) -> None:
+        guard = run.guard
+        if not self.check_invented_data or guard.data_checked or not guard.tables:
+            return
+        if not self.tools or self._tool_calls > guard.tool_calls_at_start:
+            return
+        guard.data_checked = True
+        raise FinalAnswerRejected(invented_data_note(guard.tables, self.tools))
 
     def _host_functions(self) -> dict[str, HostFunction]:
-        return {name: _off_the_loop(t.as_host_function()) for name, t in self.tools.items()}
+        return {name: self._counted(_off_the_loop(t.as_host_function())) for name, t in self.tools.items()}
+
+    def _counted(self, function: HostFunction) -> HostFunction:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self._tool_calls += 1
+            value = function(*args, **kwargs)
+            return await value if inspect.isawaitable(value) else value
+
+        call.__name__ = getattr(function, "__name__", "tool")
+        return call
 
     def _prompt_values(self) -> dict[str, Any]:
         return {
@@ -162,3 +277,34 @@ def _off_the_loop(function: Callable[..., Any]) -> HostFunction:
 
     call.__name__ = function.__name__
     return call
+
+
+def _described(failure: ExecutionFailure, fed: str, code: str) -> str:
+    """The failure in the model's words, showing the line as the model wrote it (the executor
+    saw the shielded text, whose renamed lines are at the same numbers)."""
+    line, lines = failure.line, code.splitlines()
+    if fed != code and line and failure.source_line is not None and 0 < line <= len(lines):
+        if fed.splitlines()[line - 1].strip() == failure.source_line.strip():
+            failure = dataclasses.replace(failure, source_line=lines[line - 1])
+    return failure.describe()
+
+
+def _ran_through(error: ExecutionFailure | None) -> int | None:
+    """The last line of the snippet known to have run: all of it (None), or the lines before
+    the one that failed (0 when unknown, or when nothing ran)."""
+    if error is None:
+        return None
+    return 0 if error.type == "SyntaxError" or not error.line else error.line - 1
+
+
+def _silent_note(snippet: Snippet) -> str:
+    functions = snippet.defined_functions()
+    if not functions:
+        return SILENT_STEP
+    named = ", ".join(f"{name}()" for name in functions)
+    return f"{SILENT_STEP} You defined {named}: call it and print what it returns to check it."
+
+
+def _as_value(answer: str) -> Any:
+    """Plain answer text as the value the model would have passed: a number or a string."""
+    return ast.literal_eval(answer_literal(answer))

@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import MaxStepsExceeded, RunFailed, RunInterrupted
+from ..errors import MaxStepsExceeded, RunFailed, RunInterrupted, RunStuck
 from ..events import Event
 from ..executors.base import Executor
 from ..memory import Memory, TaskStep, Timing
 from ..messages import ChatMessage
 from ..result import RunResult, RunState
+from .guards import RunGuard
 
 __all__ = ["Run", "answer_or_raise", "describe_failure", "latest_task", "short_repr", "task_text"]
 
@@ -40,6 +41,8 @@ class Run:
     steps_taken: int = 0
     planned_at: int | None = None
     """`steps_taken` when the latest plan was made: one plan per due point."""
+    guard: RunGuard = field(default_factory=RunGuard)
+    """The watch for a model that repeats itself; `guard.stuck` ends the run."""
 
     def finish(
         self,
@@ -81,6 +84,8 @@ def answer_or_raise(result: RunResult) -> Any:
         raise MaxStepsExceeded(result.error or "max_steps exceeded", result)
     if result.state is RunState.INTERRUPTED:
         raise RunInterrupted(result.error or "the run was interrupted", result)
+    if result.state is RunState.STUCK:
+        raise RunStuck(result.error or "the model repeated itself", result)
     if isinstance(result.exception, RunFailed):
         result.exception.result = result
         raise result.exception

@@ -41,6 +41,7 @@ holding the repr whose `repr()` is that text and whose `.type_name` names the or
 
 Snippets run with `exec` in one persistent namespace (the `__main__` module), so variables
 persist. A trailing expression's value is the output, as in a REPL; top-level `await` works.
+A failing `assert a == b` with no message of its own says what it compared (`assert 2 == 3`).
 `final_answer(x)` raises `FinalAnswerSignal`, a `BaseException`; the first value is latched, and
 every later tool call or `final_answer` raises the signal again, and later output is dropped,
 so `except BaseException`, a bare `except` or `finally` cannot swallow or change the answer.
@@ -628,6 +629,7 @@ def _done(
 def _compile(code: str, filename: str) -> tuple[types.CodeType, types.CodeType | None]:
     """The snippet as a body and, when it ends with an expression, that expression (REPL-style)."""
     tree = ast.parse(code, filename, "exec")
+    _explain_asserts(tree)
     flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     last = None
     tail = tree.body[-1] if tree.body else None
@@ -636,6 +638,34 @@ def _compile(code: str, filename: str) -> tuple[types.CodeType, types.CodeType |
         expr = ast.Expression(tail.value)
         last = compile(expr, filename, "eval", flags=flags, dont_inherit=True)
     return compile(tree, filename, "exec", flags=flags, dont_inherit=True), last
+
+
+_COMPARISONS = {
+    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+    ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not",
+}  # fmt: skip
+
+
+def _explain_asserts(tree: ast.Module) -> None:
+    """Give `assert a == b` (one comparison, no message) the message `assert 2 == 3`, with the
+    values compared, as Monty does: CPython's AssertionError says nothing. Each side is still
+    evaluated once, in order; the line numbers stay."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assert) or node.msg is not None:
+            continue
+        test = node.test
+        if not isinstance(test, ast.Compare) or len(test.ops) != 1 or type(test.ops[0]) not in _COMPARISONS:
+            continue
+        left, right = test.left, test.comparators[0]
+        test.left = ast.copy_location(ast.NamedExpr(ast.Name("_codeloop_left", ast.Store()), left), left)
+        named = ast.NamedExpr(ast.Name("_codeloop_right", ast.Store()), right)
+        test.comparators = [ast.copy_location(named, right)]
+        symbol = _COMPARISONS[type(test.ops[0])]
+        message = f'f"assert {{_codeloop_left!r:.300}} {symbol} {{_codeloop_right!r:.300}}"'
+        node.msg = ast.parse(message, mode="eval").body
+        for part in ast.walk(node.msg):
+            ast.copy_location(part, node)
+    ast.fix_missing_locations(tree)
 
 
 def _frames_in_snippets(exc: BaseException) -> list[tuple[str, str, int]]:

@@ -1,0 +1,191 @@
+"""What the CodeAgent knows about the code it runs, so it can keep a small model on track.
+
+* `Snippet`: one code action, parsed once on the host: its fingerprint (to spot the same code
+  again), the functions and classes it defines (to hand their source back), and the literal data
+  tables it writes (to spot made-up facts).
+* `RunGuard`: one run's repetition watch. A step that repeats an earlier step's code, or the
+  previous step's error, gets a note asking for a different approach; `max_repeats` repeats in a
+  row and the run is stuck (it ends with `RunState.STUCK`).
+* `handed_back_source`: `final_answer(my_function)` gives the function's source, in any
+  executor (a function cannot cross the sandbox boundary; its repr does, and names it).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "MAX_ANALYZED_CHARS",
+    "SILENT_STEP",
+    "RunGuard",
+    "Snippet",
+    "handed_back_source",
+    "invented_data_note",
+]
+
+MAX_ANALYZED_CHARS = 100_000
+"""Longer snippets are not parsed on the host (a parse costs about 3 µs a character)."""
+
+SILENT_STEP = "(no output: the code ran without errors but printed nothing. Print what you need to see.)"
+"""The observation of a code action that printed nothing, returned nothing and raised nothing."""
+
+_CHANGE = "Try a different approach."
+_LINE_NUMBER = re.compile(r"\blines? \d+(?:, \d+)*")
+_TABLE_MIN = 3  # a literal of this many constant values or more is a data table
+_REPR = re.compile(
+    r"<(?:function '?(?P<function>\w+)'? at 0x[0-9a-f]+|class '(?:__main__\.)?(?P<class>\w+)')>"
+)
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """One code action and its parse (`tree` is None when it does not parse, or is too long)."""
+
+    code: str
+    tree: ast.Module | None
+
+    @classmethod
+    def parse(cls, code: str) -> Snippet:
+        if len(code) > MAX_ANALYZED_CHARS:
+            return cls(code, None)
+        try:
+            return cls(code, ast.parse(code))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return cls(code, None)
+
+    def fingerprint(self) -> str:
+        """The same for the same code, whatever its whitespace, comments or formatting."""
+        if self.tree is not None:
+            return ast.dump(self.tree)
+        lines = (line.strip() for line in self.code.splitlines())
+        return "\n".join(line for line in lines if line and not line.startswith("#"))
+
+    def definitions(self, ran_through: int | None = None) -> dict[str, str]:
+        """Source text of the functions and classes defined at top level, by name; with
+        `ran_through`, only those ending on or before that line (the snippet failed there)."""
+        found: dict[str, str] = {}
+        lines = self.code.splitlines()
+        for node in self.tree.body if self.tree is not None else ():
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            end = node.end_lineno or node.lineno
+            if ran_through is None or end <= ran_through:
+                first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                found[node.name] = "\n".join(lines[first - 1 : end])
+        return found
+
+    def defined_functions(self) -> list[str]:
+        """Names of the functions defined at top level, in order."""
+        body = self.tree.body if self.tree is not None else []
+        return [n.name for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+
+    def data_tables(self, task: str) -> list[int]:
+        """Lines assigning or returning a literal of several constants that mostly do not appear
+        in `task`: data the code wrote itself (a price list, a table of facts)."""
+        found = []
+        for node in ast.walk(self.tree) if self.tree is not None else ():
+            if not isinstance(node, ast.Assign | ast.AnnAssign | ast.Return) or node.value is None:
+                continue
+            values = _constants(node.value)
+            if values is not None and len(values) >= _TABLE_MIN:
+                unseen = [v for v in values if str(v) not in task]
+                if 2 * len(unseen) > len(values):
+                    found.append(node.lineno)
+        return sorted(set(found))
+
+
+def _constants(node: ast.expr) -> list[Any] | None:
+    """The constant values of a literal dict (its values), list, tuple or set, nested ones
+    included; None when anything in it is computed."""
+    if isinstance(node, ast.Constant) and not isinstance(node.value, bool) and node.value is not None:
+        return [node.value]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _constants(node.operand)
+        return [-v for v in inner] if inner and isinstance(inner[0], int | float) else None
+    items = node.values if isinstance(node, ast.Dict) else getattr(node, "elts", None)
+    if not isinstance(node, ast.Dict | ast.List | ast.Tuple | ast.Set) or items is None:
+        return None
+    found: list[Any] = []
+    for item in items:
+        inner = _constants(item)
+        if inner is None:
+            return None
+        found += inner
+    return found
+
+
+def handed_back_source(answer: Any, definitions: Mapping[str, str]) -> str | None:
+    """The source of the function or class `answer` stands for, if the run's code defined it.
+
+    A function cannot leave any sandbox as data: Monty and the CPython worker both hand back
+    its repr (`<function 'f' at 0x..>`, `<function f at 0x..>`, `<class '__main__.C'>`)."""
+    if not isinstance(answer, str):
+        return None
+    match = _REPR.fullmatch(answer)
+    if match is None:
+        return None
+    return definitions.get(match["function"] or match["class"])
+
+
+def invented_data_note(tables: list[tuple[int, int]], tools: Collection[str]) -> str:
+    """The rejection of a final answer whose facts the code wrote itself (`tables`: step, line)."""
+    where = "; ".join(f"step {step}, line {line}" for step, line in tables[:3])
+    named = ", ".join(f"{name}()" for name in list(tools)[:3])
+    return (
+        f"Not accepted yet: no tool was called in this run, and your code wrote its own data "
+        f"({where}). Facts must come from the tools ({named}): call them and use what they "
+        "return. If the task itself gave those values, call final_answer again."
+    )
+
+
+@dataclass
+class RunGuard:
+    """One run's watch for a model that repeats itself."""
+
+    max_repeats: int | None = 3
+    seen: dict[str, int] = field(default_factory=dict)
+    """Fingerprint of each code action of the run -> the step that first ran it."""
+    repeated_step: int | None = None
+    """The earlier step whose code the current step repeats."""
+    last_error: str | None = None
+    repeats: int = 0
+    """Steps in a row that repeated an earlier step's code or the previous step's error."""
+    stuck: str | None = None
+    """Why the run must end, once `max_repeats` is reached."""
+    tables: list[tuple[int, int]] = field(default_factory=list)
+    """(step, line) of each data table the run's code wrote (with `check_invented_data`)."""
+    data_checked: bool = False
+    """Whether a final answer was already held back for made-up data (it is, once a run)."""
+    tool_calls_at_start: int = 0
+
+    def see_code(self, snippet: Snippet, step_number: int) -> None:
+        earlier = self.seen.setdefault(snippet.fingerprint(), step_number)
+        self.repeated_step = earlier if earlier != step_number else None
+
+    def after_success(self) -> str | None:
+        """Count the step; the note for the model if it repeated earlier code."""
+        return self._count(None)
+
+    def after_error(self, message: str) -> str | None:
+        """Count the step; the note for the model if it repeated earlier code or the previous
+        error (the same message, wherever it happened: line numbers are not compared)."""
+        return self._count(_LINE_NUMBER.sub("line", message))
+
+    def _count(self, error: str | None) -> str | None:
+        same_error = error is not None and error == self.last_error
+        earlier, self.repeated_step, self.last_error = self.repeated_step, None, error
+        self.repeats = self.repeats + 1 if (earlier is not None or same_error) else 0
+        if self.max_repeats is not None and self.repeats >= self.max_repeats:
+            self.stuck = (
+                f"The model repeated itself {self.repeats} times in a row (the same code or the same "
+                "error), so the run was stopped."
+            )
+        if earlier is not None:
+            return (
+                f"You already ran this exact code (step {earlier}): running it again will not help. {_CHANGE}"
+            )
+        return f"This is the same error as in the previous step. {_CHANGE}" if same_error else None
