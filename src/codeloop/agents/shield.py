@@ -14,7 +14,7 @@ global), assignment, augmented-assignment, `for`, `with`, walrus and comprehensi
 alone: they bind a value the caller passes, inside that function only.
 
 What this cannot see (`globals().update(...)`, `exec`, a snippet too long to parse on the host,
-see `guards.MAX_ANALYZED_CHARS`) lasts until the end of that snippet: every executor binds the
+over `guards.MAX_ANALYZED_CHARS`) lasts until the end of that snippet: every executor binds the
 real functions again before each snippet runs.
 """
 
