@@ -3,6 +3,7 @@
     python -m benchmarks                      # every figure except the real-model one
     python -m benchmarks --quick              # few repeats, small N: a smoke run (CI)
     python -m benchmarks --real-model --task-limit 10   # adds task success on Qwen2.5-Coder-1.5B
+    python -m benchmarks --only tool_tasks,code_tasks --sides smolagents,alone --task-filter team-
 
 Needs `pip install -e ".[bench]"` (and `".[qwen]"` for --real-model).
 
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import task_sets
 from .common import SMOLAGENTS_VERSION, machine, run_codeloop_side, run_smolagents_side
 from .figures import FIGURES, Figure, Row
 from .report import render_markdown, render_table
@@ -34,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", default="", help="comma-separated figure names to run")
     parser.add_argument("--real-model", action="store_true", help="also run task success on a real model")
     parser.add_argument("--task-limit", type=int, default=None, help="run only the first N tasks")
+    parser.add_argument(
+        "--task-filter", default="", help="tool/code task sets: only tasks whose id starts with one of these"
+    )
+    parser.add_argument(
+        "--sides", default="codeloop,smolagents,alone", help="tool/code task sets: which sides to run"
+    )
+    parser.add_argument(
+        "--executors", default="monty,jail", help="tool/code task sets: codeloop executors, one run each"
+    )
     parser.add_argument("--max-steps", type=int, default=6, help="max_steps for the task-success runs")
     parser.add_argument(
         "--max-tokens", type=int, default=512, help="max_tokens per model call (task success)"
@@ -55,9 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     for figure in wanted:
         print(f"… {figure.title}", file=sys.stderr, flush=True)
         rows.extend(figure.run(args, run_codeloop_side, run_smolagents_side))
-    report = {"machine": machine(), "smolagents": SMOLAGENTS_VERSION, "rows": [r.to_dict() for r in rows]}
-    if "per_task" in FIGURES[-1].extra:
-        report["per_task"] = FIGURES[-1].extra["per_task"]
+    report: dict[str, Any] = {
+        "machine": machine(), "smolagents": SMOLAGENTS_VERSION, "rows": [r.to_dict() for r in rows]
+    }  # fmt: skip
+    for figure in wanted:
+        if "per_task" in figure.extra:
+            report["per_task"] = figure.extra["per_task"]
+        if "sides" in figure.extra:
+            report.setdefault("task_sets", {})[figure.name] = figure.extra["sides"]
     print(render_table(report))
     if not args.no_save:
         _save(report)
@@ -78,13 +94,31 @@ def _save(report: dict[str, Any]) -> None:
     stem = RESULTS / report["machine"]["date"]
     if stem.with_suffix(".json").exists():
         earlier = json.loads(stem.with_suffix(".json").read_text())
+        report = _merged_task_sets(report, earlier.get("task_sets", {}))
         fresh = {row["figure"] for row in report["rows"]}
         kept = [row for row in earlier["rows"] if row["figure"] not in fresh]
         per_task = report.get("per_task") or earlier.get("per_task")
-        report = {**report, "rows": kept + report["rows"], "per_task": per_task}
+        sets = {**earlier.get("task_sets", {}), **report.get("task_sets", {})}
+        report = {**report, "rows": kept + report["rows"], "per_task": per_task, "task_sets": sets}
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     stem.with_suffix(".md").write_text(render_markdown(report))
     print(f"results written to {stem}.json and .md", file=sys.stderr)
+
+
+def _merged_task_sets(report: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:
+    """A task set run today for some sides only keeps the other sides' earlier results of the day;
+    its rows are recomputed from all of them."""
+    fresh = report.get("task_sets", {})
+    merged = {name: {**earlier.get(name, {}), **sides} for name, sides in fresh.items()}
+    labels = {row["figure"] for name, sides in fresh.items() for row in _rows(name, sides)}
+    rows = [row for row in report["rows"] if row["figure"] not in labels]
+    for name, sides in merged.items():
+        rows += _rows(name, sides)
+    return {**report, "rows": rows, "task_sets": merged}
+
+
+def _rows(name: str, sides: dict[str, Any]) -> list[dict[str, Any]]:
+    return [row.to_dict() for row in task_sets.rows_for(name, sides)]
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ and import figures are not polluted by the harness."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -124,7 +125,52 @@ def _run_task(agent: CodeAgent, task: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-FIGURES = {f.__name__: f for f in (overhead, prompt_tokens, run_tokens, concurrency, tasks)}
+def agent_tasks(options: dict[str, Any]) -> dict[str, Any]:
+    """A task set of `benchmarks.task_sets` (tool-heavy or code-writing): one CodeAgent per task
+    on the given executor, its sub-agent (if the task names a team) on the same executor, and
+    each task's own base URL so the recording proxy files every request under its task."""
+    from tool_tasks.tools import TEAMS, TOOLS
+
+    rows = []
+    for task in options["tasks"]:
+        model = _local_model(options, options["api_bases"][task["id"]])
+        settings = {"max_steps": options["max_steps"], "executor": options["executor"]}
+        with contextlib.ExitStack() as stack:
+            team = [
+                stack.enter_context(CodeAgent([tool(TOOLS[n]) for n in TEAMS[name].tools], model, name=name,
+                                              description=TEAMS[name].description, **settings))
+                for name in ([task["team"]] if task.get("team") else [])
+            ]  # fmt: skip
+            tools = [tool(TOOLS[n]) for n in task["tools"]]
+            agent = stack.enter_context(CodeAgent(tools, model, managed_agents=team, **settings))
+            rows.append(_run_agent_task(agent, task))
+        print(json.dumps({"progress": task["id"]}), file=sys.stderr, flush=True)
+    return {"rows": rows}
+
+
+def _run_agent_task(agent: CodeAgent, task: dict[str, Any]) -> dict[str, Any]:
+    start = time.perf_counter()
+    try:
+        result = agent.run(task["task"], return_full_result=True)
+    except Exception as exc:  # a crash counts as a failure, with its reason
+        state = f"crash: {type(exc).__name__}: {exc}"
+        return {"id": task["id"], "answer": None, "state": state, "steps": len(agent.memory.action_steps()),
+                "wall_s": time.perf_counter() - start}  # fmt: skip
+    return {
+        "id": task["id"], "answer": scripts.jsonable(result.output), "state": result.state.value,
+        "error": result.error, "steps": len(result.memory.action_steps()),
+        "wall_s": time.perf_counter() - start,
+    }  # fmt: skip
+
+
+def _local_model(options: dict[str, Any], api_base: str) -> OpenAIModel:
+    return OpenAIModel(
+        "local", api_base=api_base, api_key=options["api_key"], temperature=0.0,
+        max_tokens=options["max_tokens"],
+    )  # fmt: skip
+
+
+FIGURES = {f.__name__: f for f in (overhead, prompt_tokens, run_tokens, concurrency, tasks, agent_tasks)}
 
 if __name__ == "__main__":
     figure, options = sys.argv[1], json.loads(sys.argv[2])

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import task_sets
 from .common import ROOT, Stat, smolagents_python
 
 __all__ = ["FIGURES", "Figure", "Row"]
@@ -24,7 +25,7 @@ class Row:
     figure: str
     metric: str
     unit: str
-    codeloop: Stat | float
+    codeloop: Stat | float | None
     smolagents: Stat | float | None
     target: str = ""
     met: bool | None = None
@@ -32,7 +33,7 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        if self.smolagents is None:
+        if self.codeloop is None or self.smolagents is None:
             return None
         ours, theirs = _value(self.codeloop), _value(self.smolagents)
         return ours / theirs if theirs else None
@@ -280,7 +281,7 @@ def task_success(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row
     from .tasks.check import is_correct, load_tasks
 
     tasks = load_tasks(args.task_limit)
-    with _qwen_server() as (api_base, api_key):
+    with task_sets.qwen_server() as (api_base, api_key):
         options = {
             "api_base": api_base, "api_key": api_key, "tasks": tasks,
             "max_steps": args.max_steps, "max_tokens": args.max_tokens,
@@ -301,21 +302,28 @@ def task_success(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row
     ):
         mean = [statistics.fmean(r[key] for r in rs) for rs in (mine, other)]
         rows.append(Row("task success", f"mean {key.replace('_', ' ')} per task", unit, *mean))
-    FIGURES[-1].extra["per_task"] = {"codeloop": mine, "smolagents": other}
+    _figure("tasks").extra["per_task"] = {"codeloop": mine, "smolagents": other}
     return rows
 
 
-@contextmanager
-def _qwen_server() -> Iterator[tuple[str, str]]:
-    from codeloop.models.llamacpp import LlamaCppModel
+# ---- 9. two more task sets with the real model: tool-heavy, and code-writing ---------------------
 
-    model = LlamaCppModel.qwen_coder(n_threads=1, n_ctx=8192)
-    try:
-        url = model.start()
-        assert model.api_key is not None
-        yield f"{url}/v1", model.api_key
-    finally:
-        model.close()
+
+def _task_set(name: str) -> Callable[[argparse.Namespace, Side, Side], list[Row]]:
+    """A figure of `benchmarks.task_sets`: its sides' results are kept (in `extra["sides"]`) for
+    the results file, where later partial runs of the same day merge with them."""
+
+    def run(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
+        sides = getattr(task_sets, name)(args, ours, theirs)
+        _figure(name).extra["sides"] = sides
+        return list(task_sets.rows_for(name, sides))
+
+    return run
+
+
+def _figure(name: str) -> Figure:
+    (figure,) = [f for f in FIGURES if f.name == name]
+    return figure
 
 
 FIGURES = [
@@ -327,4 +335,8 @@ FIGURES = [
     Figure("concurrency", "concurrent runs against a 200 ms model", concurrency),
     Figure("smolagents_cases", "smolagents' interpreter test cases through each executor", smolagents_cases),
     Figure("tasks", "task success with a real local model", task_success, needs_real_model=True),
-]
+    Figure("tool_tasks", "tool-heavy tasks with a real local model", _task_set("tool_tasks"),
+           needs_real_model=True),
+    Figure("code_tasks", "code-writing tasks with a real local model", _task_set("code_tasks"),
+           needs_real_model=True),
+]  # fmt: skip

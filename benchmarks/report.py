@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .task_sets import per_task_markdown
 from .tasks.check import is_correct, load_tasks
 
 __all__ = ["render_markdown", "render_table"]
@@ -72,6 +73,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Notes", ""] + [f"- {r['metric']}: {r['note']}" for r in report["rows"] if r["note"]]
     if report.get("per_task"):
         lines += ["", *_per_task(report["per_task"])]
+    for figure, sides in report.get("task_sets", {}).items():
+        lines += ["", *per_task_markdown(figure, sides)]
     return "\n".join(lines) + "\n"
 
 

@@ -157,7 +157,32 @@ def _run_task(agent: Any, task: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-FIGURES = {f.__name__: f for f in (overhead, prompt_tokens, run_tokens, concurrency, tasks)}
+def agent_tasks(options: dict[str, Any]) -> dict[str, Any]:
+    """A task set of `benchmarks.task_sets` (tool-heavy or code-writing): one CodeAgent per task
+    with smolagents' default executor, its sub-agent (if the task names a team) as a managed
+    agent, and each task's own base URL so the recording proxy files every request under it."""
+    from tool_tasks.tools import TEAMS, TOOLS
+
+    rows = []
+    for task in options["tasks"]:
+        model = OpenAIServerModel(
+            model_id="local", api_base=options["api_bases"][task["id"]], api_key=options["api_key"],
+            temperature=0.0, max_tokens=options["max_tokens"],
+        )  # fmt: skip
+        settings = {"model": model, "max_steps": options["max_steps"], "verbosity_level": LogLevel.OFF}
+        team = [
+            CodeAgent(tools=[tool(TOOLS[n]) for n in TEAMS[name].tools], name=name,
+                      description=TEAMS[name].description, **settings)
+            for name in ([task["team"]] if task.get("team") else [])
+        ]  # fmt: skip
+        tools = [tool(TOOLS[n]) for n in task["tools"]]
+        agent = CodeAgent(tools=tools, managed_agents=team, **settings)
+        rows.append(_run_task(agent, task))
+        print(json.dumps({"progress": task["id"]}), file=sys.stderr, flush=True)
+    return {"rows": rows}
+
+
+FIGURES = {f.__name__: f for f in (overhead, prompt_tokens, run_tokens, concurrency, tasks, agent_tasks)}
 
 if __name__ == "__main__":
     figure, options = sys.argv[1], json.loads(sys.argv[2])

@@ -1,0 +1,323 @@
+"""Two real-model task sets, each run several ways against one llama.cpp server:
+
+- `tool_tasks`: the tool-heavy set (`benchmarks/tool_tasks`), by codeloop's CodeAgent on each
+  executor asked for and by smolagents' CodeAgent (its default executor);
+- `code_tasks`: the code-writing set (`benchmarks/code_tasks`), by the model alone in one plain
+  chat request, by codeloop's CodeAgent and by smolagents' CodeAgent.
+
+Every model request goes through a recording proxy (`model_proxy.py`), so token counts and
+model time are read the same way for every side and include sub-agents. A side's results are
+kept with when and on what code they were measured; a later run of only some sides (`--sides`)
+is merged with the same day's earlier ones, and the figure's rows are recomputed over the tasks
+both compared sides ran. Each failed task's transcript (the model's replies and what it was sent)
+is written to `results/transcripts/<date>/<figure>/<side>/<task>.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .common import ROOT
+from .model_proxy import Exchange, ModelProxy
+from .transcripts import write_transcripts
+
+__all__ = ["SET_FIGURES", "code_tasks", "per_task_markdown", "qwen_server", "rows_for", "tool_tasks"]
+
+Side = Callable[..., Any]
+Rows = list[dict[str, Any]]
+SET_FIGURES = ("tool_tasks", "code_tasks")
+TRANSCRIPTS = ROOT / "benchmarks" / "results" / "transcripts"
+_SIDES_HELP = "codeloop, smolagents, alone"
+
+
+def tool_tasks(args: argparse.Namespace, ours: Side, theirs: Side) -> dict[str, Any]:
+    from .tool_tasks.tasks import load_tasks
+
+    tasks = load_tasks(args.task_limit, args.task_filter)
+    return _run_set("tool_tasks", args, tasks, {"codeloop": ours, "smolagents": theirs})
+
+
+def code_tasks(args: argparse.Namespace, ours: Side, theirs: Side) -> dict[str, Any]:
+    from .code_tasks.check import load_tasks
+
+    tasks = load_tasks(args.task_limit, args.task_filter)
+    return _run_set("code_tasks", args, tasks, {"alone": None, "codeloop": ours, "smolagents": theirs})
+
+
+def _run_set(
+    figure: str, args: argparse.Namespace, tasks: Rows, runners: dict[str, Side | None]
+) -> dict[str, Any]:
+    """Run the wanted sides of one task set; returns {side name: side results}."""
+    wanted = {s.strip() for s in args.sides.split(",") if s.strip()}
+    unknown = wanted - {"codeloop", "smolagents", "alone"}
+    if unknown:
+        raise SystemExit(f"--sides takes {_SIDES_HELP}; got {sorted(unknown)}")
+    settings = {"max_steps": args.max_steps, "max_tokens": args.max_tokens}
+    sides: dict[str, Any] = {}
+    with qwen_server() as (api_base, api_key), ModelProxy(api_base, log=_progress) as proxy:
+        for name, runner in runners.items():
+            if name not in wanted:
+                continue
+            for side, extra in _variants(name, args):
+                started = time.perf_counter()
+                bases = {t["id"]: proxy.base_url(f"{side}/{t['id']}") for t in tasks}
+                options = {**settings, **extra, "api_key": api_key, "tasks": tasks, "api_bases": bases}
+                rows = _alone(options) if runner is None else runner("agent_tasks", **options)["rows"]
+                sides[side] = _finish(figure, side, tasks, rows, proxy, {**settings, **extra}, started)
+    return sides
+
+
+def _progress(tag: str, exchange: Exchange) -> None:
+    print(
+        f"    {tag}: {exchange.input_tokens:,} tokens in ({exchange.cached_tokens:,} cached), "
+        f"{exchange.output_tokens} out, {exchange.wall_s:.1f} s {exchange.error}".rstrip(),
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _variants(name: str, args: argparse.Namespace) -> Iterator[tuple[str, dict[str, Any]]]:
+    if name != "codeloop":
+        yield name, {}
+        return
+    for executor in (e.strip() for e in args.executors.split(",") if e.strip()):
+        yield f"codeloop-{executor}", {"executor": executor}
+
+
+def _finish(figure: str, side: str, tasks: Rows, rows: Rows, proxy: ModelProxy, settings: dict[str, Any],
+            started: float) -> dict[str, Any]:  # fmt: skip
+    """Attach each task's model traffic and verdict; write the failures' transcripts."""
+    by_id = {t["id"]: t for t in tasks}
+    traffic = {row["id"]: proxy.take(f"{side}/{row['id']}") for row in rows}
+    for row in rows:
+        row.update(_traffic_totals(traffic[row["id"]]))
+        row["solved"], row["detail"] = _judge(figure, by_id[row["id"]], row["answer"])
+    failed = {r["id"]: (by_id[r["id"]], r, traffic[r["id"]]) for r in rows if not r["solved"]}
+    date = time.strftime("%Y-%m-%d")
+    write_transcripts(TRANSCRIPTS / date / figure / side, failed)
+    return {"measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "code": _code_version(), "settings": settings,
+            "wall_s": time.perf_counter() - started, "rows": rows}  # fmt: skip
+
+
+def _traffic_totals(exchanges: list[Exchange]) -> dict[str, Any]:
+    keys = ("input_tokens", "cached_tokens", "output_tokens", "prompt_s", "decode_s")
+    totals: dict[str, Any] = {k: sum(getattr(e, k) for e in exchanges) for k in keys}
+    totals["requests"] = len(exchanges)
+    return totals
+
+
+def _judge(figure: str, task: dict[str, Any], answer: Any) -> tuple[bool, str]:
+    if figure == "tool_tasks":
+        from .tasks.check import is_correct
+
+        return is_correct(task, answer), ""
+    from .code_tasks.check import run_hidden_tests
+
+    outcome = run_hidden_tests(task["id"], answer)
+    return outcome.solved, f"{outcome.passed}/{outcome.total} hidden tests" + (
+        f"; failed: {outcome.detail}" if outcome.detail else ""
+    )
+
+
+def _code_version() -> str:
+    """The commit the run used, and whether codeloop's source had uncommitted changes."""
+
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "src")
+    return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes in src/" if dirty else "")
+
+
+# ---- the model alone: one plain chat request per task ---------------------------------------------
+
+
+def _alone(options: dict[str, Any]) -> Rows:
+    return [_ask_alone(task, options) for task in options["tasks"]]
+
+
+def _ask_alone(task: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    body = {"model": "local", "temperature": 0.0, "max_tokens": options["max_tokens"],
+            "messages": [{"role": "user", "content": task["prompt"]}]}  # fmt: skip
+    request = urllib.request.Request(
+        f"{options['api_bases'][task['id']]}/chat/completions", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {options['api_key']}"},
+    )  # fmt: skip
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=1800) as response:
+            message = json.loads(response.read())["choices"][0]["message"]
+        reply, state = message.get("content") or "", "success"
+    except OSError as exc:  # a failed request counts as a failure, with its reason
+        reply, state = None, f"crash: {type(exc).__name__}: {exc}"
+    return {"id": task["id"], "answer": reply, "state": state, "steps": 1,
+            "wall_s": time.perf_counter() - started}  # fmt: skip
+
+
+@contextmanager
+def qwen_server() -> Iterator[tuple[str, str]]:
+    """Qwen2.5-Coder-1.5B on one llama.cpp server (one thread); yields its base URL and key."""
+    from codeloop.models.llamacpp import LlamaCppModel
+
+    model = LlamaCppModel.qwen_coder(n_threads=1, n_ctx=8192)
+    try:
+        url = model.start()
+        assert model.api_key is not None
+        yield f"{url}/v1", model.api_key
+    finally:
+        model.close()
+
+
+# ---- rows: a function of the stored sides, so partial runs merge ---------------------------------
+
+
+def rows_for(figure: str, sides: dict[str, Any]) -> list[Any]:
+    """The figure's table rows from its sides' stored results."""
+    from .figures import Row
+
+    label = "tool tasks" if figure == "tool_tasks" else "code tasks"
+    ours: list[str | None] = [s for s in sides if s.startswith("codeloop-")] or [None]
+    rows: list[Row] = []
+    for mine in ours:
+        rows += _pair_rows(label, figure, sides, mine, "smolagents" if "smolagents" in sides else None)
+    if "alone" in sides:
+        rows += _alone_rows(label, sides)
+    return rows
+
+
+def _pair_rows(
+    label: str, figure: str, sides: dict[str, Any], mine: str | None, theirs: str | None
+) -> list[Any]:
+    from .figures import Row
+
+    names = [n for n in (mine, theirs) if n]
+    if not names:
+        return []
+    common = set.intersection(*({r["id"] for r in sides[n]["rows"]} for n in names))
+    picked = {n: [r for r in sides[n]["rows"] if r["id"] in common] for n in names}
+    who = f"CodeAgent, executor {mine.removeprefix('codeloop-')}" if mine else "CodeAgent"
+
+    def value(name: str | None, metric: Callable[[Rows], float]) -> float | None:
+        return metric(picked[name]) if name else None
+
+    solved = Row(label, f"tasks solved ({who})", "count", value(mine, _solved), value(theirs, _solved),
+                 note=_note(figure, sides, names, len(common)))  # fmt: skip
+    _solved_target(figure, solved, sides, common)
+    rows = [solved]
+    if mine:
+        share = 100 * _solved(picked[mine]) / max(len(common), 1)
+        rows.append(Row(label, f"share solved ({who})", "%", share, None, target="≥ 80%", met=share >= 80))
+    for key, unit in _MEANS:
+        row = Row(label, f"mean {key.replace('_', ' ')} per task ({who})", unit,
+                  value(mine, _mean(key)), value(theirs, _mean(key)))  # fmt: skip
+        if key == "input_tokens" and mine and theirs:
+            row.target, row.met = "ratio ≤ 0.15", row.ratio is not None and row.ratio <= 0.15
+        rows.append(row)
+    return rows
+
+
+_MEANS = [("steps", "steps"), ("requests", "requests"), ("input_tokens", "tokens"),
+          ("output_tokens", "tokens"), ("wall_s", "s"), ("prompt_s", "s"), ("decode_s", "s")]  # fmt: skip
+
+
+def _solved(rows: Rows) -> float:
+    return float(sum(bool(r["solved"]) for r in rows))
+
+
+def _mean(key: str) -> Callable[[Rows], float]:
+    return lambda rows: statistics.fmean(r[key] for r in rows) if rows else 0.0
+
+
+def _solved_target(figure: str, row: Any, sides: dict[str, Any], common: set[str]) -> None:
+    if figure == "tool_tasks" and row.codeloop is not None and row.smolagents is not None:
+        row.target, row.met = "ratio ≥ 1.5", row.ratio is not None and row.ratio >= 1.5
+    if figure == "code_tasks" and row.codeloop is not None and "alone" in sides:
+        alone = _solved([r for r in sides["alone"]["rows"] if r["id"] in common])
+        row.target, row.met = f"> model alone ({alone:g})", row.codeloop > alone
+
+
+def _alone_rows(label: str, sides: dict[str, Any]) -> list[Any]:
+    from .figures import Row
+
+    rows = sides["alone"]["rows"]
+    solved = _solved(rows)
+    note = f"{len(rows)} tasks, one plain chat request each, no framework: the same value for both columns"
+    return [
+        Row(label, "tasks solved (the model alone)", "count", solved, solved, note=note),
+        Row(
+            label, "mean input tokens per task (the model alone)", "tokens", _mean("input_tokens")(rows), None
+        ),
+        Row(label, "mean wall s per task (the model alone)", "s", _mean("wall_s")(rows), None),
+    ]
+
+
+def _note(figure: str, sides: dict[str, Any], names: list[str], count: int) -> str:
+    settings = sides[names[0]]["settings"]
+    runs = "; ".join(
+        f"{n} measured {sides[n]['measured']} on {sides[n]['code']}, "
+        f"{len(sides[n]['rows'])} tasks in {sides[n]['wall_s'] / 60:.0f} min"
+        for n in names
+    )
+    what = "tool-heavy" if figure == "tool_tasks" else "code-writing"
+    return (
+        f"{count} {what} tasks both ran; Qwen2.5-Coder-1.5B Q4_K_M, one llama.cpp server, 1 thread, "
+        f"temperature 0, max_steps={settings['max_steps']}, max_tokens={settings['max_tokens']} per call; "
+        f"tokens and model time from the server, sub-agents included; {runs}"
+    )
+
+
+# ---- per-task tables for the results file -----------------------------------------------------
+
+
+def per_task_markdown(figure: str, sides: dict[str, Any]) -> list[str]:
+    """Every task's outcome on every side, so the solved counts can be checked by hand."""
+    names = list(sides)
+    ids = list(dict.fromkeys(r["id"] for n in names for r in sides[n]["rows"]))
+    by_side = {n: {r["id"]: r for r in sides[n]["rows"]} for n in names}
+    expected = _expected_answers() if figure == "tool_tasks" else {}
+    title = "Tool-heavy tasks" if figure == "tool_tasks" else "Code-writing tasks"
+    lines = [
+        f"## {title}, task by task",
+        "",
+        f"Transcripts of every failed task: `transcripts/<date>/{figure}/<side>/<task>.md` beside this file.",
+        "",
+        "| task | "
+        + ("expected | " if expected else "")
+        + " | ".join(f"{n} (state, steps, requests)" for n in names)
+        + " |",
+        "|---|" + "---|" * (len(names) + bool(expected)),
+    ]
+    for task_id in ids:
+        cells = [_short(expected.get(task_id))] if expected else []
+        cells += [_cell(figure, by_side[n].get(task_id)) for n in names]
+        lines.append(f"| {task_id} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _expected_answers() -> dict[str, Any]:
+    from .tool_tasks.tasks import load_tasks
+
+    return {t["id"]: t["answer"] for t in load_tasks()}
+
+
+def _cell(figure: str, row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "—"
+    mark = "ok" if row["solved"] else "wrong"
+    what = _short(row["detail"] if figure == "code_tasks" else row["answer"])
+    return f"{mark}: {what} ({_short(row['state'], 40)}, {row['steps']}, {row['requests']})"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = str(value).replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,182 @@
+"""The harness of the real-model task sets, without a model: the recording proxy against a
+scripted upstream, the rows computed from stored sides (partial runs merged), transcripts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.__main__ import _merged_task_sets
+from benchmarks.model_proxy import Exchange, ModelProxy
+from benchmarks.report import render_markdown
+from benchmarks.task_sets import per_task_markdown, rows_for
+from benchmarks.transcripts import render_transcript, write_transcripts
+
+TIMINGS = {"cache_n": 30, "prompt_n": 12, "prompt_ms": 400.0, "predicted_n": 5, "predicted_ms": 250.0}
+
+
+class _Upstream(BaseHTTPRequestHandler):
+    """Answers like llama.cpp's server: a JSON completion, or an event stream, with timings."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        assert self.headers["Authorization"] == "Bearer key"
+        if request.get("stream"):
+            chunks: list[dict[str, Any]] = [{"choices": [{"delta": {"content": p}}]} for p in ("Hel", "lo")]
+            chunks.append({"choices": [{"delta": {}, "finish_reason": "stop"}], "timings": TIMINGS})
+            body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+            kind = "text/event-stream"
+        else:
+            body = json.dumps({"choices": [{"message": {"content": "Hello"}}], "timings": TIMINGS})
+            kind = "application/json"
+        payload = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def _post(base: str, body: dict[str, Any]) -> bytes:
+    request = urllib.request.Request(f"{base}/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Authorization": "Bearer key"})  # fmt: skip
+    with urllib.request.urlopen(request) as response:
+        return bytes(response.read())
+
+
+def test_the_proxy_files_each_request_under_its_run(upstream: str) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    with ModelProxy(upstream) as proxy:
+        plain = _post(proxy.base_url("smolagents/task-1"), {"messages": messages})
+        streamed = _post(proxy.base_url("codeloop-monty/task-1"), {"messages": messages, "stream": True})
+        _post(proxy.base_url("codeloop-monty/task-1"), {"messages": messages})
+        theirs, ours = proxy.take("smolagents/task-1"), proxy.take("codeloop-monty/task-1")
+    assert json.loads(plain)["choices"][0]["message"]["content"] == "Hello"
+    assert b"data: [DONE]" in streamed, "a stream is passed on as it came"
+    assert [len(theirs), len(ours)] == [1, 2]
+    for exchange in (*theirs, *ours):
+        assert exchange.reply == "Hello" and exchange.messages == messages
+        assert (exchange.input_tokens, exchange.cached_tokens, exchange.output_tokens) == (42, 30, 5)
+        assert (exchange.prompt_s, exchange.decode_s) == (0.4, 0.25)
+    assert proxy.take("smolagents/task-1") == []
+
+
+def _side(solved: list[bool], tokens: int, measured: str = "2026-12-03T10:00:00") -> dict[str, Any]:
+    rows = [
+        {"id": f"t{i}", "answer": i, "state": "success", "steps": 2, "requests": 2, "input_tokens": tokens,
+         "cached_tokens": 0, "output_tokens": 50, "wall_s": 10.0, "prompt_s": 4.0, "decode_s": 3.0,
+         "solved": ok, "detail": ""}
+        for i, ok in enumerate(solved)
+    ]  # fmt: skip
+    return {"measured": measured, "code": "abc1234", "settings": {"max_steps": 6, "max_tokens": 512},
+            "wall_s": 100.0, "rows": rows}  # fmt: skip
+
+
+def _row(rows: list[Any], metric: str) -> Any:
+    (row,) = [r for r in rows if r.metric == metric]
+    return row
+
+
+def test_tool_rows_compare_codeloop_with_smolagents_on_the_tasks_both_ran() -> None:
+    sides = {
+        "codeloop-monty": _side([True, True, True, False], 500),
+        "smolagents": _side([True, True, False], 5000),
+    }
+    rows = rows_for("tool_tasks", sides)
+    solved = _row(rows, "tasks solved (CodeAgent, executor monty)")
+    assert (solved.codeloop, solved.smolagents, solved.met) == (3, 2, True)
+    assert "3 tool-heavy tasks both ran" in solved.note
+    tokens = _row(rows, "mean input tokens per task (CodeAgent, executor monty)")
+    assert (tokens.ratio, tokens.met) == (0.1, True)
+    assert _row(rows, "share solved (CodeAgent, executor monty)").met is True
+
+
+def test_a_side_not_run_yet_leaves_its_column_empty() -> None:
+    rows = rows_for("tool_tasks", {"smolagents": _side([True, False], 5000)})
+    solved = _row(rows, "tasks solved (CodeAgent)")
+    assert (solved.codeloop, solved.smolagents, solved.ratio, solved.met) == (None, 1, None, None)
+
+
+def test_code_rows_hold_the_model_alone_as_the_bar() -> None:
+    sides = {
+        "alone": _side([True, False, False], 300),
+        "codeloop-jail": _side([True, True, False], 900),
+        "smolagents": _side([False, False, True], 9000),
+    }
+    rows = rows_for("code_tasks", sides)
+    solved = _row(rows, "tasks solved (CodeAgent, executor jail)")
+    assert (solved.codeloop, solved.smolagents, solved.met) == (2, 1, True)
+    assert solved.target == "> model alone (1)"
+    alone = _row(rows, "tasks solved (the model alone)")
+    assert (alone.codeloop, alone.smolagents) == (1, 1)
+
+
+def test_a_partial_run_merges_with_the_days_earlier_sides() -> None:
+    earlier = {"tool_tasks": {"smolagents": _side([True, False], 5000, "2026-12-03T08:00:00")}}
+    fresh_sides = {"codeloop-monty": _side([True, True], 400)}
+    fresh = {"rows": [r.to_dict() for r in rows_for("tool_tasks", fresh_sides)],
+             "task_sets": {"tool_tasks": fresh_sides}}  # fmt: skip
+    merged = _merged_task_sets(fresh, earlier)
+    assert set(merged["task_sets"]["tool_tasks"]) == {"codeloop-monty", "smolagents"}
+    (solved,) = [r for r in merged["rows"] if r["metric"] == "tasks solved (CodeAgent, executor monty)"]
+    assert (solved["codeloop"], solved["smolagents"], solved["ratio"]) == (2, 1, 2.0)
+    assert "smolagents measured 2026-12-03T08:00:00" in solved["note"]
+
+
+def test_the_results_file_lists_every_task_of_every_side() -> None:
+    sides = {"codeloop-monty": _side([True, False], 500), "smolagents": _side([False, False], 5000)}
+    report = {
+        "machine": {"date": "2026-12-03", "cpus": 2, "python": "3.11", "platform": "Linux"},
+        "smolagents": "1.26.0",
+        "rows": [r.to_dict() for r in rows_for("tool_tasks", sides)],
+        "task_sets": {"tool_tasks": sides},
+    }
+    text = render_markdown(report)
+    assert "## Tool-heavy tasks, task by task" in text
+    assert "| t1 | " in text and "wrong: 1 (success, 2, 2)" in text
+    assert per_task_markdown("tool_tasks", sides)[4].startswith("| task | expected |")
+
+
+def _exchange(messages: list[dict[str, Any]], reply: str) -> Exchange:
+    return Exchange(messages=messages, reply=reply, input_tokens=100, output_tokens=10)
+
+
+def test_a_transcript_shows_each_request_once(tmp_path: Path) -> None:
+    system = {"role": "system", "content": "You are an agent. " * 20}
+    task = {"role": "user", "content": [{"type": "text", "text": "Task: find it"}]}
+    first = _exchange([system, task], "```python\nget_order('1')\n```")
+    step = [{"role": "assistant", "content": "```python\nget_order('1')\n```"},
+            {"role": "user", "content": "Error: try 'ORD-1'"}]  # fmt: skip
+    second = _exchange([system, task, *step], "final_answer('x')")
+    row = {"answer": "x", "state": "success", "steps": 2, "wall_s": 3.0, "input_tokens": 200}
+    prompts: list[str] = []
+    text = render_transcript({"id": "retry-1", "answer": "y"}, row, [first, second], prompts)
+    assert text.count("Task: find it") == 1 and text.count("Error: try 'ORD-1'") == 1
+    assert "system prompt 1 in `_system_prompts.md`" in text and "You are an agent" not in text
+    assert "- expected: `y`" in text and "final_answer('x')" in text
+    assert prompts == [system["content"]]
+    write_transcripts(tmp_path / "side", {"retry-1": ({"id": "retry-1"}, row, [first])})
+    assert sorted(p.name for p in (tmp_path / "side").iterdir()) == ["_system_prompts.md", "retry-1.md"]
+    write_transcripts(tmp_path / "side", {})
+    assert not (tmp_path / "side").exists(), "a re-run replaces the side's transcripts"
