@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--executors", default="monty,jail", help="tool/code task sets: codeloop executors, one run each"
     )
+    parser.add_argument(
+        "--side-minutes", type=float, default=None,
+        help="tool/code task sets: stop a side after this many minutes, keeping the tasks it finished",
+    )  # fmt: skip
     parser.add_argument("--max-steps", type=int, default=6, help="max_steps for the task-success runs")
     parser.add_argument(
         "--max-tokens", type=int, default=512, help="max_tokens per model call (task success)"

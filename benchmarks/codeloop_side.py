@@ -144,7 +144,7 @@ def agent_tasks(options: dict[str, Any]) -> dict[str, Any]:
             tools = [tool(TOOLS[n]) for n in task["tools"]]
             agent = stack.enter_context(CodeAgent(tools, model, managed_agents=team, **settings))
             rows.append(_run_agent_task(agent, task))
-        print(json.dumps({"progress": task["id"]}), file=sys.stderr, flush=True)
+        print(json.dumps({"progress": task["id"], "row": rows[-1]}), file=sys.stderr, flush=True)
     return {"rows": rows}
 
 

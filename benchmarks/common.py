@@ -4,12 +4,15 @@ virtual environment that holds smolagents (never a dependency of codeloop)."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -103,31 +106,51 @@ def _has_smolagents(python: Path) -> bool:
     )
 
 
-def run_side(python: str, script: str, figure: str, options: dict[str, Any], cwd: Path) -> Any:
+def run_side(
+    python: str, script: str, figure: str, options: dict[str, Any], cwd: Path, budget_s: float | None = None
+) -> Any:
     """Run one side of one figure in a fresh interpreter and return the JSON it prints last.
-    Progress lines the side writes to stderr (`{"progress": ...}`) are shown as they come."""
-    argv = [python, str(Path(__file__).with_name(script)), figure, json.dumps(options)]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd) as proc:
+    Progress lines the side writes to stderr (`{"progress": ...}`) are shown as they come.
+
+    With `budget_s`, a side that reports a finished task's row with its progress (`"row"`) is
+    stopped (its whole process group) once the budget is spent, and `{"rows": [the rows it
+    finished], "stopped_after_s": budget_s}` is returned."""
+    argv = [python, str(Path(__file__).parent / script), figure, json.dumps(options)]
+    rows: list[Any] = []
+    who = Path(script).stem.split("_")[0]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                          start_new_session=budget_s is not None) as proc:  # fmt: skip
         assert proc.stderr is not None and proc.stdout is not None
+        timer = threading.Timer(budget_s or 0, _stop_group, (proc.pid,))
+        if budget_s is not None:
+            timer.start()
         tail: collections.deque[str] = collections.deque(maxlen=40)
         for line in proc.stderr:
             if line.startswith('{"progress"'):
-                print(
-                    f"  {script.split('_')[0]}: {json.loads(line)['progress']}", file=sys.stderr, flush=True
-                )
+                progress = json.loads(line)
+                rows += [progress["row"]] if "row" in progress else []
+                print(f"  {who}: {progress['progress']}", file=sys.stderr, flush=True)
             tail.append(line)
         out = proc.stdout.read()
+        timer.cancel()
+    if budget_s is not None and proc.returncode == -signal.SIGTERM:
+        return {"rows": rows, "stopped_after_s": budget_s}
     if proc.returncode != 0:
         raise RuntimeError(f"{script} {figure} failed (exit {proc.returncode}):\n{''.join(tail)}")
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run_smolagents_side(figure: str, **options: Any) -> Any:
+def _stop_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+
+
+def run_smolagents_side(figure: str, budget_s: float | None = None, **options: Any) -> Any:
     """Run one figure's smolagents measurement in the smolagents environment; returns its JSON."""
     BENCH_DIR.mkdir(exist_ok=True)
-    return run_side(str(smolagents_python()), "smolagents_side.py", figure, options, BENCH_DIR)
+    return run_side(str(smolagents_python()), "smolagents_side.py", figure, options, BENCH_DIR, budget_s)
 
 
-def run_codeloop_side(figure: str, **options: Any) -> Any:
+def run_codeloop_side(figure: str, budget_s: float | None = None, **options: Any) -> Any:
     """Run one figure's codeloop measurement in a fresh interpreter; returns its JSON."""
-    return run_side(sys.executable, "codeloop_side.py", figure, options, ROOT)
+    return run_side(sys.executable, "codeloop_side.py", figure, options, ROOT, budget_s)

@@ -10,6 +10,7 @@ sub-agents in both). Replies are buffered and passed on unchanged, streamed or n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -94,11 +95,12 @@ class _Handler(BaseHTTPRequestHandler):
         _record(exchange, status, kind, payload)
         if self.proxy.log:
             self.proxy.log(unquote(tag), exchange)
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a side stopped mid-request
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
 
     def _forward(self, rest: str, body: bytes) -> tuple[int, str, bytes]:
         headers = {"Content-Type": "application/json"}

@@ -23,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from .common import ROOT
@@ -61,18 +62,36 @@ def _run_set(
     if unknown:
         raise SystemExit(f"--sides takes {_SIDES_HELP}; got {sorted(unknown)}")
     settings = {"max_steps": args.max_steps, "max_tokens": args.max_tokens}
+    budget = args.side_minutes * 60 if args.side_minutes else None
     sides: dict[str, Any] = {}
     with qwen_server() as (api_base, api_key), ModelProxy(api_base, log=_progress) as proxy:
         for name, runner in runners.items():
-            if name not in wanted:
-                continue
-            for side, extra in _variants(name, args):
-                started = time.perf_counter()
-                bases = {t["id"]: proxy.base_url(f"{side}/{t['id']}") for t in tasks}
-                options = {**settings, **extra, "api_key": api_key, "tasks": tasks, "api_bases": bases}
-                rows = _alone(options) if runner is None else runner("agent_tasks", **options)["rows"]
-                sides[side] = _finish(figure, side, tasks, rows, proxy, {**settings, **extra}, started)
+            for side, extra in _variants(name, args) if name in wanted else ():
+                run = _SideRun(figure, side, {**settings, **extra}, tasks, proxy, api_key)
+                sides[side] = run.go(runner, budget)
     return sides
+
+
+@dataclass
+class _SideRun:
+    """One side of one task set: its runner gets each task's own proxy URL."""
+
+    figure: str
+    side: str
+    settings: dict[str, Any]
+    tasks: Rows
+    proxy: ModelProxy
+    api_key: str
+
+    def go(self, runner: Side | None, budget: float | None) -> dict[str, Any]:
+        started = time.perf_counter()
+        bases = {t["id"]: self.proxy.base_url(f"{self.side}/{t['id']}") for t in self.tasks}
+        options = {**self.settings, "api_key": self.api_key, "tasks": self.tasks, "api_bases": bases}
+        out = {"rows": _alone(options)} if runner is None else runner("agent_tasks", budget, **options)
+        result = _finish(self.figure, self.side, self.tasks, out["rows"], self.proxy, self.settings, started)
+        if "stopped_after_s" in out:
+            result["stopped"] = f"stopped after {out['stopped_after_s'] / 60:g} min, {len(out['rows'])} done"
+        return result
 
 
 def _progress(tag: str, exchange: Exchange) -> None:
@@ -266,6 +285,7 @@ def _note(figure: str, sides: dict[str, Any], names: list[str], count: int) -> s
     runs = "; ".join(
         f"{n} measured {sides[n]['measured']} on {sides[n]['code']}, "
         f"{len(sides[n]['rows'])} tasks in {sides[n]['wall_s'] / 60:.0f} min"
+        + (f" ({sides[n]['stopped']})" if sides[n].get("stopped") else "")
         for n in names
     )
     what = "tool-heavy" if figure == "tool_tasks" else "code-writing"

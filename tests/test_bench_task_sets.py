@@ -180,3 +180,41 @@ def test_a_transcript_shows_each_request_once(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "side").iterdir()) == ["_system_prompts.md", "retry-1.md"]
     write_transcripts(tmp_path / "side", {})
     assert not (tmp_path / "side").exists(), "a re-run replaces the side's transcripts"
+
+
+_SLOW_SIDE = """
+import json, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+open("child.pid", "w").write(str(child.pid))
+for i in range(1000):
+    time.sleep(0.05)
+    print(json.dumps({"progress": f"t{i}", "row": {"id": f"t{i}"}}), file=sys.stderr, flush=True)
+print(json.dumps({"rows": "never"}))
+"""
+
+
+def test_a_side_over_its_budget_is_stopped_with_the_tasks_it_finished(tmp_path: Path) -> None:
+    import sys
+
+    from benchmarks.common import run_side
+
+    script = tmp_path / "slow_side.py"
+    script.write_text(_SLOW_SIDE)
+    out = run_side(sys.executable, str(script), "agent_tasks", {}, tmp_path, budget_s=0.5)
+    assert out["stopped_after_s"] == 0.5
+    assert 0 < len(out["rows"]) < 1000
+    assert out["rows"][0] == {"id": "t0"}
+    assert _gone(int((tmp_path / "child.pid").read_text())), "the side's own children are stopped too"
+
+
+def _gone(pid: int) -> bool:
+    import os
+    import time
+
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
