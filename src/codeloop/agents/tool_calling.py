@@ -82,6 +82,12 @@ class ToolCallingAgent(MultiStepAgent):
     def _tool_schemas(self) -> list[dict[str, Any]]:
         return [t.json_schema() for t in [*self.tools.values(), self._final_answer_tool]]
 
+    def _prompt_values(self) -> dict[str, Any]:
+        """Adds `native_tool_calls`: whether the model is sent the tool schemas (its server then
+        lists the tools itself) rather than told to write JSON calls in its text."""
+        capabilities = getattr(self.model, "capabilities", None)
+        return {**super()._prompt_values(), "native_tool_calls": getattr(capabilities, "tool_calls", True)}
+
 
 def _observation_text(value: Any) -> str:
     return value if isinstance(value, str) else short_repr(value)

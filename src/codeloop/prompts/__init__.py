@@ -18,7 +18,24 @@ over the defaults). The keys and what codeloop does with them:
 Templates see smolagents' variables (`tools`, `managed_agents`, `custom_instructions`,
 `authorized_imports`, `code_block_opening_tag`/`code_block_closing_tag`, `task`,
 `remaining_steps`, `name`, `final_answer`) and codeloop's own (`instructions`, `stubs`,
-`imports`, `agent_tools`), so templates written for smolagents render unchanged.
+`imports`, `agent_tools`, and for a ToolCallingAgent `native_tool_calls`: whether the model is
+sent the tools natively), so templates written for smolagents render unchanged. The filter
+`tool_entry` renders a tool (or a smolagents-style template tool) as the CodeAgent's prompt lists
+it: its call signature with no `def`, then what it does, takes and returns (`stubs` and
+`tool.to_code_prompt()` are smolagents' `def` stubs instead).
+
+What the default prompts teach, and why (each choice was tried on Qwen2.5-Coder-1.5B):
+
+* tools are listed as calls to make, not `def` stubs, and the rules say facts come only from tool
+  results and a tool is never redefined: a small model copies a stub and fills its body with
+  made-up data;
+* the worked example calls a tool and uses its result in the same block. The tool is an example
+  tool, said to be one (renamed if a real tool has its name); an example with an `Observation:`
+  line made the model write made-up observations of its own instead of calling its tools;
+* code the task asks for is handed back with `final_answer(the_function)`, whose answer is the
+  function's source;
+* a ToolCallingAgent whose model takes tools natively gets no tool list (its server already
+  renders one; a second list was copied into replies) and no JSON format.
 """
 
 from __future__ import annotations
@@ -160,7 +177,14 @@ def _compile(source: str) -> Template:
     from jinja2 import Environment, StrictUndefined
 
     env = Environment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    env.filters["tool_entry"] = _tool_entry
     return env.from_string(source)
+
+
+def _tool_entry(tool: Tool | TemplateTool) -> str:
+    from ..tools._render import tool_entry
+
+    return tool_entry(tool.tool if isinstance(tool, TemplateTool) else tool)
 
 
 class TemplateTool:

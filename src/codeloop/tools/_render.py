@@ -1,5 +1,7 @@
-"""A tool as the model reads it in a code agent's prompt: a Python stub with a signature and a
-short docstring; also JSON schemas written as Python types, for stubs and error messages."""
+"""A tool as the model reads it in a code agent's prompt: an entry with the call's signature,
+what it does, its parameters and what it returns (`render_entry`), or smolagents' Python stub
+(`render_stub`, `Tool.to_code_prompt()`); also JSON schemas written as Python types, for prompts
+and error messages."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._spec import Spec
+    from ._tool import Tool
 
-__all__ = ["display_signature", "py_type", "render_stub"]
+__all__ = ["display_signature", "py_type", "render_entry", "render_stub", "tool_entry"]
 
 _EMPTY = inspect.Parameter.empty
 _TYPE_PY = {"string": "str", "boolean": "bool", "integer": "int", "number": "float", "array": "list",
@@ -106,3 +109,24 @@ def render_stub(spec: Spec) -> str:
         lines += ["", f"{indent}Returns:", f"{indent * 2}{spec.returns_doc}"]
     lines.append(f'{indent}"""')
     return "\n".join(lines)
+
+
+def render_entry(spec: Spec) -> str:
+    """The tool as a code agent's prompt lists it: the call's signature with no `def` and no
+    body (a `def` stub is what a small model copies and fills in with made-up data), then,
+    indented, what it does, each parameter, and what it returns."""
+    indent = "    "
+    props = spec.parameters["properties"]
+    lines = [f"{spec.name}{display_signature(spec)}"]
+    lines += [f"{indent}{line.strip()}" for line in spec.description.strip().splitlines() if line.strip()]
+    lines += [
+        f"{indent}{p.name}: {' '.join(p.description.split())}{_keys_hint(props[p.name])}" for p in spec.params
+    ]
+    if spec.returns_doc:
+        lines.append(f"{indent}Returns: {' '.join(spec.returns_doc.split())}")
+    return "\n".join(lines)
+
+
+def tool_entry(tool: Tool) -> str:
+    """`render_entry` of a tool."""
+    return render_entry(tool._tool_spec)
