@@ -24,18 +24,21 @@ sent the tools natively), so templates written for smolagents render unchanged. 
 it: its call signature with no `def`, then what it does, takes and returns (`stubs` and
 `tool.to_code_prompt()` are smolagents' `def` stubs instead).
 
-What the default prompts teach, and why (each choice was tried on Qwen2.5-Coder-1.5B):
+What the default CodeAgent prompt teaches, and why (each point was tried on Qwen2.5-Coder-1.5B):
 
-* tools are listed as calls to make, not `def` stubs, and the rules say facts come only from tool
-  results and a tool is never redefined: a small model copies a stub and fills its body with
-  made-up data;
-* the worked example calls a tool and uses its result in the same block. The tool is an example
-  tool, said to be one (renamed if a real tool has its name); an example with an `Observation:`
-  line made the model write made-up observations of its own instead of calling its tools;
+* tools are listed as calls to make, not as `def` stubs, and the rules say that facts come only
+  from tool results and that a tool is never redefined: the model copied stubs and filled their
+  bodies with made-up data;
+* the worked example calls a tool and answers from its results in one block. The tool is named
+  as an example (and renamed if a real tool has its name). An example showing an
+  `Observation:` line was imitated: replies began with made-up "observations" instead of calls;
+  a thought stating a fact ("Counts come from a tool") had replies open with made-up facts,
+  where "I will ..." had them open with a plan;
 * code the task asks for is handed back with `final_answer(the_function)`, whose answer is the
-  function's source;
-* a ToolCallingAgent whose model takes tools natively gets no tool list (its server already
-  renders one; a second list was copied into replies) and no JSON format.
+  function's source (the model defined the function and never handed it back).
+
+A ToolCallingAgent whose model takes tools natively gets no tool list and no JSON format: its
+server renders the tools into the prompt already, and a second list was copied into replies.
 """
 
 from __future__ import annotations
