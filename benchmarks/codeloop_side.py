@@ -28,6 +28,11 @@ def _fenced(code: str) -> str:
     return f"Thought: next.\n```python\n{code}\n```"
 
 
+SCRIPTED = None
+"""`max_repeats` for scripted trajectories: they repeat their code on purpose (what is measured is
+the framework, not a model), so the repetition guard must not end them."""
+
+
 def _tools(count: int) -> list[Any]:
     return [tool(function) for function in scripts.TOOL_FUNCTIONS[:count]]
 
@@ -35,7 +40,7 @@ def _tools(count: int) -> list[Any]:
 def overhead(options: dict[str, Any]) -> dict[str, Any]:
     steps, repeats = options["steps"], options["repeats"]
     if options["agent"] == "code":
-        agent: Any = CodeAgent([], ScriptedModel([]), max_steps=steps)
+        agent: Any = CodeAgent([], ScriptedModel([]), max_steps=steps, max_repeats=SCRIPTED)
     else:
         agent = ToolCallingAgent(_tools(1), ScriptedModel([]), max_steps=steps)
     per_step = []
@@ -71,7 +76,9 @@ def _tokens(messages: list[ChatMessage]) -> int:
 
 def run_tokens(options: dict[str, Any]) -> dict[str, Any]:
     model = ScriptedModel([_fenced(c) for c in scripts.trajectory_steps()])
-    CodeAgent([], model, max_steps=25, max_print_outputs_length=20_000).run("Benchmark task.")
+    CodeAgent([], model, max_steps=25, max_print_outputs_length=20_000, max_repeats=SCRIPTED).run(
+        "Benchmark task."
+    )
     return {"input_tokens_per_request": [_tokens(r) for r in model.requests]}
 
 
@@ -79,7 +86,7 @@ async def _concurrent(options: dict[str, Any]) -> list[Any]:
     model = OpenAIModel("bench", api_base=options["api_base"])
 
     async def one(index: int) -> Any:
-        async with CodeAgent([], model, max_steps=options["steps"] + 2) as agent:
+        async with CodeAgent([], model, max_steps=options["steps"] + 2, max_repeats=SCRIPTED) as agent:
             return await agent.arun(f"Benchmark task {index}.")
 
     return await asyncio.gather(*(one(i) for i in range(options["n"])))
