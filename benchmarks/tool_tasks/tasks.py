@@ -13,6 +13,7 @@ sub-agent that has tools the manager lacks; `team` names it in `tools.TEAMS`).
 from __future__ import annotations
 
 import datetime
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -280,8 +281,16 @@ TASKS = [
 
 
 def load_tasks(limit: int | None = None, only: str = "") -> list[dict[str, Any]]:
-    """The tasks as dicts with their expected answers: the first `limit`, or those whose id
-    starts with one of the comma-separated prefixes in `only`."""
+    """The tasks as dicts with their expected answers, in the order they are run: the categories
+    taken in turn (a chain task, a retry task, a team task, ...), so that the first `limit` tasks,
+    or the tasks a side finished before its time budget ran out, are a mix of all three.
+    `only` keeps the tasks whose id starts with one of its comma-separated prefixes."""
     prefixes = tuple(p.strip() for p in only.split(",") if p.strip())
-    chosen = [t for t in TASKS if not prefixes or t.id.startswith(prefixes)]
+    chosen = [t for t in _interleaved(TASKS) if not prefixes or t.id.startswith(prefixes)]
     return [t.to_dict() for t in (chosen[:limit] if limit else chosen)]
+
+
+def _interleaved(tasks: list[ToolTask]) -> list[ToolTask]:
+    groups = [[t for t in tasks if t.category == c] for c in dict.fromkeys(t.category for t in tasks)]
+    turns = itertools.zip_longest(*groups)
+    return [task for turn in turns for task in turn if task is not None]
