@@ -17,6 +17,7 @@ __all__ = [
     "CODE_FORMAT_HINT",
     "EMPTY_REPLY_HINT",
     "answer_literal",
+    "code_end",
     "extract_code",
     "no_code_hint",
     "parse_tool_calls_from_text",
@@ -93,18 +94,36 @@ def answer_literal(answer: str) -> str:
     return answer if _NUMBER.fullmatch(answer) else json.dumps(answer, ensure_ascii=False)
 
 
+def code_end(text: str) -> int | None:
+    """Where the first complete Python code block of a reply ends (after its closing fence or
+    </code> tag), or None while there is none. What follows is not run."""
+    pos = 0
+    while match := _FENCE_OPEN.search(text, pos):
+        end = _closing_fence(match["fence"]).search(text, match.end())
+        if end is None:
+            return None
+        if match["lang"].lower() in _PYTHON_TAGS and text[match.end() : end.start()].strip():
+            return end.end()
+        pos = end.end()
+    tag = re.search(r"</code>", text)
+    return tag.end() if tag and "```" not in text[: tag.start()] else None
+
+
 def _fenced_blocks(text: str) -> list[str]:
     blocks: list[str] = []
     pos = 0
     while match := _FENCE_OPEN.search(text, pos):
-        fence, lang = match["fence"], match["lang"].lower()
-        closing = re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$", re.MULTILINE)
-        end = closing.search(text, match.end())
+        lang = match["lang"].lower()
+        end = _closing_fence(match["fence"]).search(text, match.end())
         body = text[match.end() : end.start() if end else len(text)]
         if lang in _PYTHON_TAGS:
             blocks.append(body)
         pos = end.end() if end else len(text)
     return blocks
+
+
+def _closing_fence(fence: str) -> re.Pattern[str]:
+    return re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$", re.MULTILINE)
 
 
 def _tagged_blocks(text: str) -> list[str]:

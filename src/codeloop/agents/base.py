@@ -16,6 +16,7 @@ hand, outside any run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import IO, Any, ClassVar, TypeVar
@@ -382,7 +383,7 @@ class MultiStepAgent:
         deltas: list[MessageDelta] = []
         try:
             if self.stream_outputs:
-                async for delta in self.model.astream(messages, stop=stop, tools=tools):
+                async for delta in self._stream(messages, stop, tools):
                     deltas.append(delta)
                     yield ModelDelta(agent=self.name, step=run.step_number, delta=delta)
             else:
@@ -391,7 +392,36 @@ class MultiStepAgent:
             raise
         except Exception as exc:
             raise ModelError(f"The model call failed: {type(exc).__name__}: {exc}") from exc
-        run.message = assemble_message(deltas)
+        run.message = self._trimmed(assemble_message(deltas))
+
+    async def _stream(
+        self, messages: list[ChatMessage], stop: list[str] | None, tools: list[dict[str, Any]] | None
+    ) -> AsyncIterator[MessageDelta]:
+        """The model's deltas, until the reply's action is complete (`_reply_end`): then the stream
+        is closed, so the model stops generating text nobody reads."""
+        stream = self.model.astream(messages, stop=stop, tools=tools)
+        text = ""
+        try:
+            async for delta in stream:
+                yield delta
+                text += delta.content or ""
+                if delta.content and self._reply_end(text) is not None:
+                    return
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _reply_end(self, text: str) -> int | None:
+        """Where a reply's action is complete (text after it is not read), or None. An agent that
+        knows (the CodeAgent: after the first code block) stops the model's stream there."""
+        return None
+
+    def _trimmed(self, message: ChatMessage) -> ChatMessage:
+        end = self._reply_end(message.content or "")
+        if end is None or end >= len(message.content or ""):
+            return message
+        return dataclasses.replace(message, content=(message.content or "")[:end])
 
     def _planning_due(self, run: Run) -> bool:
         interval = self.planning_interval

@@ -6,6 +6,7 @@ import ast
 import asyncio
 import dataclasses
 import inspect
+import reprlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -22,11 +23,20 @@ from ..executors.base import CodeOutput, ExecutionFailure, Executor, ExecutorLim
 from ..memory import ActionStep
 from ..messages import ToolCall
 from ..models.base import Model
-from ..parsing import answer_literal, extract_code, plain_answer
+from ..parsing import answer_literal, code_end, extract_code, plain_answer
 from ..tools import Tool
 from .base import MultiStepAgent
 from .executor_types import LOCAL_NOTE, executor_from_type
-from .guards import SILENT_STEP, RunGuard, Snippet, handed_back_source, invented_data_note
+from .guards import (
+    SILENT_STEP,
+    RunGuard,
+    Snippet,
+    handed_back_source,
+    invented_data_note,
+    no_tool_answer_hint,
+    tool_results_note,
+    unknown_name_note,
+)
 from .run import Run, latest_task, short_repr
 from .shield import shield
 
@@ -98,6 +108,7 @@ class CodeAgent(MultiStepAgent):
         self._session: Executor | None = None
         self._definitions: dict[str, str] = {}  # source of the session's functions and classes
         self._tool_calls = 0  # calls of tools (managed agents included) by the code, ever
+        self._step_calls: list[tuple[str, str]] = []  # (call, result) of the current code action
         super().__init__(tools, model, **kwargs)
 
     def _new_run(self, max_steps: int, step_number: int) -> Run:
@@ -152,6 +163,7 @@ class CodeAgent(MultiStepAgent):
         if self.check_invented_data:
             run.guard.tables += [(step.step_number, n) for n in snippet.data_tables(latest_task(run.memory))]
         assert run.executor is not None
+        self._step_calls = []
         execution = self._spawn(run, run.executor.run(shielded.code))
         async for event in self._while_running(run, execution):
             yield event
@@ -168,7 +180,8 @@ class CodeAgent(MultiStepAgent):
         if out.logs:
             yield Observation(agent=self.name, step=step.step_number, text=out.logs)
         if out.error is not None:
-            raise AgentExecutionError("\n".join([_described(out.error, fed, snippet.code), *notes]))
+            raise AgentExecutionError("\n".join([_described(out.error, fed, snippet.code), *notes,
+                                                  *self._error_notes(out.error, snippet)]))  # fmt: skip
         if out.is_final_answer:
             await self._accept(run, step, out.output)
             return
@@ -190,14 +203,30 @@ class CodeAgent(MultiStepAgent):
         )
         yield Observation(agent=self.name, step=step.step_number, text=note)
 
+    def _error_notes(self, error: ExecutionFailure, snippet: Snippet) -> list[str]:
+        """What helps fix a failed action: the tools the model can call instead of a missing
+        name, and what the tools returned before the error."""
+        unknown = unknown_name_note(error.message, snippet.code, self.tools)
+        notes = (unknown, tool_results_note(self._step_calls))
+        return [note for note in notes if note is not None]
+
+    def _reply_end(self, text: str) -> int | None:
+        """A reply ends with its first code block: what a model writes after it (often a copy of
+        the prompt) is neither run nor kept, and the model's stream is stopped there."""
+        return code_end(text)
+
     def _code_of(self, run: Run, step: ActionStep) -> str | None:
         """The reply's code; None for plain answer text accepted on the run's last step."""
         try:
             return extract_code(step.model_output)
         except AgentParsingError:
-            last = run.steps_taken + 1 >= run.max_steps
-            if self.plain_answer_at_last_step and last and plain_answer(step.model_output) is not None:
+            answer, last = plain_answer(step.model_output), run.steps_taken + 1 >= run.max_steps
+            if self.plain_answer_at_last_step and last and answer is not None:
                 return None
+            if answer is not None and self.tools and not run.guard.asked_for_tools:
+                if self._tool_calls == run.guard.tool_calls_at_start:  # nothing came from a tool
+                    run.guard.asked_for_tools = True
+                    raise AgentParsingError(no_tool_answer_hint(answer, self.tools)) from None
             raise
 
     async def _accept(self, run: Run, step: ActionStep, answer: Any) -> None:
@@ -224,7 +253,9 @@ class CodeAgent(MultiStepAgent):
         async def call(*args: Any, **kwargs: Any) -> Any:
             self._tool_calls += 1
             value = function(*args, **kwargs)
-            return await value if inspect.isawaitable(value) else value
+            value = await value if inspect.isawaitable(value) else value
+            self._step_calls.append((_call_text(call.__name__, args, kwargs), _SHORT.repr(value)))
+            return value
 
         call.__name__ = getattr(function, "__name__", "tool")
         return call
@@ -295,6 +326,23 @@ def _ran_through(error: ExecutionFailure | None) -> int | None:
     if error is None:
         return None
     return 0 if error.type == "SyntaxError" or not error.line else error.line - 1
+
+
+def _short_repr() -> reprlib.Repr:
+    """Bounded reprs of tool results for observations: work and size stay small however big or
+    deep the value is."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxdict, short.maxlist, short.maxtuple, short.maxset = 4, 16, 8, 8, 8
+    short.maxstring, short.maxother = 80, 80
+    return short
+
+
+_SHORT = _short_repr()
+
+
+def _call_text(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    shown = [_SHORT.repr(a) for a in args] + [f"{k}={_SHORT.repr(v)}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(shown)})"
 
 
 def _silent_note(snippet: Snippet) -> str:

@@ -26,6 +26,9 @@ __all__ = [
     "Snippet",
     "handed_back_source",
     "invented_data_note",
+    "no_tool_answer_hint",
+    "tool_results_note",
+    "unknown_name_note",
 ]
 
 MAX_ANALYZED_CHARS = 20_000
@@ -146,6 +149,49 @@ def invented_data_note(tables: list[tuple[int, int]], tools: Collection[str]) ->
     )
 
 
+_RESULT_CHARS = 300  # of each tool result shown after an error
+_RESULTS_SHOWN = 4
+_NOT_DEFINED = re.compile(r"name '(?P<name>\w+)' is not defined")
+
+
+def tool_results_note(calls: list[tuple[str, str]]) -> str | None:
+    """What the tools returned in a step that then failed, [(call, repr of result)]: the model
+    sees the real shape of the data it guessed wrong (a missing key, a list taken for a dict)."""
+    if not calls:
+        return None
+    shown = [f"{call} returned {_cut(result)}" for call, result in calls[-_RESULTS_SHOWN:]]
+    skipped = len(calls) - len(shown)
+    head = "Before the error, the tools returned" + (f" (last {len(shown)} calls)" if skipped else "")
+    return head + ":\n" + "\n".join(shown)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _RESULT_CHARS else text[:_RESULT_CHARS] + "..."
+
+
+def unknown_name_note(message: str, code: str, tools: Collection[str]) -> str | None:
+    """For `name 'x' is not defined` where the code calls x: the functions it can call instead."""
+    match = _NOT_DEFINED.search(message)
+    if match is None or not tools or not re.search(rf"\b{match['name']}\s*\(", code):
+        return None
+    named = ", ".join(f"{name}()" for name in tools)
+    return f"{match['name']}() is not one of your tools. You can call: {named}."
+
+
+def no_tool_answer_hint(answer: str, tools: Collection[str]) -> str:
+    """For a plain-text answer given before any tool was called."""
+    named = ", ".join(f"{name}()" for name in list(tools)[:4])
+    return (
+        f"Your reply had no code block, and no tool has been called yet, so {_quoted(answer)} does "
+        f"not come from the tools. Write code that calls them ({named}) to get the facts, in a "
+        "```python block."
+    )
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', "'") + '"'
+
+
 @dataclass
 class RunGuard:
     """One run's watch for a model that repeats itself."""
@@ -165,6 +211,9 @@ class RunGuard:
     data_checked: bool = False
     """Whether a final answer was already held back for made-up data (it is, once a run)."""
     tool_calls_at_start: int = 0
+    asked_for_tools: bool = False
+    """Whether a plain-text answer before any tool call was already answered with a request to
+    call the tools (it is, once a run)."""
 
     def see_code(self, snippet: Snippet, step_number: int) -> None:
         earlier = self.seen.setdefault(snippet.fingerprint(), step_number)
