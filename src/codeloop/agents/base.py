@@ -397,20 +397,17 @@ class MultiStepAgent:
     async def _stream(
         self, messages: list[ChatMessage], stop: list[str] | None, tools: list[dict[str, Any]] | None
     ) -> AsyncIterator[MessageDelta]:
-        """The model's deltas, until the reply's action is complete (`_reply_end`): then the stream
-        is closed, so the model stops generating text nobody reads."""
-        stream = self.model.astream(messages, stop=stop, tools=tools)
-        text = ""
-        try:
-            async for delta in stream:
-                yield delta
-                text += delta.content or ""
-                if delta.content and self._reply_end(text) is not None:
-                    return
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        """The model's deltas up to where the reply's action is complete (`_reply_end`). The rest
+        of the stream is read for its usage figures only: providers send them at the end."""
+        text, complete = "", False
+        async for delta in self.model.astream(messages, stop=stop, tools=tools):
+            if complete:
+                if delta.usage is not None or delta.finish_reason is not None:
+                    yield MessageDelta(usage=delta.usage, finish_reason=delta.finish_reason)
+                continue
+            yield delta
+            text = "" if delta.restart else text + (delta.content or "")
+            complete = bool(delta.content) and self._reply_end(text) is not None
 
     def _reply_end(self, text: str) -> int | None:
         """Where a reply's action is complete (text after it is not read), or None. An agent that
