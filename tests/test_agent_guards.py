@@ -13,7 +13,7 @@ from codeloop import CodeAgent, RunState, RunStuck, ScriptedModel, tool
 from codeloop.agents.guards import SILENT_STEP, Snippet
 from codeloop.agents.shield import shield
 from codeloop.errors import AgentExecutionError, ConfigurationError
-from codeloop.events import Event, Observation, RunFinished, StepErrored
+from codeloop.events import Event, ModelDelta, Observation, RunFinished, StepErrored
 from codeloop.messages import Role
 from codeloop.result import RunResult
 
@@ -241,6 +241,103 @@ def test_a_plain_answer_on_the_last_step_still_goes_through_the_checks() -> None
     assert result.state is RunState.MAX_STEPS
     error = result.memory.action_steps()[0].error
     assert error is not None and error.type == "FinalAnswerRejected"
+
+
+def test_a_plain_answer_before_any_tool_call_asks_for_the_tools_once() -> None:
+    shop = Shop()
+    model = ScriptedModel(["0.6", "0.6", fenced('final_answer(get_price("apple"))')])
+    result, _ = run(CodeAgent([shop.tool], model))
+    assert result.output == 0.5 and shop.calls == ["apple"]
+    first = last_user_text(model, 1)
+    assert 'no tool has been called yet, so "0.6" does not come from the tools' in first
+    assert "get_price()" in first
+    assert 'If "0.6" is your answer, reply with:' in last_user_text(model, 2)  # asked once only
+
+
+def test_a_plain_answer_after_a_tool_call_gets_the_call_to_write() -> None:
+    shop = Shop()
+    model = ScriptedModel([fenced('print(get_price("pear"))'), "0.75", fenced("final_answer(0.75)")])
+    run(CodeAgent([shop.tool], model))
+    assert 'If "0.75" is your answer, reply with:' in last_user_text(model, 2)
+
+
+# ---- 3b. what a failed action shows ----------------------------------------------------------
+
+
+def order_tool() -> Any:
+    @tool
+    def get_order(order_id: str) -> dict:
+        """An order's record.
+
+        Args:
+            order_id: The order's id.
+        """
+        return {"order_id": order_id, "items": [{"sku": "AB-1", "quantity": 2}]}
+
+    return get_order
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_failed_action_shows_what_the_tools_returned_before_the_error(executor: str) -> None:
+    code = 'order = get_order("ORD-1")\ntotal = sum(i["price_usd"] for i in order["items"])'
+    model = ScriptedModel([fenced(code), fenced("final_answer(1)")])
+    run(CodeAgent([order_tool()], model, executor=executor))
+    seen = last_user_text(model, 1)
+    assert "'price_usd'" in seen
+    assert "Before the error, the tools returned:\nget_order('ORD-1') returned " in seen
+    assert "'items': [{'sku': 'AB-1', 'quantity': 2}]" in seen
+
+
+def test_tool_results_after_an_error_are_bounded() -> None:
+    @tool
+    def big(n: int) -> list:
+        """A big nested value.
+
+        Args:
+            n: Its length.
+        """
+        return [{"k": "x" * 1000, "deep": [[[[[1]]]]]} for _ in range(n)]
+
+    code = "\n".join(f"v{i} = big(2000)" for i in range(6)) + "\n1 / 0"
+    model = ScriptedModel([fenced(code), fenced("final_answer(1)")])
+    run(CodeAgent([big], model))
+    seen = last_user_text(model, 1)
+    assert "(last 4 calls)" in seen and seen.count("big(2000) returned") == 4
+    assert len(seen) < 3000
+
+
+def test_an_undefined_function_names_the_tools_to_call_instead() -> None:
+    shop = Shop()
+    model = ScriptedModel([fenced('print(get_employee("Ada"))'), fenced("final_answer(1)")])
+    run(CodeAgent([shop.tool], model))
+    assert "get_employee() is not one of your tools. You can call: get_price()." in last_user_text(model, 1)
+
+
+def test_an_undefined_variable_is_not_taken_for_a_missing_tool() -> None:
+    model = ScriptedModel([fenced("print(price)"), fenced("final_answer(1)")])
+    run(CodeAgent([Shop().tool], model))
+    assert "not one of your tools" not in last_user_text(model, 1)
+
+
+# ---- 3c. a reply ends with its code block ----------------------------------------------------
+
+
+@pytest.mark.parametrize("stream_outputs", [True, False])
+def test_a_reply_ends_with_its_first_code_block(stream_outputs: bool) -> None:
+    reply = (
+        "Thought: get the price.\n```python\nfinal_answer(get_price('apple'))\n```\n"
+        "These functions already exist. Call them:\n```python\nfinal_answer(99)\n```"
+    )
+    model = ScriptedModel([reply], chunk_size=8)
+    agent = CodeAgent([Shop().tool], model, stream_outputs=stream_outputs)
+    result, events = run(agent)
+    step = result.memory.action_steps()[0]
+    assert result.output == 0.5
+    assert step.model_output == "Thought: get the price.\n```python\nfinal_answer(get_price('apple'))\n```"
+    assert step.usage is not None and step.usage.output_tokens == len(reply) // 4 + 1  # the whole reply's
+    if stream_outputs:
+        shown = "".join(e.delta.content for e in events if isinstance(e, ModelDelta))
+        assert "already exist" not in shown and shown.startswith(step.model_output)
 
 
 # ---- 4. repetition ---------------------------------------------------------------------------

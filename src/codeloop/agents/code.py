@@ -328,16 +328,28 @@ def _ran_through(error: ExecutionFailure | None) -> int | None:
     return 0 if error.type == "SyntaxError" or not error.line else error.line - 1
 
 
-def _short_repr() -> reprlib.Repr:
+class _ShortRepr(reprlib.Repr):
     """Bounded reprs of tool results for observations: work and size stay small however big or
-    deep the value is."""
-    short = reprlib.Repr()
-    short.maxlevel, short.maxdict, short.maxlist, short.maxtuple, short.maxset = 4, 16, 8, 8, 8
-    short.maxstring, short.maxother = 80, 80
-    return short
+    deep the value is. Dicts keep their keys' order (reprlib sorts them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxdict, self.maxlist, self.maxtuple, self.maxset = 4, 16, 8, 8, 8
+        self.maxstring, self.maxother = 80, 80
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        items = [
+            f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}"
+            for k, v in list(x.items())[: self.maxdict]
+        ]
+        return "{" + ", ".join(items) + (", ..." if len(x) > self.maxdict else "") + "}"
 
 
-_SHORT = _short_repr()
+_SHORT = _ShortRepr()
 
 
 def _call_text(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
