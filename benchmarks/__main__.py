@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
         "--side-minutes", type=float, default=None,
         help="tool/code task sets: stop a side after this many minutes, keeping the tasks it finished",
     )  # fmt: skip
+    parser.add_argument(
+        "--task-minutes", type=float, default=None,
+        help="tool/code task sets: a task still running after this many minutes fails (every side alike)",
+    )  # fmt: skip
     parser.add_argument("--max-steps", type=int, default=6, help="max_steps for the task-success runs")
     parser.add_argument(
         "--max-tokens", type=int, default=512, help="max_tokens per model call (task success)"

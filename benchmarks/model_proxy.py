@@ -24,7 +24,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote, unquote
 
-__all__ = ["Exchange", "ModelProxy"]
+__all__ = ["OVER_BUDGET", "Exchange", "ModelProxy"]
+
+OVER_BUDGET = "the task's time budget is spent"
 
 _PREFIX = "/run/"
 
@@ -56,6 +58,10 @@ class ModelProxy:
     log: Callable[[str, Exchange], None] | None = None
     """Called after each request with its tag and exchange (progress lines for long runs)."""
     exchanges: dict[str, list[Exchange]] = field(default_factory=lambda: defaultdict(list))
+    task_budget_s: float | None = None
+    """Wall time a tag (a task) may use from its first request: later requests are refused with
+    HTTP 400 (no client retries that), which ends the run as a failure, on every side alike."""
+    _first_request: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
 
     def base_url(self, tag: str) -> str:
@@ -90,7 +96,17 @@ class _Handler(BaseHTTPRequestHandler):
         exchange = Exchange(messages=request.get("messages", []))
         self.proxy.exchanges[unquote(tag)].append(exchange)
         started = time.perf_counter()
-        status, kind, payload = self._forward(rest, body)
+        first = self.proxy._first_request.setdefault(unquote(tag), started)
+        budget = self.proxy.task_budget_s
+        if budget is not None and started - first > budget:
+            message = f"{OVER_BUDGET} ({budget / 60:g} min)"
+            status, kind, payload = (
+                400,
+                "application/json",
+                json.dumps({"error": {"message": message}}).encode(),
+            )
+        else:
+            status, kind, payload = self._forward(rest, body)
         exchange.wall_s = time.perf_counter() - started
         _record(exchange, status, kind, payload)
         if self.proxy.log:

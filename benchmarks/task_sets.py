@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .common import ROOT
-from .model_proxy import Exchange, ModelProxy
+from .model_proxy import OVER_BUDGET, Exchange, ModelProxy
 from .transcripts import write_transcripts
 
 __all__ = ["SET_FIGURES", "code_tasks", "per_task_markdown", "qwen_server", "rows_for", "tool_tasks"]
@@ -61,10 +61,14 @@ def _run_set(
     unknown = wanted - {"codeloop", "smolagents", "alone"}
     if unknown:
         raise SystemExit(f"--sides takes {_SIDES_HELP}; got {sorted(unknown)}")
-    settings = {"max_steps": args.max_steps, "max_tokens": args.max_tokens}
+    settings = {"max_steps": args.max_steps, "max_tokens": args.max_tokens, "task_minutes": args.task_minutes}
     budget = args.side_minutes * 60 if args.side_minutes else None
+    task_budget = args.task_minutes * 60 if args.task_minutes else None
     sides: dict[str, Any] = {}
-    with qwen_server() as (api_base, api_key), ModelProxy(api_base, log=_progress) as proxy:
+    with (
+        qwen_server() as (api_base, api_key),
+        ModelProxy(api_base, log=_progress, task_budget_s=task_budget) as proxy,
+    ):
         for name, runner in runners.items():
             for side, extra in _variants(name, args) if name in wanted else ():
                 run = _SideRun(figure, side, {**settings, **extra}, tasks, proxy, api_key)
@@ -118,6 +122,8 @@ def _finish(figure: str, side: str, tasks: Rows, rows: Rows, proxy: ModelProxy, 
     traffic = {row["id"]: proxy.take(f"{side}/{row['id']}") for row in rows}
     for row in rows:
         row.update(_traffic_totals(traffic[row["id"]]))
+        if any(OVER_BUDGET in e.error for e in traffic[row["id"]]):
+            row["state"] = f"{row['state']} (task time budget spent)"
         row["solved"], row["detail"] = _judge(figure, by_id[row["id"]], row["answer"])
     failed = {r["id"]: (by_id[r["id"]], r, traffic[r["id"]]) for r in rows if not r["solved"]}
     date = time.strftime("%Y-%m-%d")
@@ -286,6 +292,7 @@ def _note(figure: str, sides: dict[str, Any], names: list[str], count: int) -> s
         f"{n} measured {sides[n]['measured']} on {sides[n]['code']}, "
         f"{len(sides[n]['rows'])} tasks in {sides[n]['wall_s'] / 60:.0f} min"
         + (f" ({sides[n]['stopped']})" if sides[n].get("stopped") else "")
+        + (f", at most {m:g} min a task" if (m := sides[n]["settings"].get("task_minutes")) else "")
         for n in names
     )
     what = "tool-heavy" if figure == "tool_tasks" else "code-writing"

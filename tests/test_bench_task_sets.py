@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 
 from benchmarks.__main__ import _merged_task_sets
-from benchmarks.model_proxy import Exchange, ModelProxy
+from benchmarks.model_proxy import OVER_BUDGET, Exchange, ModelProxy
 from benchmarks.report import render_markdown
 from benchmarks.task_sets import per_task_markdown, rows_for
 from benchmarks.transcripts import render_transcript, write_transcripts
@@ -80,6 +82,20 @@ def test_the_proxy_files_each_request_under_its_run(upstream: str) -> None:
         assert (exchange.input_tokens, exchange.cached_tokens, exchange.output_tokens) == (42, 30, 5)
         assert (exchange.prompt_s, exchange.decode_s) == (0.4, 0.25)
     assert proxy.take("smolagents/task-1") == []
+
+
+def test_a_task_past_its_time_budget_gets_a_refusal_no_client_retries(upstream: str) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    with ModelProxy(upstream, task_budget_s=0.2) as proxy:
+        _post(proxy.base_url("smolagents/slow"), {"messages": messages})
+        time.sleep(0.3)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _post(proxy.base_url("smolagents/slow"), {"messages": messages})
+        _post(proxy.base_url("smolagents/other"), {"messages": messages})  # another task's own budget
+        slow, other = proxy.take("smolagents/slow"), proxy.take("smolagents/other")
+    assert refused.value.code == 400 and OVER_BUDGET in refused.value.read().decode()
+    assert slow[0].error == "" and OVER_BUDGET in slow[1].error
+    assert [e.reply for e in other] == ["Hello"]
 
 
 def _side(solved: list[bool], tokens: int, measured: str = "2026-12-03T10:00:00") -> dict[str, Any]:
