@@ -407,11 +407,12 @@ class MultiStepAgent:
                 continue
             yield delta
             text = "" if delta.restart else text + (delta.content or "")
-            complete = bool(delta.content) and self._reply_end(text) is not None
+            closing = delta.content and any(c in delta.content for c in "`~>")  # fences, </code>
+            complete = bool(closing) and self._reply_end(text) is not None
 
     def _reply_end(self, text: str) -> int | None:
-        """Where a reply's action is complete (text after it is not read), or None. An agent that
-        knows (the CodeAgent: after the first code block) stops the model's stream there."""
+        """Where a reply's action is complete, or None. An agent that knows (the CodeAgent: after
+        the first code block) neither shows nor keeps what the model writes after it."""
         return None
 
     def _trimmed(self, message: ChatMessage) -> ChatMessage:

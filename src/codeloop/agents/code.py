@@ -212,7 +212,7 @@ class CodeAgent(MultiStepAgent):
 
     def _reply_end(self, text: str) -> int | None:
         """A reply ends with its first code block: what a model writes after it (often a copy of
-        the prompt) is neither run nor kept, and the model's stream is stopped there."""
+        the prompt) is neither run, shown nor kept in memory."""
         return code_end(text)
 
     def _code_of(self, run: Run, step: ActionStep) -> str | None:
