@@ -88,11 +88,12 @@ class _SideRun:
     api_key: str
 
     def go(self, runner: Side | None, budget: float | None) -> dict[str, Any]:
-        started = time.perf_counter()
+        started, code = time.perf_counter(), _code_version()  # the code measured, before any later commit
         bases = {t["id"]: self.proxy.base_url(f"{self.side}/{t['id']}") for t in self.tasks}
         options = {**self.settings, "api_key": self.api_key, "tasks": self.tasks, "api_bases": bases}
         out = {"rows": _alone(options)} if runner is None else runner("agent_tasks", budget, **options)
         result = _finish(self.figure, self.side, self.tasks, out["rows"], self.proxy, self.settings, started)
+        result["code"] = code
         if "stopped_after_s" in out:
             result["stopped"] = f"stopped after {out['stopped_after_s'] / 60:g} min, {len(out['rows'])} done"
         return result
