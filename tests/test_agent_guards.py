@@ -413,6 +413,23 @@ def test_a_function_or_class_handed_to_final_answer_gives_its_source(executor: s
     assert CodeAgent([], classy, executor=executor).run("t") == "class Stack:\n    items = []"
 
 
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_function_handed_back_comes_with_the_imports_it_uses(executor: str) -> None:
+    words = "def words(text):\n    return re.findall(r'\\w+', text)"
+    model = ScriptedModel(
+        [
+            fenced("import re\nimport math as m\nfrom collections import Counter"),
+            fenced(f"{words}\nprint(words('a b'))"),
+            fenced("final_answer(words)"),
+        ]
+    )
+    answer = CodeAgent([], model, executor=executor).run("t")
+    assert answer == f"import re\n\n{words}"  # not math or Counter: words() does not use them
+    namespace: dict[str, Any] = {}
+    exec(answer, namespace)  # the source handed back runs on its own
+    assert namespace["words"]("x y") == ["x", "y"]
+
+
 def test_a_function_whose_definition_never_ran_is_not_handed_back_as_source() -> None:
     model = ScriptedModel(
         [

@@ -107,6 +107,7 @@ class CodeAgent(MultiStepAgent):
         )
         self._session: Executor | None = None
         self._definitions: dict[str, str] = {}  # source of the session's functions and classes
+        self._imports: dict[str, str] = {}  # the session's import statements, by bound name
         self._tool_calls = 0  # calls of tools (managed agents included) by the code, ever
         self._step_calls: list[tuple[str, str]] = []  # (call, result) of the current code action
         super().__init__(tools, model, **kwargs)
@@ -122,7 +123,7 @@ class CodeAgent(MultiStepAgent):
         if fresh or self._session is None:
             await self.aclose()
             self._session = self._make_executor()
-            self._definitions = {}
+            self._definitions, self._imports = {}, {}
             await self._session.start(self._host_functions())
         if variables:
             await self._session.send_variables(dict(variables))
@@ -169,6 +170,7 @@ class CodeAgent(MultiStepAgent):
             yield event
         out = execution.result()
         self._definitions.update(snippet.definitions(_ran_through(out.error)))
+        self._imports.update(snippet.imports(_ran_through(out.error)))
         async for event in self._outcome(run, step, out, snippet, shielded.code, shielded.notes):
             yield event
 
@@ -231,7 +233,7 @@ class CodeAgent(MultiStepAgent):
 
     async def _accept(self, run: Run, step: ActionStep, answer: Any) -> None:
         """End the step with `answer` if every check accepts it (a function stands for its source)."""
-        source = handed_back_source(answer, self._definitions)
+        source = handed_back_source(answer, self._definitions, self._imports)
         step.action_output = answer = answer if source is None else source
         self._check_invented_data(run)
         await self._accept_final_answer(run, answer)

@@ -85,6 +85,19 @@ class Snippet:
                 found[node.name] = "\n".join(lines[first - 1 : end])
         return found
 
+    def imports(self, ran_through: int | None = None) -> dict[str, str]:
+        """The top-level import statements, by each name they bind (`import re` -> {"re": ...});
+        with `ran_through`, only those on or before that line."""
+        found: dict[str, str] = {}
+        lines = self.code.splitlines()
+        for node in self.tree.body if self.tree is not None else ():
+            ran = ran_through is None or node.lineno <= ran_through
+            if isinstance(node, ast.Import | ast.ImportFrom) and ran:
+                text = "\n".join(lines[node.lineno - 1 : node.end_lineno or node.lineno])
+                for alias in node.names:
+                    found[(alias.asname or alias.name).split(".")[0]] = text
+        return found
+
     def defined_functions(self) -> list[str]:
         """Names of the functions defined at top level, in order."""
         body = self.tree.body if self.tree is not None else []
@@ -125,8 +138,11 @@ def _constants(node: ast.expr) -> list[Any] | None:
     return found
 
 
-def handed_back_source(answer: Any, definitions: Mapping[str, str]) -> str | None:
-    """The source of the function or class `answer` stands for, if the run's code defined it.
+def handed_back_source(
+    answer: Any, definitions: Mapping[str, str], imports: Mapping[str, str] | None = None
+) -> str | None:
+    """The source of the function or class `answer` stands for, if the run's code defined it,
+    after the run's import statements it uses (`imports`: by bound name), so the source runs.
 
     A function cannot leave any sandbox as data: Monty and the CPython worker both hand back
     its repr (`<function 'f' at 0x..>`, `<function f at 0x..>`, `<class '__main__.C'>`)."""
@@ -135,7 +151,15 @@ def handed_back_source(answer: Any, definitions: Mapping[str, str]) -> str | Non
     match = _REPR.fullmatch(answer)
     if match is None:
         return None
-    return definitions.get(match["function"] or match["class"])
+    source = definitions.get(match["function"] or match["class"])
+    if source is None or not imports:
+        return source
+    try:
+        used = {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
+    except SyntaxError:
+        return source
+    needed = list(dict.fromkeys(imports[name] for name in sorted(used) if name in imports))
+    return "\n".join([*needed, "", source]) if needed else source
 
 
 def invented_data_note(tables: list[tuple[int, int]], tools: Collection[str]) -> str:
