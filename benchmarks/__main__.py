@@ -4,6 +4,7 @@
     python -m benchmarks --quick              # few repeats, small N: a smoke run (CI)
     python -m benchmarks --real-model --task-limit 10   # adds task success on Qwen2.5-Coder-1.5B
     python -m benchmarks --only tool_tasks,code_tasks --sides smolagents,alone --task-filter team-
+    python -m benchmarks --only tool_tasks --sides smolagents --side-minutes 80 --task-minutes 8
 
 Needs `pip install -e ".[bench]"` (and `".[qwen]"` for --real-model).
 
