@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import inspect
 import reprlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -28,6 +29,7 @@ from ..tools import Tool
 from .base import MultiStepAgent
 from .executor_types import LOCAL_NOTE, executor_from_type
 from .guards import (
+    RESULTS_SHOWN,
     SILENT_STEP,
     RunGuard,
     Snippet,
@@ -109,7 +111,8 @@ class CodeAgent(MultiStepAgent):
         self._definitions: dict[str, str] = {}  # source of the session's functions and classes
         self._imports: dict[str, str] = {}  # the session's import statements, by bound name
         self._tool_calls = 0  # calls of tools (managed agents included) by the code, ever
-        self._step_calls: list[tuple[str, str]] = []  # (call, result) of the current code action
+        # the current code action's last tool calls (name, args, kwargs, result), shown if it fails
+        self._step_calls: deque[_Call] = deque(maxlen=RESULTS_SHOWN + 1)
         super().__init__(tools, model, **kwargs)
 
     def _new_run(self, max_steps: int, step_number: int) -> Run:
@@ -164,7 +167,7 @@ class CodeAgent(MultiStepAgent):
         if self.check_invented_data:
             run.guard.tables += [(step.step_number, n) for n in snippet.data_tables(latest_task(run.memory))]
         assert run.executor is not None
-        self._step_calls = []
+        self._step_calls.clear()
         execution = self._spawn(run, run.executor.run(shielded.code))
         async for event in self._while_running(run, execution):
             yield event
@@ -209,7 +212,11 @@ class CodeAgent(MultiStepAgent):
         """What helps fix a failed action: the tools the model can call instead of a missing
         name, and what the tools returned before the error."""
         unknown = unknown_name_note(error.message, snippet.code, self.tools)
-        notes = (unknown, tool_results_note(self._step_calls))
+        calls = [
+            (_call_text(name, args, kwargs), _SHORT.repr(value))
+            for name, args, kwargs, value in self._step_calls
+        ]
+        notes = (unknown, tool_results_note(calls))
         return [note for note in notes if note is not None]
 
     def _reply_end(self, text: str) -> int | None:
@@ -256,7 +263,7 @@ class CodeAgent(MultiStepAgent):
             self._tool_calls += 1
             value = function(*args, **kwargs)
             value = await value if inspect.isawaitable(value) else value
-            self._step_calls.append((_call_text(call.__name__, args, kwargs), _SHORT.repr(value)))
+            self._step_calls.append((call.__name__, args, kwargs, value))  # formatted only on an error
             return value
 
         call.__name__ = getattr(function, "__name__", "tool")
@@ -352,6 +359,7 @@ class _ShortRepr(reprlib.Repr):
 
 
 _SHORT = _ShortRepr()
+_Call = tuple[str, tuple[Any, ...], dict[str, Any], Any]
 
 
 def _call_text(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

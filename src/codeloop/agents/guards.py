@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 
 __all__ = [
     "MAX_ANALYZED_CHARS",
+    "RESULTS_SHOWN",
     "SILENT_STEP",
     "RunGuard",
     "Snippet",
@@ -174,7 +176,8 @@ def invented_data_note(tables: list[tuple[int, int]], tools: Collection[str]) ->
 
 
 _RESULT_CHARS = 300  # of each tool result shown after an error
-_RESULTS_SHOWN = 4
+RESULTS_SHOWN = 4
+"""Tool calls shown after a failed action (the last ones); more are summed up as skipped."""
 _NOT_DEFINED = re.compile(r"name '(?P<name>\w+)' is not defined")
 
 
@@ -183,7 +186,7 @@ def tool_results_note(calls: list[tuple[str, str]]) -> str | None:
     sees the real shape of the data it guessed wrong (a missing key, a list taken for a dict)."""
     if not calls:
         return None
-    shown = [f"{call} returned {_cut(result)}" for call, result in calls[-_RESULTS_SHOWN:]]
+    shown = [f"{call} returned {_cut(result)}" for call, result in calls[-RESULTS_SHOWN:]]
     skipped = len(calls) - len(shown)
     head = "Before the error, the tools returned" + (f" (last {len(shown)} calls)" if skipped else "")
     return head + ":\n" + "\n".join(shown)
@@ -204,16 +207,12 @@ def unknown_name_note(message: str, code: str, tools: Collection[str]) -> str | 
 
 def no_tool_answer_hint(answer: str, tools: Collection[str]) -> str:
     """For a plain-text answer given before any tool was called."""
-    named = ", ".join(f"{name}()" for name in list(tools)[:4])
+    named, quoted = ", ".join(f"{name}()" for name in list(tools)[:4]), json.dumps(answer, ensure_ascii=False)
     return (
-        f"Your reply had no code block, and no tool has been called yet, so {_quoted(answer)} does "
+        f"Your reply had no code block, and no tool has been called yet, so {quoted} does "
         f"not come from the tools. Write code that calls them ({named}) to get the facts, in a "
         "```python block."
     )
-
-
-def _quoted(text: str) -> str:
-    return '"' + text.replace('"', "'") + '"'
 
 
 @dataclass
