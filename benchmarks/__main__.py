@@ -16,6 +16,7 @@ printed as one table and written to `benchmarks/results/<date>.json` and `.md` (
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import sys
 from pathlib import Path
@@ -53,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--task-minutes", type=float, default=None,
         help="tool/code task sets: a task still running after this many minutes fails (every side alike)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--continue-sides", action="store_true",
+        help="tool/code task sets: keep the tasks each side already ran today and run only the rest",
     )  # fmt: skip
     parser.add_argument("--max-steps", type=int, default=6, help="max_steps for the task-success runs")
     parser.add_argument(
@@ -101,6 +106,13 @@ def _save(report: dict[str, Any]) -> None:
     `--only`) are kept, so the file always holds the latest value of every figure."""
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / report["machine"]["date"]
+    with (RESULTS / ".lock").open("w") as lock:  # runs finishing together must not lose each other's
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _write(stem, report)
+    print(f"results written to {stem}.json and .md", file=sys.stderr)
+
+
+def _write(stem: Path, report: dict[str, Any]) -> None:
     if stem.with_suffix(".json").exists():
         earlier = json.loads(stem.with_suffix(".json").read_text())
         report = _merged_task_sets(report, earlier.get("task_sets", {}))
@@ -111,7 +123,6 @@ def _save(report: dict[str, Any]) -> None:
         report = {**report, "rows": kept + report["rows"], "per_task": per_task, "task_sets": sets}
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     stem.with_suffix(".md").write_text(render_markdown(report))
-    print(f"results written to {stem}.json and .md", file=sys.stderr)
 
 
 def _merged_task_sets(report: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:

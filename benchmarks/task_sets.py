@@ -16,6 +16,7 @@ is written to `results/transcripts/<date>/<figure>/<side>/<task>.md`.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -35,7 +36,8 @@ __all__ = ["SET_FIGURES", "code_tasks", "per_task_markdown", "qwen_server", "row
 Side = Callable[..., Any]
 Rows = list[dict[str, Any]]
 SET_FIGURES = ("tool_tasks", "code_tasks")
-TRANSCRIPTS = ROOT / "benchmarks" / "results" / "transcripts"
+RESULTS = ROOT / "benchmarks" / "results"
+TRANSCRIPTS = RESULTS / "transcripts"
 _SIDES_HELP = "codeloop, smolagents, alone"
 
 
@@ -71,9 +73,37 @@ def _run_set(
     ):
         for name, runner in runners.items():
             for side, extra in _variants(name, args) if name in wanted else ():
-                run = _SideRun(figure, side, {**settings, **extra}, tasks, proxy, api_key)
-                sides[side] = run.go(runner, budget)
+                earlier = _earlier_side(figure, side) if args.continue_sides else None
+                todo = [t for t in tasks if t["id"] not in _ids(earlier)]
+                run = _SideRun(figure, side, {**settings, **extra}, todo, proxy, api_key)
+                sides[side] = _continued(earlier, run.go(runner, budget))
     return sides
+
+
+def _earlier_side(figure: str, side: str) -> dict[str, Any] | None:
+    """The side's results of today's earlier run, if any (for --continue-sides)."""
+    path = RESULTS / f"{time.strftime('%Y-%m-%d')}.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get("task_sets", {}).get(figure, {}).get(side)
+
+
+def _ids(side: dict[str, Any] | None) -> set[str]:
+    return {row["id"] for row in side["rows"]} if side else set()
+
+
+def _continued(earlier: dict[str, Any] | None, fresh: dict[str, Any]) -> dict[str, Any]:
+    """One side's results from an earlier run of some tasks and this run of the rest."""
+    if not earlier:
+        return fresh
+    parts = [*earlier.get("parts", [_part(earlier)]), _part(fresh)]
+    rows = earlier["rows"] + fresh["rows"]
+    return {**fresh, "rows": rows, "wall_s": earlier["wall_s"] + fresh["wall_s"], "parts": parts}
+
+
+def _part(side: dict[str, Any]) -> dict[str, Any]:
+    keys = ("measured", "code", "wall_s", "stopped")
+    return {**{k: side[k] for k in keys if k in side}, "tasks": len(side["rows"])}
 
 
 @dataclass
@@ -290,9 +320,8 @@ def _alone_rows(label: str, sides: dict[str, Any]) -> list[Any]:
 def _note(figure: str, sides: dict[str, Any], names: list[str], count: int) -> str:
     settings = sides[names[0]]["settings"]
     runs = "; ".join(
-        f"{n} measured {sides[n]['measured']} on {sides[n]['code']}, "
-        f"{len(sides[n]['rows'])} tasks in {sides[n]['wall_s'] / 60:.0f} min"
-        + (f" ({sides[n]['stopped']})" if sides[n].get("stopped") else "")
+        f"{n} measured "
+        + " + ".join(_part_note(p) for p in sides[n].get("parts", [_part(sides[n])]))
         + (f", at most {m:g} min a task" if (m := sides[n]["settings"].get("task_minutes")) else "")
         for n in names
     )
@@ -302,6 +331,12 @@ def _note(figure: str, sides: dict[str, Any], names: list[str], count: int) -> s
         f"temperature 0, max_steps={settings['max_steps']}, max_tokens={settings['max_tokens']} per call; "
         f"tokens and model time from the server, sub-agents included; {runs}"
     )
+
+
+def _part_note(part: dict[str, Any]) -> str:
+    stopped = f" ({part['stopped']})" if part.get("stopped") else ""
+    minutes = part["wall_s"] / 60
+    return f"{part['measured']} on {part['code']}, {part['tasks']} tasks in {minutes:.0f} min{stopped}"
 
 
 # ---- per-task tables for the results file -----------------------------------------------------

@@ -409,7 +409,9 @@ def test_a_function_or_class_handed_to_final_answer_gives_its_source(executor: s
         error is not None
         and "AssertionError (line 4: assert add_one(1) == 3): assert 2 == 3" in error.message
     )
-    classy = ScriptedModel([fenced("class Stack:\n    items = []\nfinal_answer(Stack)")])
+    classy = ScriptedModel(
+        [fenced("class Stack:\n    items = []\nprint(Stack().items)\nfinal_answer(Stack)")]
+    )
     assert CodeAgent([], classy, executor=executor).run("t") == "class Stack:\n    items = []"
 
 
@@ -433,12 +435,68 @@ def test_a_function_handed_back_comes_with_the_imports_it_uses(executor: str) ->
 def test_a_function_whose_definition_never_ran_is_not_handed_back_as_source() -> None:
     model = ScriptedModel(
         [
-            fenced("def f():\n    return 1"),
+            fenced("def f():\n    return 1\nprint(f())"),
             fenced("print(1 / 0)\ndef f():\n    return 2"),  # fails before redefining f
             fenced("final_answer(f)"),
         ]
     )
     assert CodeAgent([], model, executor="local").run("t") == "def f():\n    return 1"
+
+
+SQUARE = (
+    'def square(n):\n    """The square of n.\n\n    >>> square(3)\n    9\n'
+    '    >>> square(-2)\n    4\n    """\n'
+)
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_docstring_examples_of_code_handed_back_run_first_and_failures_hold_it_back(executor: str) -> None:
+    wrong, right = SQUARE + "    return n * 3", SQUARE + "    return n * n"
+    model = ScriptedModel(
+        [fenced(f"{wrong}\nfinal_answer(square)"), fenced(f"{right}\nfinal_answer(square)")]
+    )
+    result, _ = run(CodeAgent([], model, executor=executor))
+    first = result.memory.action_steps()[0].error
+    assert first is not None and first.type == "FinalAnswerRejected"
+    assert "1 of the 2 examples in square's docstring failed" in first.message
+    assert "square(3) returned 9" not in first.message  # 3 * 3 is 9: compared by value, not by text
+    assert "square(-2) returned -6, the docstring expects 4" in first.message
+    assert result.output == right and result.state is RunState.SUCCESS
+
+
+def test_examples_that_expect_an_error_pass_only_when_that_error_is_raised() -> None:
+    doc = (
+        '    """Half of an even n.\n\n    >>> half(3)\n'
+        '    Traceback (most recent call last):\n    ValueError: odd\n    """\n'
+    )
+    lax = f"def half(n):\n{doc}    return n // 2"
+    strict = f"def half(n):\n{doc}    if n % 2:\n        raise ValueError('odd')\n    return n // 2"
+    model = ScriptedModel([fenced(f"{lax}\nfinal_answer(half)"), fenced(f"{strict}\nfinal_answer(half)")])
+    result, _ = run(CodeAgent([], model))
+    first = result.memory.action_steps()[0].error
+    assert first is not None and "half(3) raised nothing, the docstring expects ValueError" in first.message
+    assert result.output == strict
+
+
+def test_a_function_never_run_is_held_back_once_and_never_on_the_last_step() -> None:
+    source = "def twice(n):\n    return 2 * n"
+    model = ScriptedModel([fenced(f"{source}\nfinal_answer(twice)"), fenced("final_answer(twice)")])
+    result, _ = run(CodeAgent([], model))
+    first = result.memory.action_steps()[0].error
+    assert first is not None and "twice() has never been run" in first.message
+    assert result.output == source and len(model.requests) == 2  # held back once only
+    wrong = SQUARE + "    return n * 3"
+    last = ScriptedModel([fenced("x = 1"), fenced(f"{wrong}\nfinal_answer(square)")])
+    assert CodeAgent([], last, max_steps=2).run("t") == wrong  # the last step: taken as it is
+    off = ScriptedModel([fenced(f"{wrong}\nfinal_answer(square)")])
+    assert CodeAgent([], off, check_handed_back_code=False).run("t") == wrong
+
+
+def test_failing_examples_hold_code_back_twice_a_run_at_most() -> None:
+    wrong = SQUARE + "    return n * 3"
+    model = ScriptedModel([fenced(f"{wrong}\nfinal_answer(square)")] * 3)
+    result, _ = run(CodeAgent([], model, max_repeats=None))
+    assert result.output == wrong and len(model.requests) == 3
 
 
 # ---- 6. made-up data -------------------------------------------------------------------------

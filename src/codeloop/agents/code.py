@@ -33,12 +33,12 @@ from .guards import (
     SILENT_STEP,
     RunGuard,
     Snippet,
-    handed_back_source,
     invented_data_note,
     no_tool_answer_hint,
     tool_results_note,
     unknown_name_note,
 )
+from .handback import HandedBack, examples_note, handed_back, untried_note
 from .run import Run, latest_task, short_repr
 from .shield import shield
 
@@ -57,7 +57,10 @@ class CodeAgent(MultiStepAgent):
 
     Guards for models that lose their way (see `codeloop.agents.guards`): the code cannot
     redefine a tool or `final_answer` (the definition is ignored, and the model told so); a step
-    that shows nothing is told so; `final_answer(my_function)` gives the function's source.
+    that shows nothing is told so; `final_answer(my_function)` gives the function's source, and
+    with `check_handed_back_code` (the default) the source is checked first, before the run's last
+    step: the examples in its docstring are run, and a function never called is held back once
+    (see `codeloop.agents.handback`).
     `max_repeats` steps in a row that repeat earlier code or the previous error end the run with
     `RunState.STUCK` (None: never). `plain_answer_at_last_step` accepts a reply of plain answer
     text ("Lyon") as the final answer on the run's last step, where it would otherwise end the
@@ -82,6 +85,7 @@ class CodeAgent(MultiStepAgent):
         max_repeats: int | None = 3,
         plain_answer_at_last_step: bool = False,
         check_invented_data: bool = False,
+        check_handed_back_code: bool = True,
         **kwargs: Any,
     ) -> None:
         if max_repeats is not None and max_repeats < 1:
@@ -89,6 +93,7 @@ class CodeAgent(MultiStepAgent):
         self.max_repeats = max_repeats
         self.plain_answer_at_last_step = plain_answer_at_last_step
         self.check_invented_data = check_invented_data
+        self.check_handed_back_code = check_handed_back_code
         self.additional_authorized_imports = list(additional_authorized_imports)
         limits = executor_limits or ExecutorLimits()
         if max_print_outputs_length is not None:
@@ -240,11 +245,27 @@ class CodeAgent(MultiStepAgent):
 
     async def _accept(self, run: Run, step: ActionStep, answer: Any) -> None:
         """End the step with `answer` if every check accepts it (a function stands for its source)."""
-        source = handed_back_source(answer, self._definitions, self._imports)
-        step.action_output = answer = answer if source is None else source
+        code = handed_back(answer, self._definitions, self._imports)
+        step.action_output = answer = answer if code is None else code.source
+        if code is not None and self.check_handed_back_code and run.steps_taken + 1 < run.max_steps:
+            await self._check_code(run, code)
         self._check_invented_data(run)
         await self._accept_final_answer(run, answer)
         step.is_final_answer = True
+
+    async def _check_code(self, run: Run, code: HandedBack) -> None:
+        """Hold back code whose docstring examples fail (twice a run at most), or that was
+        never run (once a run)."""
+        guard, executor = run.guard, run.executor
+        if code.examples and guard.examples_rejected < 2 and executor is not None:
+            outcomes = [(e, await executor.run(e.code())) for e in code.examples]
+            failures = [f for e, out in outcomes if (f := e.failure(out)) is not None]
+            if failures:
+                guard.examples_rejected += 1
+                raise FinalAnswerRejected(examples_note(code.name, failures, len(code.examples)))
+        elif not code.examples and code.name not in guard.called and not guard.untried_asked:
+            guard.untried_asked = True
+            raise FinalAnswerRejected(untried_note(code.name))
 
     def _check_invented_data(self, run: Run) -> None:
         guard = run.guard

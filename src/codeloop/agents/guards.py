@@ -6,8 +6,8 @@
 * `RunGuard`: one run's repetition watch. A step that repeats an earlier step's code, or the
   previous step's error, gets a note asking for a different approach; `max_repeats` repeats in a
   row and the run is stuck (it ends with `RunState.STUCK`).
-* `handed_back_source`: `final_answer(my_function)` gives the function's source, in any
-  executor (a function cannot cross the sandbox boundary; its repr does, and names it).
+
+Code handed back as the answer (`final_answer(my_function)`) is `handback`'s concern.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import ast
 import hashlib
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,6 @@ __all__ = [
     "SILENT_STEP",
     "RunGuard",
     "Snippet",
-    "handed_back_source",
     "invented_data_note",
     "no_tool_answer_hint",
     "tool_results_note",
@@ -43,9 +42,6 @@ SILENT_STEP = "(no output: the code ran without errors but printed nothing. Prin
 _CHANGE = "Try a different approach."
 _LINE_NUMBER = re.compile(r"\blines? \d+(?:, \d+)*")
 _TABLE_MIN = 3  # a literal of this many constant values or more is a data table
-_REPR = re.compile(
-    r"<(?:function '?(?P<function>\w+)'? at 0x[0-9a-f]+|class '(?:__main__\.)?(?P<class>\w+)')>"
-)
 
 
 @dataclass(frozen=True)
@@ -100,6 +96,18 @@ class Snippet:
                     found[(alias.asname or alias.name).split(".")[0]] = text
         return found
 
+    def called_names(self) -> set[str]:
+        """Names the code calls (`f(...)`), except a function's calls of itself in its own body."""
+        found: set[str] = set()
+        for node in self.tree.body if self.tree is not None else ():
+            inside = node.name if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) else None
+            found |= {
+                call.func.id
+                for call in ast.walk(node)
+                if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id != inside
+            }
+        return found
+
     def defined_functions(self) -> list[str]:
         """Names of the functions defined at top level, in order."""
         body = self.tree.body if self.tree is not None else []
@@ -138,30 +146,6 @@ def _constants(node: ast.expr) -> list[Any] | None:
             return None
         found += inner
     return found
-
-
-def handed_back_source(
-    answer: Any, definitions: Mapping[str, str], imports: Mapping[str, str] | None = None
-) -> str | None:
-    """The source of the function or class `answer` stands for, if the run's code defined it,
-    after the run's import statements it uses (`imports`: by bound name), so the source runs.
-
-    A function cannot leave any sandbox as data: Monty and the CPython worker both hand back
-    its repr (`<function 'f' at 0x..>`, `<function f at 0x..>`, `<class '__main__.C'>`)."""
-    if not isinstance(answer, str):
-        return None
-    match = _REPR.fullmatch(answer)
-    if match is None:
-        return None
-    source = definitions.get(match["function"] or match["class"])
-    if source is None or not imports:
-        return source
-    try:
-        used = {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
-    except SyntaxError:
-        return source
-    needed = list(dict.fromkeys(imports[name] for name in sorted(used) if name in imports))
-    return "\n".join([*needed, "", source]) if needed else source
 
 
 def invented_data_note(tables: list[tuple[int, int]], tools: Collection[str]) -> str:
@@ -237,8 +221,15 @@ class RunGuard:
     asked_for_tools: bool = False
     """Whether a plain-text answer before any tool call was already answered with a request to
     call the tools (it is, once a run)."""
+    called: set[str] = field(default_factory=set)
+    """Names the run's code called (so a function handed back can be known to have been tried)."""
+    untried_asked: bool = False
+    """Whether a function handed back untried was already held back (it is, once a run)."""
+    examples_rejected: int = 0
+    """Hand-backs held back so far because their docstring examples failed."""
 
     def see_code(self, snippet: Snippet, step_number: int) -> None:
+        self.called |= snippet.called_names()
         earlier = self.seen.setdefault(snippet.fingerprint(), step_number)
         self.repeated_step = earlier if earlier != step_number else None
 
