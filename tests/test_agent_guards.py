@@ -529,3 +529,70 @@ def test_data_from_a_tool_or_the_task_is_not_held_back(task: str, code: str) -> 
     shop = Shop()
     agent = CodeAgent([shop.tool], ScriptedModel([fenced(code)]), check_invented_data=True, max_steps=1)
     assert run(agent, task)[0].state is RunState.SUCCESS
+
+
+# ---- 7. data the model looked for in the wrong place, and answers that give up ---------------
+
+
+@tool
+def get_order(order_id: str) -> dict:
+    """An order.
+
+    Args:
+        order_id: The order's id.
+
+    Returns:
+        A dict with keys order_id, items (a list of {"sku", "quantity"}).
+    """
+    return {"order_id": order_id, "items": [{"sku": "AB-1", "quantity": 2}]}
+
+
+@tool
+def get_product(sku: str) -> dict:
+    """A product's details.
+
+    Args:
+        sku: The product's SKU.
+
+    Returns:
+        A dict with keys sku, name, price_usd.
+    """
+    return {"sku": sku, "name": "Lamp", "price_usd": 4.5}
+
+
+LOOKED_IN_ORDER = 'order = get_order("O-1")\nfinal_answer(order["items"][0]["price_usd"] * 2)'
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_key_missing_from_a_tool_result_names_the_tools_whose_results_have_it(executor: str) -> None:
+    model = ScriptedModel(
+        [fenced(LOOKED_IN_ORDER), fenced('final_answer(get_product("AB-1")["price_usd"] * 2)')]
+    )
+    result, _ = run(CodeAgent([get_order, get_product], model, executor=executor))
+    error = result.memory.action_steps()[0].error
+    assert error is not None and error.message.startswith("KeyError")
+    assert "'price_usd' is in what these tools return: get_product(sku: str) -> dict." in error.message
+    assert "get_order(" not in error.message.split("'price_usd' is in")[1]  # the tool that lacked it
+    assert result.output == 9.0
+    no_such_key = ScriptedModel([fenced('final_answer(get_order("O-1")["colour"])')])
+    failed, _ = run(CodeAgent([get_order, get_product], no_such_key, max_steps=1))
+    last = failed.memory.action_steps()[0].error
+    assert last is not None and "is in what these tools return" not in last.message  # no tool names it
+
+
+GIVE_UP = 'order = get_order("O-1")\nfinal_answer("The order does not have a price_usd key.")'
+
+
+def test_an_answer_that_gives_up_is_held_back_once_while_tools_were_never_called() -> None:
+    model = ScriptedModel([fenced(GIVE_UP), fenced('final_answer(get_product("AB-1")["price_usd"])')])
+    result, _ = run(CodeAgent([get_order, get_product], model))
+    first = result.memory.action_steps()[0].error
+    assert first is not None and first.type == "FinalAnswerRejected"
+    assert "you have not called get_product() yet" in first.message and "get_order()" not in first.message
+    assert result.output == 4.5
+    twice = ScriptedModel([fenced(GIVE_UP), fenced(GIVE_UP)])
+    assert CodeAgent([get_order, get_product], twice, max_repeats=None).run("t").startswith("The order")
+    every_tool = ScriptedModel([fenced('get_product("AB-1")\n' + GIVE_UP)])  # nothing left to try
+    assert CodeAgent([get_order, get_product], every_tool).run("t").startswith("The order")
+    last_step = ScriptedModel([fenced(GIVE_UP)])
+    assert CodeAgent([get_order, get_product], last_step, max_steps=1).run("t").startswith("The order")

@@ -26,6 +26,7 @@ from ..messages import ToolCall
 from ..models.base import Model
 from ..parsing import answer_literal, code_end, extract_code, plain_answer
 from ..tools import Tool
+from ..tools._render import tool_entry
 from .base import MultiStepAgent
 from .executor_types import LOCAL_NOTE, executor_from_type
 from .guards import (
@@ -33,7 +34,10 @@ from .guards import (
     SILENT_STEP,
     RunGuard,
     Snippet,
+    gave_up,
+    gave_up_note,
     invented_data_note,
+    missing_key_note,
     no_tool_answer_hint,
     tool_results_note,
     unknown_name_note,
@@ -221,7 +225,10 @@ class CodeAgent(MultiStepAgent):
             (_call_text(name, args, kwargs), _SHORT.repr(value))
             for name, args, kwargs, value in self._step_calls
         ]
-        notes = (unknown, tool_results_note(calls))
+        stubs = {name: tool_entry(t) for name, t in self.tools.items()}
+        used = {name for name, *_ in self._step_calls}
+        missing = missing_key_note(error.type, error.message, stubs, used) if used else None
+        notes = (unknown, tool_results_note(calls), missing)
         return [note for note in notes if note is not None]
 
     def _reply_end(self, text: str) -> int | None:
@@ -250,6 +257,7 @@ class CodeAgent(MultiStepAgent):
         if code is not None and self.check_handed_back_code and run.steps_taken + 1 < run.max_steps:
             await self._check_code(run, code)
         self._check_invented_data(run)
+        self._check_gave_up(run, answer)
         await self._accept_final_answer(run, answer)
         step.is_final_answer = True
 
@@ -275,6 +283,16 @@ class CodeAgent(MultiStepAgent):
             return
         guard.data_checked = True
         raise FinalAnswerRejected(invented_data_note(guard.tables, self.tools))
+
+    def _check_gave_up(self, run: Run, answer: Any) -> None:
+        """Hold back, once a run, an answer that says the facts were not found while some tools
+        were never called (not on the run's last step)."""
+        if run.guard.gave_up_asked or run.steps_taken + 1 >= run.max_steps or not gave_up(answer):
+            return
+        unused = [name for name in self.tools if name not in run.guard.called]
+        if unused:
+            run.guard.gave_up_asked = True
+            raise FinalAnswerRejected(gave_up_note(answer, unused))
 
     def _host_functions(self) -> dict[str, HostFunction]:
         return {name: self._counted(_off_the_loop(t.as_host_function())) for name, t in self.tools.items()}

@@ -16,7 +16,7 @@ import ast
 import hashlib
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,10 @@ __all__ = [
     "SILENT_STEP",
     "RunGuard",
     "Snippet",
+    "gave_up",
+    "gave_up_note",
     "invented_data_note",
+    "missing_key_note",
     "no_tool_answer_hint",
     "tool_results_note",
     "unknown_name_note",
@@ -189,6 +192,47 @@ def unknown_name_note(message: str, code: str, tools: Collection[str]) -> str | 
     return f"{match['name']}() is not one of your tools. You can call: {named}."
 
 
+_MISSING_KEY = re.compile(r"^'(?P<key>\w+)'$")
+
+
+def missing_key_note(
+    error_type: str, message: str, stubs: Mapping[str, str], used: Collection[str]
+) -> str | None:
+    """For `KeyError: 'weight_kg'` on data from the tools: the tools (not among `used`, those the
+    failed action called) whose description names that key (`stubs`: a tool's prompt entry by
+    name), with their signatures. A small model tends to answer "no weight_kg found" instead."""
+    match = _MISSING_KEY.match(message.strip()) if error_type == "KeyError" else None
+    if match is None:
+        return None
+    key = re.compile(rf"\b{re.escape(match['key'])}\b")
+    found = [stub.splitlines()[0] for name, stub in stubs.items() if name not in used and key.search(stub)]
+    if not found:
+        return None
+    return f"'{match['key']}' is in what these tools return: {'; '.join(found[:3])}. Call one to get it."
+
+
+_GIVE_UP = re.compile(
+    r"\b(not (?:found|available|known|present|exist\w*)|no \w+(?: \w+)? (?:found|available|information)|"
+    r"does(?: not|n't) (?:have|exist|contain)|can(?:not|'t)|could(?: not|n't)|unable|unknown|no such)\b",
+    re.IGNORECASE,
+)
+
+
+def gave_up(answer: object) -> bool:
+    """Whether a final answer is text saying the facts could not be found ("No item with
+    weight_kg found", "The order does not have a 'price_usd' key")."""
+    return isinstance(answer, str) and len(answer) < 300 and _GIVE_UP.search(answer) is not None
+
+
+def gave_up_note(answer: str, unused: Collection[str]) -> str:
+    """The rejection of a give-up answer while some tools were never called."""
+    named = ", ".join(f"{name}()" for name in list(unused)[:4])
+    return (
+        f"Not accepted yet: {json.dumps(answer, ensure_ascii=False)} says what is missing, but you "
+        f"have not called {named} yet. Read their descriptions: one of them may give it."
+    )
+
+
 def no_tool_answer_hint(answer: str, tools: Collection[str]) -> str:
     """For a plain-text answer given before any tool was called."""
     named, quoted = ", ".join(f"{name}()" for name in list(tools)[:4]), json.dumps(answer, ensure_ascii=False)
@@ -225,6 +269,8 @@ class RunGuard:
     """Names the run's code called (so a function handed back can be known to have been tried)."""
     untried_asked: bool = False
     """Whether a function handed back untried was already held back (it is, once a run)."""
+    gave_up_asked: bool = False
+    """Whether a give-up answer was already held back (it is, once a run)."""
     examples_rejected: int = 0
     """Hand-backs held back so far because their docstring examples failed."""
 
