@@ -321,12 +321,27 @@ def test_sub_agent_running_out_of_steps_is_a_failure_for_the_manager() -> None:
 def test_sub_agent_failure_reaches_a_tool_calling_manager_as_an_error() -> None:
     sub = _researcher([RuntimeError("model down")])
     manager_model = ScriptedModel(
-        [[call("researcher", task="capital?")], [call("final_answer", answer="gave up")]]
+        [[call("researcher", task="What is the capital?")], [call("final_answer", answer="gave up")]]
     )
     manager = ToolCallingAgent([], manager_model, managed_agents=[sub])
     result = manager.run("Ask", return_full_result=True)
     outcome = result.memory.action_steps()[0].tool_results[0]
     assert outcome.is_error and "model down" in outcome.content
+
+
+def test_a_task_too_short_to_say_what_is_asked_is_refused_before_the_sub_agent_runs() -> None:
+    sub = _researcher([[call("final_answer", answer="Paris")]])
+    manager_model = ScriptedModel(
+        [
+            fenced("c = researcher('France')"),
+            fenced("final_answer(researcher('What is the capital of France?'))"),
+        ]
+    )
+    result = CodeAgent([], manager_model, managed_agents=[sub]).run("Ask", return_full_result=True)
+    first = result.memory.action_steps()[0].error
+    assert first is not None and "researcher needs a complete task in plain words" in first.message
+    assert "not just 'France'" in first.message
+    assert result.output == "Paris" and len(sub.model.requests) == 1  # the short task never ran
 
 
 # ---- one engine, four entry points -----------------------------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import ConfigurationError, ManagedAgentError
+from ..errors import AgentToolCallError, ConfigurationError, ManagedAgentError
 from ..events import Event, RunFinished, nested
 from ..prompts import populate_template
 from ..result import RunResult
@@ -16,11 +16,15 @@ from ..tools import Tool
 if TYPE_CHECKING:
     from .base import MultiStepAgent
 
-__all__ = ["ManagedAgentTool", "with_event_sink"]
+__all__ = ["MIN_TASK_WORDS", "ManagedAgentTool", "with_event_sink"]
 
 # The queue into which managed sub-agents forward their events while a step runs.
 _EVENT_SINK: ContextVar[asyncio.Queue[Event] | None] = ContextVar("codeloop_event_sink", default=None)
 T = TypeVar("T")
+MIN_TASK_WORDS = 3
+"""A task of fewer words (`hr_desk("Dmitri Falkenberg")`) is refused before the sub-agent runs:
+the team member would not know what is asked (a small model, told its task was "Dmitri
+Falkenberg", answered with his directory record)."""
 
 
 class ManagedAgentTool(Tool):
@@ -51,6 +55,11 @@ class ManagedAgentTool(Tool):
         super().__init__()
 
     async def forward(self, task: str, additional_args: dict[str, Any] | None = None) -> Any:
+        if len(str(task).split()) < MIN_TASK_WORDS:
+            raise AgentToolCallError(
+                f"{self.name} needs a complete task in plain words, with every detail it needs (such "
+                f"as a whole question), not just {task!r}. Its run did not start."
+            )
         templates = self.agent.prompt_templates["managed_agent"]
         if templates["task"]:
             variables = {"name": self.name, "task": task}
