@@ -163,7 +163,9 @@ def test_the_rules_teach_tool_use_printing_and_handing_back_code() -> None:
     assert "never write a def for a tool's name" in rules.lower()
     assert "print() what you need to see" in rules
     assert "final_answer(the_function): the answer is its source" in rules
-    assert "You may import: " in rules and "json" in rules
+    assert "the Python standard library." in rules and "json" not in rules  # not listed module by module
+    extras = code_prompt(get_price, executor="jail", additional_authorized_imports=["numpy"])
+    assert "standard library. You may also import: numpy." in extras
     assert prompt.endswith("\n\nAnswer in euros.")
 
 

@@ -312,7 +312,7 @@ class CodeAgent(MultiStepAgent):
         return {
             **super()._prompt_values(),
             "stubs": [t.to_code_prompt() for t in self.tools.values()],
-            "imports": ", ".join(self.importable_modules),
+            "imports": ", ".join(self.additional_authorized_imports),  # the standard library goes unsaid
             "authorized_imports": str(sorted(self.importable_modules)),
             "code_block_opening_tag": "```python",
             "code_block_closing_tag": "```",

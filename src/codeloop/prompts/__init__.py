@@ -35,7 +35,10 @@ What the default CodeAgent prompt teaches, and why (each point was tried on Qwen
   a thought stating a fact ("Counts come from a tool") had replies open with made-up facts,
   where "I will ..." had them open with a plan;
 * code the task asks for is handed back with `final_answer(the_function)`, whose answer is the
-  function's source (the model defined the function and never handed it back).
+  function's source (the model defined the function and never handed it back);
+* the standard library is not listed module by module (about 80 tokens in every request): only
+  the imports the user authorized on top (`imports`) are named, and an import the sandbox
+  refuses answers with the list. `authorized_imports` (smolagents' variable) is the full list.
 
 A ToolCallingAgent whose model takes tools natively gets no tool list and no JSON format: its
 server renders the tools into the prompt already, and a second list was copied into replies.
