@@ -596,3 +596,22 @@ def test_an_answer_that_gives_up_is_held_back_once_while_tools_were_never_called
     assert CodeAgent([get_order, get_product], every_tool).run("t").startswith("The order")
     last_step = ScriptedModel([fenced(GIVE_UP)])
     assert CodeAgent([get_order, get_product], last_step, max_steps=1).run("t").startswith("The order")
+
+
+def test_docstring_examples_compare_what_was_printed_as_doctest_does() -> None:
+    doc = (
+        '    """Greet.\n\n    >>> greet("Ann")\n    Hello, Ann\n'
+        '    >>> for n in "ab":\n    ...     greet(n)\n    Hello, a\n    Hello, b\n    """\n'
+    )
+    loud = f"def greet(name):\n{doc}    print('Hello, ' + name)"
+    model = ScriptedModel([fenced(f"{loud}\nfinal_answer(greet)")])
+    assert CodeAgent([], model).run("t") == loud  # printed lines match, the None result is not shown
+    shy = f"def greet(name):\n{doc}    return None"
+    held = ScriptedModel([fenced(f"{shy}\nfinal_answer(greet)"), fenced(f"{loud}\nfinal_answer(greet)")])
+    result, _ = run(CodeAgent([], held))
+    first = result.memory.action_steps()[0].error
+    assert (
+        first is not None
+        and 'greet("Ann") printed nothing, the docstring expects Hello, Ann' in first.message
+    )
+    assert "2 of the 2 examples" in first.message and result.output == loud

@@ -49,7 +49,8 @@ class Example:
         return f"repr({self.source})" if self.is_expression else self.source
 
     def failure(self, out: CodeOutput) -> str | None:
-        """What went wrong when the example ran, in the model's terms; None when it passed."""
+        """What went wrong when the example ran, in the model's terms; None when it passed.
+        As in doctest, what it printed counts, then an expression's repr unless it is None."""
         if self.error is not None:
             if out.error is not None and out.error.type == self.error:
                 return None
@@ -57,8 +58,11 @@ class Example:
             return f"{self.source} {got}, the docstring expects {self.error}"
         if out.error is not None:
             return f"{self.source} raised {out.error.type}: {_cut(out.error.message)}"
-        if self.is_expression and out.output != self.want:
-            return f"{self.source} returned {_cut(str(out.output))}, the docstring expects {_cut(self.want)}"
+        value = str(out.output) if self.is_expression and out.output not in (None, "None") else ""
+        got = _lines(out.logs + value)
+        if got != _lines(self.want):
+            shown = "returned" if value and not out.logs else "printed"
+            return f"{self.source} {shown} {_cut(got) or 'nothing'}, the docstring expects {_cut(self.want)}"
         return None
 
 
@@ -132,6 +136,10 @@ def untried_note(name: str) -> str:
         f"Not accepted yet: {name}() has never been run. Call it on the task's examples and on "
         f"edge cases, print what it returns, fix what is wrong, then call final_answer({name})."
     )
+
+
+def _lines(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
 def _cut(text: str) -> str:
