@@ -615,3 +615,14 @@ def test_docstring_examples_compare_what_was_printed_as_doctest_does() -> None:
         and 'greet("Ann") printed nothing, the docstring expects Hello, Ann' in first.message
     )
     assert "2 of the 2 examples" in first.message and result.output == loud
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_an_error_in_a_function_of_an_earlier_step_shows_that_line(executor: str) -> None:
+    define = (
+        "x = 1\n\n@staticmethod\ndef first(items):\n    head = items[0]\n    items[0] = head\n    return head"
+    )
+    model = ScriptedModel([fenced(define.replace("@staticmethod\n", "")), fenced("print(first((1, 2)))")])
+    result, _ = run(CodeAgent([], model, executor=executor, max_steps=2))
+    error = result.memory.action_steps()[1].error
+    assert error is not None and "from an earlier step, line 5: items[0] = head)" in error.message

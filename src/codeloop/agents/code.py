@@ -32,6 +32,7 @@ from .executor_types import LOCAL_NOTE, executor_from_type
 from .guards import (
     RESULTS_SHOWN,
     SILENT_STEP,
+    Definition,
     RunGuard,
     Snippet,
     gave_up,
@@ -41,6 +42,7 @@ from .guards import (
     no_tool_answer_hint,
     tool_results_note,
     unknown_name_note,
+    with_earlier_line,
 )
 from .handback import HandedBack, examples_note, handed_back, untried_note
 from .run import Run, latest_task, short_repr
@@ -117,7 +119,7 @@ class CodeAgent(MultiStepAgent):
             getattr(probe, "importable_modules", None) or self.additional_authorized_imports
         )
         self._session: Executor | None = None
-        self._definitions: dict[str, str] = {}  # source of the session's functions and classes
+        self._definitions: dict[str, Definition] = {}  # the session's functions and classes
         self._imports: dict[str, str] = {}  # the session's import statements, by bound name
         self._tool_calls = 0  # calls of tools (managed agents included) by the code, ever
         # the current code action's last tool calls (name, args, kwargs, result), shown if it fails
@@ -180,7 +182,7 @@ class CodeAgent(MultiStepAgent):
         execution = self._spawn(run, run.executor.run(shielded.code))
         async for event in self._while_running(run, execution):
             yield event
-        out = execution.result()
+        out = self._located(execution.result())
         self._definitions.update(snippet.definitions(_ran_through(out.error)))
         self._imports.update(snippet.imports(_ran_through(out.error)))
         async for event in self._outcome(run, step, out, snippet, shielded.code, shielded.notes):
@@ -216,6 +218,13 @@ class CodeAgent(MultiStepAgent):
             f"{before}{'' if before.endswith(_NEWLINE) else _NEWLINE}{note}" if before else note
         )
         yield Observation(agent=self.name, step=step.step_number, text=note)
+
+    def _located(self, out: CodeOutput) -> CodeOutput:
+        """An error raised in a function of an earlier step shows that function's line."""
+        if out.error is None:
+            return out
+        message = with_earlier_line(out.error.message, self._definitions)
+        return dataclasses.replace(out, error=dataclasses.replace(out.error, message=message))
 
     def _error_notes(self, error: ExecutionFailure, snippet: Snippet) -> list[str]:
         """What helps fix a failed action: the tools the model can call instead of a missing
@@ -266,7 +275,7 @@ class CodeAgent(MultiStepAgent):
         never run (once a run)."""
         guard, executor = run.guard, run.executor
         if code.examples and guard.examples_rejected < 2 and executor is not None:
-            outcomes = [(e, await executor.run(e.code())) for e in code.examples]
+            outcomes = [(e, self._located(await executor.run(e.code()))) for e in code.examples]
             failures = [f for e, out in outcomes if (f := e.failure(out)) is not None]
             if failures:
                 guard.examples_rejected += 1

@@ -18,12 +18,13 @@ import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "MAX_ANALYZED_CHARS",
     "RESULTS_SHOWN",
     "SILENT_STEP",
+    "Definition",
     "RunGuard",
     "Snippet",
     "gave_up",
@@ -33,6 +34,7 @@ __all__ = [
     "no_tool_answer_hint",
     "tool_results_note",
     "unknown_name_note",
+    "with_earlier_line",
 ]
 
 MAX_ANALYZED_CHARS = 20_000
@@ -45,6 +47,31 @@ SILENT_STEP = "(no output: the code ran without errors but printed nothing. Prin
 _CHANGE = "Try a different approach."
 _LINE_NUMBER = re.compile(r"\blines? \d+(?:, \d+)*")
 _TABLE_MIN = 3  # a literal of this many constant values or more is a data table
+
+
+class Definition(NamedTuple):
+    """A function or class a code action defined: the line of the snippet it starts on (its
+    first decorator's), and its source text."""
+
+    first_line: int
+    source: str
+
+
+_EARLIER = re.compile(r"\(raised in (?P<name>\w+)\(\) from an earlier step, line (?P<line>\d+)\)")
+
+
+def with_earlier_line(message: str, definitions: Mapping[str, Definition]) -> str:
+    """An error raised in a function an earlier step defined names its line by number only
+    (the executor no longer has that step's text): add the line itself."""
+    match = _EARLIER.search(message)
+    known = definitions.get(match["name"]) if match else None
+    if match is None or known is None:
+        return message
+    lines = known.source.splitlines()
+    index = int(match["line"]) - known.first_line
+    if not 0 <= index < len(lines):
+        return message
+    return message[: match.end() - 1] + f": {lines[index].strip()})" + message[match.end() :]
 
 
 @dataclass(frozen=True)
@@ -72,10 +99,10 @@ class Snippet:
             text = "\n".join(line for line in lines if line and not line.startswith("#"))
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
-    def definitions(self, ran_through: int | None = None) -> dict[str, str]:
-        """Source text of the functions and classes defined at top level, by name; with
-        `ran_through`, only those ending on or before that line (the snippet failed there)."""
-        found: dict[str, str] = {}
+    def definitions(self, ran_through: int | None = None) -> dict[str, Definition]:
+        """The functions and classes defined at top level, by name; with `ran_through`, only
+        those ending on or before that line (the snippet failed there)."""
+        found: dict[str, Definition] = {}
         lines = self.code.splitlines()
         for node in self.tree.body if self.tree is not None else ():
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -83,7 +110,7 @@ class Snippet:
             end = node.end_lineno or node.lineno
             if ran_through is None or end <= ran_through:
                 first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-                found[node.name] = "\n".join(lines[first - 1 : end])
+                found[node.name] = Definition(first, "\n".join(lines[first - 1 : end]))
         return found
 
     def imports(self, ran_through: int | None = None) -> dict[str, str]:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..executors.base import CodeOutput
+from .guards import Definition
 
 __all__ = ["MAX_EXAMPLES", "Example", "HandedBack", "examples_note", "handed_back", "untried_note"]
 
@@ -77,16 +78,17 @@ class HandedBack:
 
 
 def handed_back(
-    answer: object, definitions: Mapping[str, str], imports: Mapping[str, str] | None = None
+    answer: object, definitions: Mapping[str, Definition], imports: Mapping[str, str] | None = None
 ) -> HandedBack | None:
     """What `answer` stands for if it is the repr of a function or class the run's code defined
-    (`definitions`: source by name), with the run's import statements it uses (`imports`: by
+    (`definitions`: by name), with the run's import statements it uses (`imports`: by
     bound name) put first, so the source runs on its own."""
     match = _REPR.fullmatch(answer) if isinstance(answer, str) else None
     name = (match["function"] or match["class"]) if match else None
-    source = definitions.get(name) if name else None
-    if name is None or source is None:
+    known = definitions.get(name) if name else None
+    if name is None or known is None:
         return None
+    source = known.source
     try:
         tree = ast.parse(source)
     except SyntaxError:
