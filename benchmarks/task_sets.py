@@ -75,7 +75,8 @@ def _run_set(
             for side, extra in _variants(name, args) if name in wanted else ():
                 earlier = _earlier_side(figure, side) if args.continue_sides else None
                 todo = [t for t in tasks if t["id"] not in _ids(earlier)]
-                run = _SideRun(figure, side, {**settings, **extra}, todo, proxy, api_key)
+                part = len(earlier.get("parts", [earlier])) + 1 if earlier else None
+                run = _SideRun(figure, side, {**settings, **extra}, todo, proxy, api_key, part)
                 sides[side] = _continued(earlier, run.go(runner, budget))
     return sides
 
@@ -116,13 +117,15 @@ class _SideRun:
     tasks: Rows
     proxy: ModelProxy
     api_key: str
+    part: int | None = None
+    """Which part of the side's run this is (`--continue-sides`), None for a whole run."""
 
     def go(self, runner: Side | None, budget: float | None) -> dict[str, Any]:
         started, code = time.perf_counter(), _code_version()  # the code measured, before any later commit
         bases = {t["id"]: self.proxy.base_url(f"{self.side}/{t['id']}") for t in self.tasks}
         options = {**self.settings, "api_key": self.api_key, "tasks": self.tasks, "api_bases": bases}
         out = {"rows": _alone(options)} if runner is None else runner("agent_tasks", budget, **options)
-        result = _finish(self.figure, self.side, self.tasks, out["rows"], self.proxy, self.settings, started)
+        result = _finish(self, out["rows"], started)
         result["code"] = code
         if "stopped_after_s" in out:
             result["stopped"] = f"stopped after {out['stopped_after_s'] / 60:g} min, {len(out['rows'])} done"
@@ -146,10 +149,10 @@ def _variants(name: str, args: argparse.Namespace) -> Iterator[tuple[str, dict[s
         yield f"codeloop-{executor}", {"executor": executor}
 
 
-def _finish(figure: str, side: str, tasks: Rows, rows: Rows, proxy: ModelProxy, settings: dict[str, Any],
-            started: float) -> dict[str, Any]:  # fmt: skip
+def _finish(run: _SideRun, rows: Rows, started: float) -> dict[str, Any]:
     """Attach each task's model traffic and verdict; write the failures' transcripts."""
-    by_id = {t["id"]: t for t in tasks}
+    figure, side, proxy, settings = run.figure, run.side, run.proxy, run.settings
+    by_id = {t["id"]: t for t in run.tasks}
     traffic = {row["id"]: proxy.take(f"{side}/{row['id']}") for row in rows}
     for row in rows:
         row.update(_traffic_totals(traffic[row["id"]]))
@@ -158,7 +161,7 @@ def _finish(figure: str, side: str, tasks: Rows, rows: Rows, proxy: ModelProxy, 
         row["solved"], row["detail"] = _judge(figure, by_id[row["id"]], row["answer"])
     failed = {r["id"]: (by_id[r["id"]], r, traffic[r["id"]]) for r in rows if not r["solved"]}
     date = time.strftime("%Y-%m-%d")
-    write_transcripts(TRANSCRIPTS / date / figure / side, failed)
+    write_transcripts(TRANSCRIPTS / date / figure / side, failed, run.part)
     return {"measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "code": _code_version(), "settings": settings,
             "wall_s": time.perf_counter() - started, "rows": rows}  # fmt: skip
 

@@ -1,6 +1,7 @@
 """Transcripts of failed tasks, from the recording proxy's exchanges: what each model request
 added to its conversation (the task, observations, errors) and the model's reply. A system prompt
-is written once per side, in `_system_prompts.md`, and referred to by number."""
+is written once per side, in `_system_prompts.md` (`_system_prompts-<part>.md` for a later part of a
+side's run), and referred to by number."""
 
 from __future__ import annotations
 
@@ -20,21 +21,25 @@ Failure = tuple[dict[str, Any], dict[str, Any], list[Exchange]]
 """A failed task: the task, its result row, its model exchanges."""
 
 
-def write_transcripts(folder: Path, failed: dict[str, Failure]) -> None:
-    """One markdown file per failed task in `folder` (emptied first: a re-run replaces it)."""
-    shutil.rmtree(folder, ignore_errors=True)
+def write_transcripts(folder: Path, failed: dict[str, Failure], part: int | None = None) -> None:
+    """One markdown file per failed task in `folder`, emptied first: a re-run replaces it. A
+    `part` of a side's run (`--continue-sides`) adds to the folder, its system prompts in their
+    own file."""
+    if part is None:
+        shutil.rmtree(folder, ignore_errors=True)
     if not failed:
         return
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     prompts: list[str] = []
+    name = "_system_prompts.md" if part is None else f"_system_prompts-{part}.md"
     for task_id, (task, row, exchanges) in failed.items():
-        (folder / f"{task_id}.md").write_text(render_transcript(task, row, exchanges, prompts))
+        (folder / f"{task_id}.md").write_text(render_transcript(task, row, exchanges, prompts, name))
     lines = [f"## System prompt {i + 1}\n\n````\n{p}\n````\n" for i, p in enumerate(prompts)]
-    (folder / "_system_prompts.md").write_text("\n".join(lines))
+    (folder / name).write_text("\n".join(lines))
 
 
 def render_transcript(task: dict[str, Any], row: dict[str, Any], exchanges: list[Exchange],
-                      prompts: list[str]) -> str:  # fmt: skip
+                      prompts: list[str], prompts_file: str = "_system_prompts.md") -> str:  # fmt: skip
     """The transcript of one run; system prompts are added to `prompts` and cited by number."""
     lines = [
         f"# {task['id']}",
@@ -48,11 +53,13 @@ def render_transcript(task: dict[str, Any], row: dict[str, Any], exchanges: list
         lines.append(f"- error: {row['error']}")
     seen: list[list[Message]] = []
     for number, exchange in enumerate(exchanges, 1):
-        lines += _exchange(number, exchange, seen, prompts)
+        lines += _exchange(number, exchange, seen, prompts, prompts_file)
     return "\n".join(lines) + "\n"
 
 
-def _exchange(number: int, exchange: Exchange, seen: list[list[Message]], prompts: list[str]) -> list[str]:
+def _exchange(
+    number: int, exchange: Exchange, seen: list[list[Message]], prompts: list[str], prompts_file: str
+) -> list[str]:
     messages = [{"role": m.get("role", "?"), "text": _text(m)} for m in exchange.messages]
     earlier = max((s for s in seen if messages[: len(s)] == s), key=len, default=[])
     seen.append(messages)
@@ -62,7 +69,7 @@ def _exchange(number: int, exchange: Exchange, seen: list[list[Message]], prompt
     if earlier:
         lines += [f"*(continues an earlier conversation: {len(earlier)} messages not repeated)*", ""]
     for message in messages[len(earlier) :]:
-        lines += [f"**{message['role']}**", "", _body(message, prompts), ""]
+        lines += [f"**{message['role']}**", "", _body(message, prompts, prompts_file), ""]
     if exchange.error:
         lines += ["**error**", "", exchange.error]
     else:
@@ -70,13 +77,13 @@ def _exchange(number: int, exchange: Exchange, seen: list[list[Message]], prompt
     return lines
 
 
-def _body(message: Message, prompts: list[str]) -> str:
+def _body(message: Message, prompts: list[str], prompts_file: str) -> str:
     if message["role"] != "system":
         return _fenced(message["text"])
     if message["text"] not in prompts:
         prompts.append(message["text"])
     number = prompts.index(message["text"]) + 1
-    return f"*(system prompt {number} in `_system_prompts.md`, {len(message['text']):,} characters)*"
+    return f"*(system prompt {number} in `{prompts_file}`, {len(message['text']):,} characters)*"
 
 
 def _text(message: Message) -> str:

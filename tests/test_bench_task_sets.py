@@ -18,7 +18,7 @@ import pytest
 from benchmarks.__main__ import _merged_task_sets
 from benchmarks.model_proxy import OVER_BUDGET, Exchange, ModelProxy
 from benchmarks.report import render_markdown
-from benchmarks.task_sets import per_task_markdown, rows_for
+from benchmarks.task_sets import _continued, per_task_markdown, rows_for
 from benchmarks.transcripts import render_transcript, write_transcripts
 
 TIMINGS = {"cache_n": 30, "prompt_n": 12, "prompt_ms": 400.0, "predicted_n": 5, "predicted_ms": 250.0}
@@ -194,8 +194,23 @@ def test_a_transcript_shows_each_request_once(tmp_path: Path) -> None:
     assert prompts == [system["content"]]
     write_transcripts(tmp_path / "side", {"retry-1": ({"id": "retry-1"}, row, [first])})
     assert sorted(p.name for p in (tmp_path / "side").iterdir()) == ["_system_prompts.md", "retry-1.md"]
+    write_transcripts(tmp_path / "side", {"retry-2": ({"id": "retry-2"}, row, [first])}, part=2)
+    names = sorted(p.name for p in (tmp_path / "side").iterdir())
+    assert names == ["_system_prompts-2.md", "_system_prompts.md", "retry-1.md", "retry-2.md"]
+    assert "system prompt 1 in `_system_prompts-2.md`" in (tmp_path / "side" / "retry-2.md").read_text()
     write_transcripts(tmp_path / "side", {})
     assert not (tmp_path / "side").exists(), "a re-run replaces the side's transcripts"
+
+
+def test_a_continued_side_keeps_its_earlier_tasks_and_says_when_each_part_ran() -> None:
+    earlier = {"measured": "T1", "code": "aaa", "wall_s": 600.0, "rows": [{"id": "t1"}], "stopped": "stopped"}
+    fresh = {"measured": "T2", "code": "bbb", "wall_s": 120.0, "rows": [{"id": "t2"}], "settings": {}}
+    side = _continued(earlier, fresh)
+    assert [r["id"] for r in side["rows"]] == ["t1", "t2"] and side["wall_s"] == 720.0
+    assert [(p["code"], p["tasks"]) for p in side["parts"]] == [("aaa", 1), ("bbb", 1)]
+    third = _continued(side, {**fresh, "code": "ccc", "rows": [{"id": "t3"}]})
+    assert [p["code"] for p in third["parts"]] == ["aaa", "bbb", "ccc"] and len(third["rows"]) == 3
+    assert _continued(None, fresh) is fresh
 
 
 _SLOW_SIDE = """
