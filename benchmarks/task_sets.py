@@ -75,7 +75,7 @@ def _run_set(
             for side, extra in _variants(name, args) if name in wanted else ():
                 earlier = _earlier_side(figure, side) if args.continue_sides else None
                 todo = [t for t in tasks if t["id"] not in _ids(earlier)]
-                part = len(earlier.get("parts", [earlier])) + 1 if earlier else None
+                part = len(_parts(earlier)) + 1 if earlier else None
                 run = _SideRun(figure, side, {**settings, **extra}, todo, proxy, api_key, part)
                 sides[side] = _continued(earlier, run.go(runner, budget))
     return sides
@@ -97,9 +97,14 @@ def _continued(earlier: dict[str, Any] | None, fresh: dict[str, Any]) -> dict[st
     """One side's results from an earlier run of some tasks and this run of the rest."""
     if not earlier:
         return fresh
-    parts = [*earlier.get("parts", [_part(earlier)]), _part(fresh)]
+    parts = [*_parts(earlier), _part(fresh)]
     rows = earlier["rows"] + fresh["rows"]
     return {**fresh, "rows": rows, "wall_s": earlier["wall_s"] + fresh["wall_s"], "parts": parts}
+
+
+def _parts(side: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs a side's results come from (one, unless it was continued)."""
+    return list(side.get("parts", [_part(side)]))
 
 
 def _part(side: dict[str, Any]) -> dict[str, Any]:
@@ -162,7 +167,7 @@ def _finish(run: _SideRun, rows: Rows, started: float) -> dict[str, Any]:
     failed = {r["id"]: (by_id[r["id"]], r, traffic[r["id"]]) for r in rows if not r["solved"]}
     date = time.strftime("%Y-%m-%d")
     write_transcripts(TRANSCRIPTS / date / figure / side, failed, run.part)
-    return {"measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "code": _code_version(), "settings": settings,
+    return {"measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "settings": settings,
             "wall_s": time.perf_counter() - started, "rows": rows}  # fmt: skip
 
 
@@ -324,7 +329,7 @@ def _note(figure: str, sides: dict[str, Any], names: list[str], count: int) -> s
     settings = sides[names[0]]["settings"]
     runs = "; ".join(
         f"{n} measured "
-        + " + ".join(_part_note(p) for p in sides[n].get("parts", [_part(sides[n])]))
+        + " + ".join(_part_note(p) for p in _parts(sides[n]))
         + (f", at most {m:g} min a task" if (m := sides[n]["settings"].get("task_minutes")) else "")
         for n in names
     )

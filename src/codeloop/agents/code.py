@@ -26,7 +26,6 @@ from ..messages import ToolCall
 from ..models.base import Model
 from ..parsing import answer_literal, code_end, extract_code, plain_answer
 from ..tools import Tool
-from ..tools._render import tool_entry
 from .base import MultiStepAgent
 from .executor_types import LOCAL_NOTE, executor_from_type
 from .guards import (
@@ -234,9 +233,8 @@ class CodeAgent(MultiStepAgent):
             (_call_text(name, args, kwargs), _SHORT.repr(value))
             for name, args, kwargs, value in self._step_calls
         ]
-        stubs = {name: tool_entry(t) for name, t in self.tools.items()}
         used = {name for name, *_ in self._step_calls}
-        missing = missing_key_note(error.type, error.message, stubs, used) if used else None
+        missing = missing_key_note(error.type, error.message, self.tools, used) if used else None
         notes = (unknown, tool_results_note(calls), missing)
         return [note for note in notes if note is not None]
 
@@ -250,8 +248,8 @@ class CodeAgent(MultiStepAgent):
         try:
             return extract_code(step.model_output)
         except AgentParsingError:
-            answer, last = plain_answer(step.model_output), run.steps_taken + 1 >= run.max_steps
-            if self.plain_answer_at_last_step and last and answer is not None:
+            answer = plain_answer(step.model_output)
+            if self.plain_answer_at_last_step and run.on_last_step and answer is not None:
                 return None
             if answer is not None and self.tools and not run.guard.asked_for_tools:
                 if self._tool_calls == run.guard.tool_calls_at_start:  # nothing came from a tool
@@ -263,7 +261,7 @@ class CodeAgent(MultiStepAgent):
         """End the step with `answer` if every check accepts it (a function stands for its source)."""
         code = handed_back(answer, self._definitions, self._imports)
         step.action_output = answer = answer if code is None else code.source
-        if code is not None and self.check_handed_back_code and run.steps_taken + 1 < run.max_steps:
+        if code is not None and self.check_handed_back_code and not run.on_last_step:
             await self._check_code(run, code)
         self._check_invented_data(run)
         self._check_gave_up(run, answer)
@@ -296,7 +294,7 @@ class CodeAgent(MultiStepAgent):
     def _check_gave_up(self, run: Run, answer: Any) -> None:
         """Hold back, once a run, an answer that says the facts were not found while some tools
         were never called (not on the run's last step)."""
-        if run.guard.gave_up_asked or run.steps_taken + 1 >= run.max_steps or not gave_up(answer):
+        if run.guard.gave_up_asked or run.on_last_step or not gave_up(answer):
             return
         unused = [name for name in self.tools if name not in run.guard.called]
         if unused:

@@ -18,7 +18,10 @@ import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from ..tools import Tool
 
 __all__ = [
     "MAX_ANALYZED_CHARS",
@@ -223,16 +226,19 @@ _MISSING_KEY = re.compile(r"^'(?P<key>\w+)'$")
 
 
 def missing_key_note(
-    error_type: str, message: str, stubs: Mapping[str, str], used: Collection[str]
+    error_type: str, message: str, tools: Mapping[str, Tool], used: Collection[str]
 ) -> str | None:
     """For `KeyError: 'weight_kg'` on data from the tools: the tools (not among `used`, those the
-    failed action called) whose description names that key (`stubs`: a tool's prompt entry by
-    name), with their signatures. A small model tends to answer "no weight_kg found" instead."""
+    failed action called) whose prompt entry names that key, with their signatures. A small
+    model tends to answer "no weight_kg found" instead."""
     match = _MISSING_KEY.match(message.strip()) if error_type == "KeyError" else None
     if match is None:
         return None
+    from ..tools._render import tool_entry
+
     key = re.compile(rf"\b{re.escape(match['key'])}\b")
-    found = [stub.splitlines()[0] for name, stub in stubs.items() if name not in used and key.search(stub)]
+    entries = (tool_entry(tool) for name, tool in tools.items() if name not in used)
+    found = [entry.splitlines()[0] for entry in entries if key.search(entry)]
     if not found:
         return None
     return f"'{match['key']}' is in what these tools return: {'; '.join(found[:3])}. Call one to get it."

@@ -44,6 +44,11 @@ class Run:
     guard: RunGuard = field(default_factory=RunGuard)
     """The watch for a model that repeats itself; `guard.stuck` ends the run."""
 
+    @property
+    def on_last_step(self) -> bool:
+        """Whether the step in progress is the run's last one (`max_steps` runs out after it)."""
+        return self.steps_taken + 1 >= self.max_steps
+
     def finish(
         self,
         state: RunState,
