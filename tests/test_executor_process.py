@@ -15,9 +15,10 @@ import pytest
 from codeloop.errors import ConfigurationError, ExecutorError, ManagedAgentError
 from codeloop.executors import create_executor
 from codeloop.executors.base import Executor, ExecutorLimits
+from codeloop.executors.inworker.session import SAFE_MODULES
+from codeloop.executors.inworker.values import decode_value, encode_value
 from codeloop.executors.local import LocalExecutor
 from codeloop.executors.process import ProcessTransport, ReprValue, WorkerClient, WorkerGone
-from codeloop.executors.worker import SAFE_MODULES, decode_value, encode_value
 
 # A generous time limit where time is not the subject (the box may be busy); QUICK where it is.
 LIMITS = ExecutorLimits(

@@ -38,7 +38,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError, ExecutorError
 from .base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction, limit_failure, truncate_output
-from .worker import SAFE_MODULES, ReprValue, decode_value, encode_value
+from .inworker.session import SAFE_MODULES
+from .inworker.values import ReprValue, decode_value, encode_value
 
 __all__ = [
     "BASE_ADDRESS_SPACE",
@@ -51,6 +52,7 @@ __all__ = [
     "WorkerGone",
     "WorkerStartError",
     "worker_argv",
+    "worker_source",
 ]
 
 _LIMITS = frozenset({"timeout_s", "memory_bytes", "max_recursion_depth", "max_output_chars"})
@@ -58,8 +60,18 @@ _LIMITS = frozenset({"timeout_s", "memory_bytes", "max_recursion_depth", "max_ou
 BASE_ADDRESS_SPACE = 256 * 2**20
 """Address space a CPython worker needs beyond `memory_bytes`: the interpreter and its libraries."""
 
-WORKER_PATH = Path(__file__).with_name("worker.py")
-"""The worker program; copy it into a remote sandbox and run it with `python worker.py`."""
+
+class _WorkerProgram(type(Path())):  # type: ignore[misc]
+    """The path of `worker.py`, whose `read_bytes()` is the whole program as one source."""
+
+    def read_bytes(self) -> bytes:
+        return worker_source()
+
+
+WORKER_PATH: Path = _WorkerProgram(__file__).with_name("worker.py")
+"""The worker program's entry point (it loads the `inworker` package beside it). Its
+`read_bytes()` gives `worker_source()`, the whole program as one source, so code that copies
+"the file" into a sandbox without codeloop keeps working; prefer `worker_source()`."""
 
 _STARTUP_TIMEOUT_S = 60.0
 _MIN_LINE_LIMIT = 64 * 2**20
@@ -521,6 +533,17 @@ def _error_info(exc: Exception) -> dict[str, str]:
     """A host exception for the worker: its type name, nearest built-in base, and message."""
     base = next(t for t in type(exc).__mro__ if t.__module__ == "builtins" and issubclass(t, Exception))
     return {"type": type(exc).__name__, "base": base.__name__, "message": str(exc)}
+
+
+def worker_source() -> bytes:
+    """The worker program as one self-contained source (its `inworker` modules embedded), for
+    sandboxes where codeloop is not installed: run it as the main program."""
+    from .worker import PARTS
+
+    parts = {name: (WORKER_PATH.parent / "inworker" / f"{name}.py").read_text("utf-8") for name in PARTS}
+    entry = Path(WORKER_PATH).read_text("utf-8")
+    program = f"_CODELOOP_PARTS = {parts!r}\nexec(compile({entry!r}, __file__, 'exec'), globals())\n"
+    return program.encode("utf-8")
 
 
 def worker_argv(*extra: str, isolated: bool = False) -> list[str]:
