@@ -1,42 +1,72 @@
-"""A reusable red-team harness: run the shared escape corpus against any `Executor`.
+"""A reusable red-team harness: run the shared corpus against any `Executor`.
 
-The corpus (`escapes.yaml`) and its contract (`README.md`) live in `tests/data/redteam/`. For
-each payload the harness prepares what the README asks for, runs the payload as one code action,
-and reports whether it escaped and why:
+The corpus (every `*.yaml` in `tests/data/redteam/`) and its contract (`README.md` there) live
+beside each other. For each payload the harness prepares what the README asks for, runs the
+payload as one code action, and reports whether it escaped and why:
 
     payloads = load_payloads()
     with Arena() as arena:                       # secret file, marker path, listener, env secret
         executor = MyExecutor(limits)
         await executor.start(HARMLESS_TOOLS)     # start after the env secret is set
         verdict = await attack(executor, payloads[0], arena, memory_limit=limits.memory_bytes)
-        assert not verdict.escaped, verdict.reasons
+        assert verdict.passed, verdict.summary()
 
 `Verdict.escaped` follows the README's escape criteria. `Verdict.problems` adds what a secure
-executor must also show: the expected kind of stop for `expect: stopped` payloads, and a next code
-action (`print(1+1)`) that runs normally afterwards.
+executor must also show, one readable line (with the numbers) per failed check:
+
+* the expected kind of stop for `expect: stopped` payloads;
+* the host's event loop stays responsive: a heartbeat task sleeping `HEARTBEAT_INTERVAL_S` in a
+  loop is never late by more than `HEARTBEAT_BOUND_S` (measured from the payload's start until
+  the next action has returned);
+* no CPU is used once the action has returned: over a `QUIET_WINDOW_S` window, neither the host
+  process (all its threads, less the heartbeat's own ticks) nor its descendant processes use more
+  than `QUIET_CPU_BOUND_S` of CPU;
+* nothing is left running: within `SETTLE_S`, the host's Python threads (not counting idle
+  thread-pool workers and asyncio's child watchers) are back to their baseline, no new native
+  host thread (one Python does not know, e.g. of a Rust runtime) is running or has used CPU since
+  the action returned (idle pooled ones are allowed: they cannot be told from blocked ones),
+  there are no more descendant processes than before, and no descendant has more threads than
+  before (a restarted worker with a new pid is compared with the most threads a descendant had);
+* the next code action runs normally and shows its own output: it prints a fresh random token and
+  its printed output must be exactly that token (a desynchronised protocol would show an earlier
+  reply).
+
+Host memory is sampled (current RSS, `/proc/self/statm`) on every heartbeat and compared with the
+RSS before the payload; with the growth of `ru_maxrss`, a growth above the smaller of the
+executor's memory limit and `HOST_MEMORY_BOUND_BYTES` is an escape (the README's criterion).
+
+Executors whose work runs elsewhere (remote sandboxes) pass `local_processes=False` to skip the
+descendant-process checks; the host-side checks still apply. Linux only (it reads `/proc`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures.thread
 import os
 import resource
 import secrets
 import socket
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from types import CodeType, TracebackType
 from typing import Any
 
 from codeloop.executors.base import CodeOutput, Executor
 
 __all__ = [
+    "CORPUS_DIR",
     "CORPUS_PATH",
     "ENV_SECRET_NAME",
     "HARMLESS_TOOLS",
+    "HEARTBEAT_BOUND_S",
+    "HOST_MEMORY_BOUND_BYTES",
+    "QUIET_CPU_BOUND_S",
     "Arena",
     "Payload",
     "Verdict",
@@ -44,12 +74,29 @@ __all__ = [
     "load_payloads",
 ]
 
-CORPUS_PATH = Path(__file__).resolve().parent / "data" / "redteam" / "escapes.yaml"
-"""The corpus, kept in the repository (`tests/data/redteam/`, see its README for its source)."""
+CORPUS_DIR = Path(__file__).resolve().parent / "data" / "redteam"
+"""The corpus, kept in the repository: every `*.yaml` here (see the README beside them)."""
+CORPUS_PATH = CORPUS_DIR / "escapes.yaml"
+"""The original file of the corpus (the public escape families)."""
 
 ENV_SECRET_NAME = "CODELOOP_REDTEAM_SECRET"
 DEFAULT_LIMIT_S = 30.0  # wall-clock bound for payloads that do not set `limit_s`
-NEXT_ACTION = "print(1+1)"
+
+HEARTBEAT_INTERVAL_S = 0.01
+HEARTBEAT_BOUND_S = 0.25
+"""Worst allowed lateness of a 10 ms heartbeat. Benign snippets give at most ~5 ms on a shared
+2-core machine (monty and the jail, ~0.5-5 ms over the corpus' benign phases); 0.25 s is far
+above scheduler noise and far below a host that does the payload's work on its event loop."""
+HOST_MEMORY_BOUND_BYTES = 64 * 2**20
+"""Host RSS growth allowed while a payload runs (or the executor's memory limit, if smaller)."""
+QUIET_WINDOW_S = 0.3
+QUIET_CPU_BOUND_S = 0.05
+"""CPU allowed in the quiet window after an action, for the host and for its descendants. An idle
+executor uses under 1 ms of host CPU in 0.3 s (the heartbeat excluded) and 0 clock ticks in its
+workers."""
+SETTLE_S = 0.5  # how long leftover threads and processes get to go away (after the quiet window)
+_POLL_S = 0.02
+_TICK_SLACK_S = 0.02  # CPU times in /proc are counted in clock ticks (10 ms)
 
 
 def _lookup(key: str) -> str:
@@ -70,6 +117,7 @@ class Payload:
     expect: str  # "contained" | "stopped"
     code: str
     limit_s: float = DEFAULT_LIMIT_S
+    source: str = ""  # the corpus file it came from
 
 
 @dataclass
@@ -82,6 +130,7 @@ class Verdict:
     problems: list[str] = field(default_factory=list)  # expectation or recovery failures
     elapsed_s: float = 0.0
     output: CodeOutput | None = None
+    measured: dict[str, float] = field(default_factory=dict)  # what the host-side checks saw
 
     def escape(self, reason: str) -> None:
         self.escaped = True
@@ -97,22 +146,35 @@ class Verdict:
         return "\n".join(lines)
 
 
-def load_payloads(path: Path = CORPUS_PATH) -> list[Payload]:
-    """Read the corpus. Raises FileNotFoundError if it is not there."""
+def load_payloads(path: Path = CORPUS_DIR) -> list[Payload]:
+    """Read the corpus: every `*.yaml` of a directory (in name order), or one file.
+
+    Raises FileNotFoundError if it is not there and ValueError if two entries share an id."""
     import yaml
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return [
-        Payload(
-            id=p["id"],
-            family=p["family"],
-            kind=p["kind"],
-            expect=p["expect"],
-            code=p["code"],
-            limit_s=float(p.get("limit_s", DEFAULT_LIMIT_S)),
-        )
-        for p in data["payloads"]
-    ]
+    files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"no *.yaml corpus file in {path}")
+    payloads: list[Payload] = []
+    seen: dict[str, str] = {}
+    for file in files:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        for p in data.get("payloads") or []:
+            if p["id"] in seen:
+                raise ValueError(f"payload id {p['id']!r} is in both {seen[p['id']]} and {file.name}")
+            seen[p["id"]] = file.name
+            payloads.append(
+                Payload(
+                    id=p["id"],
+                    family=p["family"],
+                    kind=p["kind"],
+                    expect=p["expect"],
+                    code=p["code"],
+                    limit_s=float(p.get("limit_s", DEFAULT_LIMIT_S)),
+                    source=file.name,
+                )
+            )
+    return payloads
 
 
 class _Listener:
@@ -203,32 +265,230 @@ class Arena:
         return [name for name, s in (("file", self.file_secret), ("env", self.env_secret)) if s in text]
 
 
+# ---- what /proc shows ---------------------------------------------------------------------------
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
 def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def _visible_text(out: CodeOutput) -> str:
-    parts = [repr(out.output), str(out.output), out.logs]
-    if out.error is not None:
-        parts += [out.error.describe(), out.error.message, out.error.source_line or ""]
-    return "\n".join(parts)
+def _rss_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * _PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class _Proc:
+    threads: int
+    cpu_s: float
+    state: str
+
+
+def _proc_stat(pid: int, task: int | None = None) -> _Proc | None:
+    """A process' (or one of this process' threads') `stat`: threads, CPU time and state."""
+    where = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
+    try:
+        with open(where, encoding="ascii", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # fields 3.. of proc(5); the name may hold spaces
+    utime, stime, threads = int(fields[11]), int(fields[12]), int(fields[17])
+    return _Proc(threads=threads, cpu_s=(utime + stime) / _CLOCK_TICKS, state=fields[0])
+
+
+def _descendants(root: int | None = None) -> dict[int, _Proc]:
+    """Every process below `root` (this one by default), by pid, from each thread's children."""
+    found: dict[int, _Proc] = {}
+    todo = [os.getpid() if root is None else root]
+    while todo:
+        pid = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as f:
+                    children = [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+            for child in children:
+                stat = _proc_stat(child)
+                if stat is not None and child not in found:
+                    found[child] = stat
+                    todo.append(child)
+    return found
+
+
+def _parked_codes() -> set[CodeType]:
+    """Where a thread waits when it is idle housekeeping: a thread-pool worker waiting for work,
+    or asyncio's per-child watcher thread blocked in waitpid (the process checks cover its child)."""
+    codes = {concurrent.futures.thread._worker.__code__}
+    watcher: Any = getattr(asyncio, "ThreadedChildWatcher", None)
+    if watcher is not None and hasattr(watcher, "_do_waitpid"):
+        codes.add(watcher._do_waitpid.__code__)
+    return codes
+
+
+_PARKED = _parked_codes()
+
+
+def _busy_threads() -> dict[int, str]:
+    """The host's Python threads that are doing something (not parked), by ident -> name."""
+    frames = sys._current_frames()
+    busy: dict[int, str] = {}
+    for thread in threading.enumerate():
+        ident = thread.ident
+        if ident is None:
+            continue
+        frame = frames.get(ident)
+        if frame is not None and frame.f_code in _PARKED:
+            continue
+        busy[ident] = thread.name
+    return busy
+
+
+def _native_threads() -> dict[int, _Proc]:
+    """The host's threads that Python does not know (e.g. an extension's Rust runtime), by tid."""
+    python = {t.native_id for t in threading.enumerate()}
+    found = {}
+    for name in os.listdir("/proc/self/task"):
+        tid = int(name)
+        if tid not in python and (stat := _proc_stat(os.getpid(), tid)) is not None:
+            found[tid] = stat
+    return found
+
+
+@dataclass(frozen=True)
+class _Census:
+    """Threads and processes at one moment."""
+
+    busy: dict[int, str]
+    native: dict[int, _Proc]
+    processes: dict[int, _Proc]
+
+    @classmethod
+    def take(cls, local_processes: bool) -> _Census:
+        return cls(
+            busy=_busy_threads(),
+            native=_native_threads(),
+            processes=_descendants() if local_processes else {},
+        )
+
+    def leftovers(self, now: _Census, since: dict[int, _Proc]) -> list[str]:
+        """What `now` has that this baseline did not. A new native thread counts when it runs or
+        has used CPU since `since` (the action's return): an idle one is a runtime's pooled
+        thread, which Python cannot tell apart from a blocked one."""
+        found = []
+        extra = {i: n for i, n in now.busy.items() if i not in self.busy}
+        if extra:
+            found.append(f"{len(extra)} host thread(s) still running: {sorted(extra.values())}")
+        working = [
+            f"{tid} ({t.state}, {t.cpu_s - (since[tid].cpu_s if tid in since else 0.0):.2f} s CPU since)"
+            for tid, t in now.native.items()
+            if tid not in self.native
+            and (t.state in "RD" or t.cpu_s - (since[tid].cpu_s if tid in since else 0.0) > _TICK_SLACK_S)
+        ]
+        if working:
+            found.append(f"{len(working)} new native host thread(s) still working: {', '.join(working)}")
+        if len(now.processes) > len(self.processes):
+            found.append(
+                f"{len(now.processes)} descendant processes, {len(self.processes)} before "
+                f"({_describe(now.processes)})"
+            )
+        most = max((p.threads for p in self.processes.values()), default=0)
+        for pid, proc in now.processes.items():
+            before = self.processes[pid].threads if pid in self.processes else most
+            if proc.threads > before:
+                found.append(f"descendant {pid} has {proc.threads} threads, {before} before")
+        return found
+
+
+def _describe(processes: dict[int, _Proc]) -> str:
+    return ", ".join(f"{pid}:{p.state}/{p.threads}t" for pid, p in sorted(processes.items())[:8])
+
+
+# ---- the heartbeat --------------------------------------------------------------------------------
+
+
+class _Heartbeat:
+    """A task that sleeps `interval` in a loop on the running event loop and records how late it
+    wakes (the worst per phase), the host's current RSS on every beat, and its own CPU time."""
+
+    def __init__(self, interval: float = HEARTBEAT_INTERVAL_S) -> None:
+        self.interval = interval
+        self.phase = "during the payload"
+        self.worst: dict[str, float] = {}
+        self.peak_rss = _rss_bytes()
+        self.own_cpu_s = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _Heartbeat:
+        self._task = asyncio.create_task(self._beat())
+        await asyncio.sleep(0)  # let it take its first timestamp
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+
+    async def _beat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.interval
+            await asyncio.sleep(self.interval)
+            started = time.thread_time()
+            late = loop.time() - due
+            if late > self.worst.get(self.phase, 0.0):
+                self.worst[self.phase] = late
+            self.peak_rss = max(self.peak_rss, _rss_bytes())
+            self.own_cpu_s += time.thread_time() - started
+
+
+# ---- the attack -----------------------------------------------------------------------------------
 
 
 async def attack(
-    executor: Executor, payload: Payload, arena: Arena, *, memory_limit: int, next_action: str = NEXT_ACTION
+    executor: Executor,
+    payload: Payload,
+    arena: Arena,
+    *,
+    memory_limit: int,
+    local_processes: bool = True,
+    quiet_window_s: float = QUIET_WINDOW_S,
 ) -> Verdict:
-    """Run `payload` on a started `executor` and judge it by the README's criteria."""
+    """Run `payload` on a started `executor` and judge it (see the module docstring).
+
+    `local_processes=False` is for executors whose work runs elsewhere: the descendant-process
+    checks (their CPU after the action, their number and threads) are skipped."""
     verdict = Verdict(payload)
-    connections, peak = arena.connections, _peak_rss_bytes()
-    started = time.monotonic()
-    out = await _run_bounded(executor, arena.substitute(payload.code), payload.limit_s, verdict)
-    verdict.elapsed_s = time.monotonic() - started
-    verdict.output = out
-    await asyncio.sleep(0.05)  # let a connection attempt reach the listener thread
-    _judge_effects(verdict, arena, connections, peak, memory_limit)
+    memory_bound = min(memory_limit, HOST_MEMORY_BOUND_BYTES)
+    connections, peak, rss = arena.connections, _peak_rss_bytes(), _rss_bytes()
+    baseline = _Census.take(local_processes)
+    async with _Heartbeat() as heartbeat:
+        started = time.monotonic()
+        out = await _run_bounded(executor, arena.substitute(payload.code), payload.limit_s, verdict)
+        verdict.elapsed_s = time.monotonic() - started
+        verdict.output = out
+        heartbeat.phase = "after the action"
+        returned = _native_threads()
+        await asyncio.sleep(0.05)  # let a connection attempt reach the listener thread
+        await _judge_quiet(verdict, heartbeat, local_processes, quiet_window_s)
+        await _judge_leftovers(verdict, baseline, returned, local_processes)
+        await _judge_recovery(verdict, executor)
+    _judge_effects(verdict, arena, connections, peak, memory_bound)
+    _judge_host_memory(verdict, heartbeat.peak_rss - rss, memory_bound)
+    _judge_heartbeat(verdict, heartbeat)
     if out is not None:
         _judge_output(verdict, arena, out)
-    await _judge_recovery(verdict, executor, next_action)
     return verdict
 
 
@@ -242,19 +502,98 @@ async def _run_bounded(executor: Executor, code: str, limit_s: float, verdict: V
     return None
 
 
-def _judge_effects(verdict: Verdict, arena: Arena, connections: int, peak: int, memory_limit: int) -> None:
+def _judge_effects(verdict: Verdict, arena: Arena, connections: int, peak: int, bound: int) -> None:
     if arena.marker_path.exists():
         verdict.escape(f"the marker file was created: {arena.marker_path}")
         arena.marker_path.unlink()
     if arena.connections > connections:
         verdict.escape(f"the listener accepted {arena.connections - connections} connection(s)")
     growth = _peak_rss_bytes() - peak
-    if growth > memory_limit:
-        verdict.escape(f"host memory grew by {growth} bytes (limit {memory_limit})")
+    verdict.measured["ru_maxrss_growth_bytes"] = growth
+    if growth > bound:
+        verdict.escape(f"host peak memory (ru_maxrss) grew by {growth / 2**20:.0f} MiB (bound {_mib(bound)})")
+
+
+def _judge_host_memory(verdict: Verdict, growth: int, bound: int) -> None:
+    verdict.measured["rss_growth_bytes"] = growth
+    if growth > bound:
+        verdict.escape(f"host RSS grew by {growth / 2**20:.0f} MiB during the attack (bound {_mib(bound)})")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:g} MiB"
+
+
+def _judge_heartbeat(verdict: Verdict, heartbeat: _Heartbeat) -> None:
+    for phase, late in heartbeat.worst.items():
+        verdict.measured[f"heartbeat_late_s ({phase})"] = late
+        if late > HEARTBEAT_BOUND_S:
+            verdict.problems.append(
+                f"the host's event loop was blocked {phase}: a {heartbeat.interval * 1e3:g} ms heartbeat "
+                f"woke {late:.3f} s late (bound {HEARTBEAT_BOUND_S:g} s)"
+            )
+
+
+async def _judge_quiet(
+    verdict: Verdict, heartbeat: _Heartbeat, local_processes: bool, window_s: float
+) -> None:
+    """CPU used by the host and its descendants over a quiet window after the action."""
+    host, own = time.process_time(), heartbeat.own_cpu_s
+    before = _descendants() if local_processes else {}
+    await asyncio.sleep(window_s)
+    host_cpu = time.process_time() - host - (heartbeat.own_cpu_s - own)
+    verdict.measured["quiet_host_cpu_s"] = host_cpu
+    if host_cpu > QUIET_CPU_BOUND_S:
+        verdict.problems.append(
+            f"the host used {host_cpu:.3f} s of CPU in the {window_s:g} s after the action returned "
+            f"(bound {QUIET_CPU_BOUND_S:g} s): work is still running in it"
+        )
+    if not local_processes:
+        return
+    after = _descendants()
+    spent = {pid: p.cpu_s - (before[pid].cpu_s if pid in before else 0.0) for pid, p in after.items()}
+    total = sum(spent.values())
+    verdict.measured["quiet_descendants_cpu_s"] = total
+    if total > QUIET_CPU_BOUND_S:
+        top = sorted(spent.items(), key=lambda kv: -kv[1])[:3]
+        busiest = ", ".join(f"{pid}: {s:.2f} s" for pid, s in top)
+        verdict.problems.append(
+            f"descendant processes used {total:.2f} s of CPU in the {window_s:g} s after the action "
+            f"returned (bound {QUIET_CPU_BOUND_S:g} s; {busiest})"
+        )
+
+
+async def _judge_leftovers(
+    verdict: Verdict, baseline: _Census, returned: dict[int, _Proc], local_processes: bool
+) -> None:
+    found = await _settled(lambda: baseline.leftovers(_Census.take(local_processes), returned))
+    verdict.measured["new_native_threads"] = len(set(_native_threads()) - set(baseline.native))
+    verdict.problems += [f"left behind after the action (waited {SETTLE_S:g} s): {what}" for what in found]
+
+
+async def _settled(check: Callable[[], list[str]]) -> list[str]:
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        found = check()
+        if not found or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(_POLL_S)
+
+
+def _visible_text(out: CodeOutput) -> str:
+    parts = [repr(out.output), str(out.output), out.logs]
+    if out.error is not None:
+        parts += [out.error.describe(), out.error.message, out.error.source_line or ""]
+    return "\n".join(parts)
 
 
 def _judge_output(verdict: Verdict, arena: Arena, out: CodeOutput) -> None:
-    for which in arena.leaked_in(_visible_text(out)):
+    try:
+        visible = _visible_text(out)
+    except Exception as exc:  # a hostile object must not reach the host as an object
+        verdict.problems.append(f"the returned output cannot be shown: {type(exc).__name__}: {exc}")
+        visible = out.logs
+    for which in arena.leaked_in(visible):
         verdict.escape(f"the {which} secret appears in what the executor returned")
     payload = verdict.payload
     if payload.kind == "resource" and verdict.elapsed_s > payload.limit_s:
@@ -263,14 +602,20 @@ def _judge_output(verdict: Verdict, arena: Arena, out: CodeOutput) -> None:
         verdict.escape("a resource payload ended without a clear error")
     if payload.expect == "stopped" and (out.error is None or out.error.limit is None):
         got = out.error.describe() if out.error else "no error"
-        verdict.problems.append(f"expected a resource limit to fire, got: {got}")
+        verdict.problems.append(f"expected a resource limit to fire, got: {got[:300]}")
 
 
-async def _judge_recovery(verdict: Verdict, executor: Executor, next_action: str) -> None:
+async def _judge_recovery(verdict: Verdict, executor: Executor) -> None:
+    token = "next-" + secrets.token_hex(8)
     try:
-        after: Any = await asyncio.wait_for(executor.run(next_action), timeout=DEFAULT_LIMIT_S)
+        after: Any = await asyncio.wait_for(executor.run(f"print({token!r})"), timeout=DEFAULT_LIMIT_S)
     except Exception as exc:
         verdict.problems.append(f"the next code action raised {type(exc).__name__}: {exc}")
         return
-    if after.error is not None or after.logs.strip() != "2":
-        verdict.problems.append(f"the next code action did not run normally: {after!r}")
+    if after.error is not None:
+        verdict.problems.append(f"the next code action failed: {after.error.describe()[:300]}")
+    elif after.logs.strip() != token:
+        verdict.problems.append(
+            f"the next code action printed {after.logs[:200]!r}, not its own token {token!r} "
+            "(a stale or desynchronised reply)"
+        )
