@@ -172,7 +172,10 @@ async def test_value_monty_rejects_is_a_type_error(
 ) -> None:
     import codeloop.executors.monty.executor as monty_module
 
-    monkeypatch.setattr(monty_module, "to_sandbox", lambda value, source=None: value)  # skip the pre-check
+    async def unchecked(value: Any, source: str | None = None) -> Any:
+        return value
+
+    monkeypatch.setattr(monty_module, "to_sandbox_async", unchecked)  # skip the pre-check
     out = await ex.run("try:\n    opaque()\nexcept TypeError as e:\n    print('refused:', e)")
     assert (
         out.error is None and out.logs == "refused: opaque() returned a value that cannot enter the sandbox\n"

@@ -14,10 +14,19 @@ from typing import TYPE_CHECKING, Any, cast
 from ...errors import ConfigurationError, ExecutorError
 from ..base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction, limit_failure, truncate_output
 from .failures import Inputs, frames, which_limit
+from .helper import HelperError, HelperLimit, HostHelper
 from .hints import HintContext, limit_hint, syntax_hint, with_hint
-from .modules import HOST_MODULES, MONTY_MODULES, OS_STUBS, bounded, check_imports
+from .modules import HOST_MODULES, MAX_HOST_MODULE_ARG, MONTY_MODULES, OS_STUBS, check_imports
 from .rewrite import GENERATOR_CLASS, PRELUDE, SessionRewriter
-from .values import FINAL_SIGNAL, sandbox_exception, to_sandbox, unconvertible
+from .values import (
+    FINAL_SIGNAL,
+    foreign_exception,
+    sandbox_exception,
+    to_sandbox,
+    to_sandbox_async,
+    unconvertible,
+)
+from .walk import TooLarge, within_cap
 
 if TYPE_CHECKING:
     import pydantic_monty as pm
@@ -42,6 +51,8 @@ class _Run:
     tasks: dict[int, asyncio.Future[dict[str, Any]]] = dataclasses.field(default_factory=dict)
     host_errors: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
     busy_s: float = 0.0
+    helper_s: float = 0.0  # time spent waiting on the helper process (counted against timeout_s)
+    stopped: ExecutionFailure | None = None  # a limit fired in the helper: the action is over
 
 
 class _Stuck(Exception):
@@ -76,6 +87,8 @@ class MontyExecutor:
         self._rewriter = SessionRewriter()
         self._needs_restart = False
         self._output_cap = max(1_000_000, 20 * self.limits.max_output_chars)
+        reply_cap = max(1_000_000, self.limits.memory_bytes // 4)
+        self._helper = HostHelper(self.limits.memory_bytes, reply_cap, MAX_HOST_MODULE_ARG)
         self._lock = asyncio.Lock()  # one snippet at a time per session
 
     @property
@@ -130,12 +143,15 @@ class MontyExecutor:
             for task in state.tasks.values():
                 task.cancel()
         if state.final:
-            return self._final_output(state, restarted)
-        return CodeOutput(output=value, logs=self._logs(state, restarted))
+            return await self._final_output(state, restarted)
+        if state.stopped is not None:
+            return CodeOutput(logs=self._logs(state, restarted), error=state.stopped)
+        return CodeOutput(output=await _bounded_output(value), logs=self._logs(state, restarted))
 
     async def close(self) -> None:
-        """End the session and stop the worker pool."""
+        """End the session and stop the worker pool and the helper process."""
         await self._close_session()
+        await self._helper.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             with contextlib.suppress(Exception):
@@ -251,28 +267,31 @@ class MontyExecutor:
         if not state.final and _holds_generator((*snap.args, *snap.kwargs.values())):
             refusal = TypeError(f"a generator cannot be passed to {name}(): pass list(...) of it instead")
             return await self._timed(state, snap.resume({"exception": refusal}))
+        if state.stopped is not None:
+            return await self._timed(state, snap.resume(cast("Any", _stop_signal(state.stopped))))
         if state.final or name == "final_answer":
             if not state.final:
                 state.final, state.final_logs = True, len(state.output.output)
                 state.final_value = snap.args[0] if snap.args else snap.kwargs.get("answer")
             return await self._timed(state, snap.resume(cast("Any", FINAL_SIGNAL)))  # unwinds the snippet
-        function = self._host_function(name)
-        if function is None:
+        function = self._functions.get(name)
+        if function is None and not self._is_host_module_function(name):
             error = NameError(f"name '{name}' is not defined")
             return await self._timed(state, snap.resume({"exception": error}))
-        call = self._invoke(name, function, snap.args, snap.kwargs, state)
+        call = (
+            self._invoke(name, function, snap.args, snap.kwargs, state)
+            if function is not None
+            else self._compute(name, snap.args, snap.kwargs, state)
+        )
         if self._awaited(snap):
             state.tasks[snap.call_id] = asyncio.ensure_future(call)
             return await self._timed(state, snap.resume({"future": ...}))
         result = await call
         return await self._deliver(state, snap.resume, result, {"exception": unconvertible(f"{name}()")})
 
-    def _host_function(self, name: str) -> HostFunction | None:
-        if name in self._functions:
-            return self._functions[name]
+    def _is_host_module_function(self, name: str) -> bool:
         module, _, attr = name.partition(".")
-        function = self.host_modules.get(module, {}).get(attr)
-        return bounded(function) if callable(function) else None
+        return callable(self.host_modules.get(module, {}).get(attr))
 
     def _awaited(self, snap: pm.AsyncFunctionSnapshot) -> bool:
         """Whether the snippet awaits this call (then it gets a future, so calls can overlap)."""
@@ -287,8 +306,9 @@ class MontyExecutor:
 
     async def _settle(self, snap: pm.AsyncFutureSnapshot, state: _Run) -> Snapshot:
         ids = snap.pending_call_ids
-        if state.final:
-            return await self._timed(state, snap.resume({i: cast("Any", FINAL_SIGNAL) for i in ids}))
+        if state.final or state.stopped is not None:
+            signal = FINAL_SIGNAL if state.final else _stop_signal(state.stopped)
+            return await self._timed(state, snap.resume({i: cast("Any", signal) for i in ids}))
         waiting = [state.tasks[i] for i in ids if i in state.tasks]
         if waiting:
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -320,21 +340,50 @@ class MontyExecutor:
     async def _invoke(
         self, name: str, function: HostFunction, args: tuple[Any, ...], kwargs: dict[str, Any], state: _Run
     ) -> dict[str, Any]:
-        """Call a host function; the answer for the sandbox is a return value or an exception."""
+        """Call a host function; the answer for the sandbox is a return value or an exception.
+        Arguments a path-by-path walk would visit more than `VISIT_CAP` times are refused first,
+        so neither validation nor the tool expands a structure of shared parts."""
+        try:
+            await within_cap((*args, *kwargs.values()))
+        except TooLarge as exc:
+            return {"exception": TypeError(f"{name}(): the arguments are too large: {exc}")}
         try:
             value = function(*args, **kwargs)
             if inspect.isawaitable(value):
                 value = await value
-            return {"return_value": to_sandbox(value, name)}
+            return {"return_value": await to_sandbox_async(value, name)}
         except Exception as exc:
             return sandbox_exception(exc, state.host_errors)
 
+    async def _compute(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], state: _Run
+    ) -> dict[str, Any]:
+        """Call a host-module function in the helper process, within the action's time left."""
+        budget = self.limits.timeout_s - state.busy_s - state.helper_s
+        started = time.monotonic()
+        try:
+            return {"return_value": await self._helper.call(name, args, kwargs, budget)}
+        except HelperError as exc:
+            return foreign_exception(exc.kind, exc.base, exc.message, state.host_errors)
+        except TooLarge:
+            detail = f"over {MAX_HOST_MODULE_ARG} items and characters, shared parts counted each time"
+            return {"exception": ValueError(f"{name}(): arguments too large ({detail})")}
+        except TypeError as exc:
+            return {"exception": TypeError(f"{name}(): {exc}")}
+        except HelperLimit as exc:
+            failure = self._limit(exc.limit)
+            state.stopped = dataclasses.replace(failure, message=f"{failure.message} ({exc})")
+            return _stop_signal(state.stopped)
+        finally:
+            state.helper_s += time.monotonic() - started
+
     # -- outcomes --------------------------------------------------------------------------
 
-    def _final_output(self, state: _Run, restarted: bool) -> CodeOutput:
+    async def _final_output(self, state: _Run, restarted: bool) -> CodeOutput:
         logs = truncate_output(state.output.output[: state.final_logs], self.limits.max_output_chars)
         prefix = _restart_note() if restarted else ""
-        return CodeOutput(output=state.final_value, logs=prefix + logs, is_final_answer=True)
+        answer = await _bounded_output(state.final_value, "the final answer is too large to return")
+        return CodeOutput(output=answer, logs=prefix + logs, is_final_answer=True)
 
     def _logs(self, state: _Run, restarted: bool) -> str:
         logs = truncate_output(state.output.output, self.limits.max_output_chars)
@@ -354,7 +403,10 @@ class MontyExecutor:
             await self._restart()
             failure = dataclasses.replace(failure, state_lost=True)
         if state.final:
-            return self._final_output(state, restarted or restart)
+            return await self._final_output(state, restarted or restart)
+        if state.stopped is not None and not restart:
+            stopped = state.stopped
+            failure = self._inputs.located(stopped, exc) if isinstance(exc, pm.MontyRuntimeError) else stopped
         return CodeOutput(logs=self._logs(state, restarted), error=failure)
 
     def _failure(self, exc: BaseException, state: _Run) -> tuple[ExecutionFailure, bool]:
@@ -437,6 +489,23 @@ def _holds_generator(values: Sequence[Any], nested: bool = True) -> bool:
             if _holds_generator(inner, nested=False):
                 return True
     return False
+
+
+def _stop_signal(failure: ExecutionFailure | None) -> dict[str, Any]:
+    """The answer to every host call once a limit fired in the helper: unwinds the snippet past
+    `except Exception`, as `FINAL_SIGNAL` does."""
+    detail = failure.message if failure is not None else "a limit fired"
+    return {"exc_type": "SystemExit", "message": f"this code action was stopped: {detail}"}
+
+
+async def _bounded_output(value: Any, note: str = "the value is too large to return") -> Any:
+    """`value`, or a note in its place when a walk of it (repr, JSON, a copy) would pass
+    `VISIT_CAP` visits: values from Monty keep shared parts, so a small one can be huge as a tree."""
+    try:
+        await within_cap([value])
+    except TooLarge as exc:
+        return f"[{note}: {exc}; print a summary instead]"
+    return value
 
 
 def _restart_note() -> str:

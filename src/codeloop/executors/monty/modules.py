@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import stat
 import statistics
 import string
 import sys
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import ConfigurationError
-from ..base import HostFunction
 
 __all__ = [
     "HOST_MODULES",
     "MAX_HOST_MODULE_ARG",
     "MONTY_MODULES",
     "OS_STUBS",
-    "bounded",
     "check_imports",
     "is_stdlib",
 ]
@@ -49,9 +46,10 @@ HOST_MODULES: dict[str, dict[str, Any]] = {
         ).split()
     },
 }
-"""Pure stdlib functions Monty lacks, offered to snippets as modules implemented in the host."""
+"""Pure stdlib functions Monty lacks, offered to snippets as modules implemented outside the sandbox:
+their calls run in the executor's helper process (see helper.py), never in the host process."""
 
-MAX_HOST_MODULE_ARG = 1_000_000  # elements + characters a host-module call may receive
+MAX_HOST_MODULE_ARG = 1_000_000  # items + characters a host-module call may receive (shared parts each time)
 
 
 def is_stdlib(name: str) -> bool:
@@ -78,24 +76,3 @@ def check_imports(names: Sequence[str], host_modules: Mapping[str, Any]) -> None
             f"additional_authorized_imports includes {name!r}, but {detail}. Monty provides: {available}. "
             "Other modules (numpy, pandas...) need executor='jail' (full CPython in an OS jail)."
         )
-
-
-def bounded(function: Callable[..., Any]) -> HostFunction:
-    """Wrap a host-module function: refuse huge arguments, compute off the event loop."""
-
-    async def call(*args: Any, **kwargs: Any) -> Any:
-        if _size(args) + _size(tuple(kwargs.values())) > MAX_HOST_MODULE_ARG:
-            raise ValueError(f"arguments too large (over {MAX_HOST_MODULE_ARG} items/characters)")
-        return await asyncio.to_thread(function, *args, **kwargs)
-
-    return call
-
-
-def _size(value: Any) -> int:
-    if isinstance(value, str | bytes):
-        return len(value)
-    if isinstance(value, list | tuple | set | frozenset):
-        return len(value) + sum(_size(v) for v in value)
-    if isinstance(value, dict):
-        return len(value) + sum(_size(k) + _size(v) for k, v in value.items())
-    return 1

@@ -8,7 +8,17 @@ import decimal
 from pathlib import PurePath
 from typing import Any
 
-__all__ = ["FINAL_SIGNAL", "sandbox_exception", "to_sandbox", "unconvertible"]
+from .helper_child import MAX_DEPTH, VISIT_CAP, TooLarge
+from .walk import Shape, measure, within_cap
+
+__all__ = [
+    "FINAL_SIGNAL",
+    "foreign_exception",
+    "sandbox_exception",
+    "to_sandbox",
+    "to_sandbox_async",
+    "unconvertible",
+]
 
 FINAL_SIGNAL: dict[str, Any] = {
     "exc_type": "SystemExit",
@@ -31,37 +41,60 @@ _MONTY_EXCEPTIONS = frozenset(
 )
 
 
-def to_sandbox(value: Any, source: str | None = None) -> Any:
-    """Return `value` as plain data that can enter the sandbox, or raise TypeError."""
+def _prepared(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    elif isinstance(value, bytearray | memoryview):
-        value = bytes(value)
-    elif callable(getattr(value, "model_dump", None)):
-        value = value.model_dump()
-    if _is_plain(value):
-        return value
+        return dataclasses.asdict(value)
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if callable(getattr(value, "model_dump", None)):
+        return value.model_dump()
+    return value
+
+
+def _check_plain(value: Any, shape: Shape, source: str | None) -> Any:
     who = f"{source}() returned" if source else "the value is"
+    odd = next((k for k in shape.kinds if not issubclass(k, _PLAIN)), None)
+    if odd is None and shape.depth <= MAX_DEPTH:
+        return value
+    shown = odd.__name__ if odd is not None else f"{type(value).__name__} nested over {MAX_DEPTH} deep"
     raise TypeError(
-        f"{who} a {type(value).__name__} object, which cannot enter the sandbox: only plain data "
-        "(str, numbers, bool, None, bytes, lists, tuples, dicts, sets, dates; nested at most 100 deep) can."
+        f"{who} a {shown} object, which cannot enter the sandbox: only plain data "
+        f"(str, numbers, bool, None, bytes, lists, tuples, dicts, sets, dates; nested at most {MAX_DEPTH} "
+        "deep) can."
     )
+
+
+def _too_large(source: str | None) -> TypeError:
+    who = f"{source}() returned a value" if source else "the value is"
+    return TypeError(
+        f"{who} too large to enter the sandbox (over {VISIT_CAP} items, counting each "
+        "shared part every time it appears)"
+    )
+
+
+def to_sandbox(value: Any, source: str | None = None) -> Any:
+    """Return `value` as plain data that can enter the sandbox, or raise TypeError (also when
+    a walk of it would pass `VISIT_CAP` visits; the check stops there)."""
+    value = _prepared(value)
+    try:
+        shape = measure([value])
+    except TooLarge:
+        raise _too_large(source) from None
+    return _check_plain(value, shape, source)
+
+
+async def to_sandbox_async(value: Any, source: str | None = None) -> Any:
+    """`to_sandbox` on the event loop, in steps (see `walk.drive`)."""
+    value = _prepared(value)
+    try:
+        shape = await within_cap([value])
+    except TooLarge:
+        raise _too_large(source) from None
+    return _check_plain(value, shape, source)
 
 
 def unconvertible(source: str) -> TypeError:
     return TypeError(f"{source} returned a value that cannot enter the sandbox")
-
-
-def _is_plain(value: Any, depth: int = 0) -> bool:
-    if depth > 100:
-        return False
-    if isinstance(value, _PLAIN):
-        return True
-    if isinstance(value, list | tuple | set | frozenset):
-        return all(_is_plain(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return all(_is_plain(k, depth + 1) and _is_plain(v, depth + 1) for k, v in value.items())
-    return False
 
 
 def sandbox_exception(exc: Exception, host_errors: dict[str, tuple[str, str]]) -> dict[str, Any]:
@@ -76,3 +109,16 @@ def sandbox_exception(exc: Exception, host_errors: dict[str, tuple[str, str]]) -
     message = f"{kind.__name__}: {exc}"
     host_errors[message] = (kind.__name__, str(exc))
     return {"exc_type": base.__name__, "message": message}
+
+
+def foreign_exception(
+    kind: str, base: str, message: str, host_errors: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """Like `sandbox_exception`, for an exception described by name (the helper process's):
+    `kind` its type's name, `base` its nearest built-in base class's name."""
+    if kind in _MONTY_EXCEPTIONS:
+        return {"exc_type": kind, "message": message}
+    base = base if base in _MONTY_EXCEPTIONS else "Exception"
+    shown = f"{kind}: {message}"
+    host_errors[shown] = (kind, message)
+    return {"exc_type": base, "message": shown}
