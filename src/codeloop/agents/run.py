@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,5 +102,66 @@ def describe_failure(exc: Exception) -> str:
 
 
 def short_repr(value: Any, limit: int = 2000) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
+    """`repr(value)` cut at `limit` characters, built only that far: a huge value (or one whose
+    shared parts make it exponential as a tree) costs work in proportion to `limit`."""
+    pieces: list[str] = []
+    total = 0
+    for piece in _repr_pieces(value):
+        pieces.append(piece)
+        total += len(piece)
+        if total > limit:
+            return "".join(pieces)[:limit] + f"... [cut at {limit} chars]"
+    return "".join(pieces)
+
+
+class _Text(str):
+    """Literal repr text on `_repr_pieces`' stack (brackets, separators)."""
+
+
+_BRACKETS: dict[type, tuple[str, str]] = {
+    list: ("[", "]"), tuple: ("(", ")"), set: ("{", "}"), frozenset: ("frozenset({", "})"), dict: ("{", "}")
+}  # fmt: skip
+
+
+def _leaf_repr(value: Any) -> str:
+    if type(value) is str and len(value) > 4096:
+        return repr(value[:4096]) + "..."
+    try:
+        return repr(value)
+    except ValueError:  # an int too long to print
+        return f"<int of {value.bit_length()} bits>" if isinstance(value, int) else "<unprintable>"
+
+
+def _repr_pieces(value: Any) -> Iterator[str]:
+    """The text of `repr(value)` piece by piece, depth first, without recursion; the built-in
+    containers (exact types) are opened here, anything else is one `repr()` call."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is _Text:
+            yield item
+        elif kind not in _BRACKETS:
+            yield _leaf_repr(item)
+        elif not item:
+            yield "set()" if kind is set else "frozenset()" if kind is frozenset else repr(item)
+        else:
+            opening, closing = _BRACKETS[kind]
+            yield opening
+            stack.append(_Text(("," if kind is tuple and len(item) == 1 else "") + closing))
+            stack.extend(reversed(_repr_parts(item)))
+
+
+def _repr_parts(item: Any) -> list[Any]:
+    parts: list[Any] = []
+    pairs = item.items() if isinstance(item, dict) else ((v, None) for v in item)
+    for index, (first, second) in enumerate(pairs):
+        if index:
+            parts.append(_Text(", "))
+        if index > 4096:
+            parts.append(_Text("..."))
+            break
+        parts.append(first)
+        if isinstance(item, dict):
+            parts += [_Text(": "), second]
+    return parts

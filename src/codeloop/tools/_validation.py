@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections.abc
 import json
+import reprlib
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -169,8 +170,19 @@ def arguments_model(tool_name: str, params: tuple[Param, ...]) -> type[BaseModel
 # ---- argument errors -------------------------------------------------------------------------
 
 
+def _bounded_repr() -> reprlib.Repr:
+    """reprlib's per-level limits bound the work however big (or shared) the value is."""
+    shown = reprlib.Repr()
+    shown.maxlevel, shown.maxlist, shown.maxtuple, shown.maxdict, shown.maxset = 3, 8, 8, 6, 6
+    shown.maxstring, shown.maxother, shown.maxlong = 70, 70, 70
+    return shown
+
+
+_SHOWN = _bounded_repr()
+
+
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    text = repr(value) if isinstance(value, bool | float | type(None)) else _SHOWN.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
