@@ -321,6 +321,15 @@ def _task_set(name: str) -> Callable[[argparse.Namespace, Side, Side], list[Row]
     return run
 
 
+# ---- 10. event-loop latency under hostile load (benchmarks/hostile_load.py) ----------------------
+
+
+def hostile_load(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
+    from .hostile_load import figure_rows
+
+    return list(figure_rows(args))
+
+
 def _figure(name: str) -> Figure:
     (figure,) = [f for f in FIGURES if f.name == name]
     return figure
@@ -334,6 +343,7 @@ FIGURES = [
     Figure("imports", "import time and memory", imports),
     Figure("concurrency", "concurrent runs against a 200 ms model", concurrency),
     Figure("smolagents_cases", "smolagents' interpreter test cases through each executor", smolagents_cases),
+    Figure("hostile_load", "event-loop latency while 100 runs execute hostile code", hostile_load),
     Figure("tasks", "task success with a real local model", task_success, needs_real_model=True),
     Figure("tool_tasks", "tool-heavy tasks with a real local model", _task_set("tool_tasks"),
            needs_real_model=True),
