@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -78,8 +79,146 @@ async def test_a_forged_protocol_message_costs_only_the_worker(jail: JailExecuto
         "    except OSError:\n        pass\nwhile True:\n    pass"
     )
     out = await jail.run(code)
-    assert out.error is not None and out.error.state_lost and "garbled" in out.error.message
+    assert out.error is not None and out.error.state_lost and "undecodable" in out.error.message
     assert (await jail.run("print(1 + 1)")).logs.endswith("2\n")
+
+
+def _forge(line: str) -> str:
+    """A snippet writing `line` on every fd 3..20 (one is the worker's channel), then returning."""
+    return (
+        "import os\n"
+        f"line = {line!r}.encode() + b'\\n'\n"
+        "for fd in range(3, 21):\n    try:\n        os.write(fd, line)\n    except OSError:\n        pass\n"
+        "'mine'"
+    )
+
+
+FORGED = {
+    "well-formed": '{"op":"done","output":"forged","logs":"","final":false,"error":null}',
+    "guessed-seal": '{"s":"0000","re":"1234","op":"done","output":"forged","logs":"","final":false}',
+    "bad-decimal": '{"op":"done","output":{"$codeloop":"decimal","text":"NaNx"},"logs":"","final":false}',
+    "amplified": "[" + "[]," * 500_000 + "[]]",
+}
+
+
+@pytest.mark.parametrize("kind", list(FORGED))
+async def test_forged_replies_end_the_session_and_the_next_action_shows_its_own(
+    jail: JailExecutor, kind: str
+) -> None:
+    await jail.run("kept = 1")
+    out = await jail.run(_forge(FORGED[kind]))
+    assert out.output != "forged" and out.error is not None
+    assert out.error.type == "WorkerProtocolError" and out.error.state_lost, out.error
+    assert "restarted" in out.error.describe()
+    after = await jail.run("print('own')\n'own result'")
+    assert after.output == "own result" and after.logs.endswith("own\n") and after.error is None
+    assert (await jail.run("kept")).error is not None  # the state really was lost
+
+
+def test_a_forged_decimal_restarts_the_sandbox_and_the_run_continues() -> None:
+    model = ScriptedModel([fenced(_forge(FORGED["bad-decimal"])), fenced("final_answer(6 * 7)")])
+    agent = CodeAgent([], model, executor="jail", additional_authorized_imports=["os"],
+                      executor_limits=ROOMY, max_steps=3)  # fmt: skip
+    with agent:
+        result = agent.run("Forge, then answer", return_full_result=True)
+    assert result.state is RunState.SUCCESS and result.output == 42
+    first = result.memory.action_steps()[0]
+    assert first.error is not None and "WorkerProtocolError" in str(first.error.message) + str(first.error)
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["[[]] * 5_000_000", "final_answer([[]] * 5_000_000)", "lookup([[]] * 5_000_000)"],
+    ids=["last-expression", "final-answer", "tool-argument"],
+)
+async def test_over_budget_values_are_refused_with_a_clear_message(jail: JailExecutor, code: str) -> None:
+    out = await jail.run(code)
+    assert out.error is not None and out.error.type == "ValueError", out
+    assert "too large" in out.error.message and "100,000 items" in out.error.message
+    assert not out.error.state_lost and (await jail.run("1 + 1")).output == 2
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        "import threading\nthreading.Thread(target=spin, daemon=True).start()",
+        "import _thread\n_thread.start_new_thread(spin, ())",
+        "import queue\nqueue.threading.Thread(target=spin, daemon=True).start()",
+    ],
+    ids=["threading", "_thread", "re-exported"],
+)
+async def test_a_thread_left_running_recycles_the_worker(jail: JailExecutor, start: str) -> None:
+    spin = "def spin():\n    while True:\n        time.sleep(0.001)\n"
+    code = f"import time\nkept = 1\n{spin}{start}\nprint('ok')"
+    out = await jail.run(code)
+    assert out.error is None and out.logs.startswith("ok\n")
+    assert "left 1 thread(s) running" in out.logs
+    assert "sandbox was restarted after this action" in out.logs  # said once, in this observation
+    after = await jail.run("kept")
+    assert after.error is not None and after.error.type == "NameError"
+
+
+async def test_a_thread_that_finishes_in_time_is_fine(jail: JailExecutor) -> None:
+    code = "import threading\nt = threading.Thread(target=print, args=('hi',))\nt.start()\nt.join()\nkept = 2"
+    out = await jail.run(code)
+    assert out.error is None and "thread" not in out.logs
+    assert (await jail.run("kept")).output == 2
+
+
+@pytest.mark.parametrize("bwrap", MODES)
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import os\nos.fork()",
+        "import subprocess\nsubprocess.run(['/bin/true'])",
+        "import os\nos.posix_spawn('/bin/true', ['true'], {})",
+        "import multiprocessing\np = multiprocessing.Process(target=print)\np.start()\np.join()",
+    ],
+    ids=["fork", "subprocess", "posix_spawn", "multiprocessing"],
+)
+async def test_processes_cannot_be_created(bwrap: bool, code: str) -> None:
+    executor = JailExecutor(ROOMY, ["*"], use_bwrap=bwrap)
+    await executor.start({})
+    try:
+        out = await executor.run(code)
+        again = await executor.run("1 + 1")
+    finally:
+        await executor.close()
+    assert out.error is not None and out.error.type in ("PermissionError", "OSError", "BlockingIOError"), out
+    assert again.output == 2
+
+
+async def test_scratch_quota_under_bwrap_is_enospc() -> None:
+    if not BWRAP:
+        pytest.skip("bubblewrap does not work here")
+    executor = JailExecutor(ROOMY, ["os"], use_bwrap=True, max_scratch_bytes=2 * 2**20)
+    await executor.start({})
+    try:
+        code = "for i in range(100):\n    open(f'f{i}', 'wb').write(b'x' * 2**18)"
+        out = await executor.run(code)
+        after = await executor.run("import os\nlen(os.listdir('.'))")
+    finally:
+        await executor.close()
+    assert out.error is not None and out.error.type == "OSError" and "No space left" in out.error.message
+    assert after.error is None and 0 < after.output < 100  # the files written so far persist
+
+
+async def test_scratch_quota_without_bwrap_is_enforced_by_the_host() -> None:
+    executor = JailExecutor(ROOMY, ["os"], use_bwrap=False, max_scratch_bytes=2 * 2**20)
+    await executor.start({})
+    try:
+        big = await executor.run("open('big', 'wb').write(b'x' * 3 * 2**20)")
+        write = "open(f'f{i}', 'wb').write(b'x' * 2**18)"
+        code = f"import time\nfor i in range(400):\n    {write}\n    time.sleep(0.005)"
+        out = await executor.run(code)
+        scratch = executor.scratch_dir
+        assert scratch is not None and os.listdir(scratch) == []
+        assert (await executor.run("open('small', 'w').write('ok')")).error is None
+    finally:
+        await executor.close()
+    assert big.error is not None and "File too large" in big.error.message  # RLIMIT_FSIZE
+    assert out.error is not None and out.error.type == "OSError" and "scratch quota" in out.error.message
+    assert out.error.state_lost
 
 
 # -- the sandbox's view of the world ---------------------------------------------------------------
@@ -98,7 +237,9 @@ async def test_only_the_given_environment_is_visible(monkeypatch: pytest.MonkeyP
     assert "PATH" not in out.output
 
 
-async def test_scratch_dir_is_the_working_directory_and_is_removed(jail: JailExecutor) -> None:
+async def test_scratch_dir_is_the_working_directory_and_is_removed() -> None:
+    jail = JailExecutor(ROOMY, ["*"], use_bwrap=False)  # with bwrap, scratch is a tmpfs inside
+    await jail.start({})
     out = await jail.run("import os\nopen('notes.txt', 'w').write('kept')\nos.getcwd()")
     assert out.error is None and out.output == jail.scratch_dir
     scratch = Path(out.output)

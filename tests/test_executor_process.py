@@ -18,7 +18,12 @@ from codeloop.executors.base import Executor, ExecutorLimits
 from codeloop.executors.inworker.session import SAFE_MODULES
 from codeloop.executors.inworker.values import decode_value, encode_value
 from codeloop.executors.local import LocalExecutor
-from codeloop.executors.process import ProcessTransport, ReprValue, WorkerClient, WorkerGone
+from codeloop.executors.process import (
+    ProcessTransport,
+    ReprValue,
+    WorkerClient,
+    WorkerProtocolError,
+)
 
 # A generous time limit where time is not the subject (the box may be busy); QUICK where it is.
 LIMITS = ExecutorLimits(
@@ -494,28 +499,87 @@ async def _client_for(script: str) -> WorkerClient:
     return WorkerClient(transport, {})
 
 
-_READY = 'print(\'{"op":"ready"}\', flush=True); input(); '
+_READY = (
+    "import json, sys\nsecret = json.loads(sys.stdin.readline())['secret']\n"
+    "print(json.dumps({'op': 'ready', 's': secret, 're': ''}), flush=True)\n"
+    "rid = json.loads(sys.stdin.readline())['id']\n"
+    "def send(m): print(json.dumps({'s': secret, 're': rid, **m}), flush=True)\n"
+)
+_DONE = "'op': 'done', 'output': 1, 'logs': '', 'final': False, 'error': None"
 
 
 @pytest.mark.parametrize(
     ("script", "why"),
     [
-        (_READY + "print('not json', flush=True)", "garbled"),
+        (_READY + "print('not json', flush=True)", "undecodable"),
         (_READY + "print('[1, 2]', flush=True)", "not a JSON object"),
-        (_READY + 'print(\'{"op":"pwn"}\', flush=True)', "unexpected"),
-        (_READY + "print('{' * 100000 + '}' * 100000, flush=True)", "garbled"),
-        (_READY + "print('x' * (65 * 2**20), flush=True)", "oversized"),
+        (_READY + "send({'op': 'pwn'})", "unexpected"),
+        (_READY + "print('{' * 100000 + '}' * 100000, flush=True)", "more items|undecodable"),
+        (_READY + "print('[' * 100000 + ']' * 100000, flush=True)", "undecodable"),
+        (_READY + "print('x' * (9 * 2**20), flush=True)", "oversized"),
+        (_READY + "print(json.dumps({'re': rid, " + _DONE + "}), flush=True)", "secret"),
+        (_READY + "print(json.dumps({'s': secret, 're': 'guess', " + _DONE + "}), flush=True)", "no pending"),
+        (_READY + "send({'op': 'done', 'output': {'$codeloop': 'decimal', 'text': 'NaNx'}})", "InvalidOp"),
+        (_READY + "send({'op': 'done', 'output': {'$codeloop': 'nope'}})", "undecodable"),
+        (_READY + "send({'op': 'done', 'output': [[]] * 300000})", "more items"),
     ],
-    ids=["garbage", "array", "unknown-op", "deep-nesting", "oversized"],
-)
+    ids=["garbage", "array", "unknown-op", "deep-dicts", "deep-lists", "oversized", "unsealed", "wrong-id",
+         "bad-decimal", "bad-tag", "amplified"],
+)  # fmt: skip
 async def test_a_misbehaving_worker_only_costs_the_worker(script: str, why: str) -> None:
     client = await _client_for(script)
     try:
         await client.handshake()
-        with pytest.raises(WorkerGone, match=why):
+        with pytest.raises(WorkerProtocolError, match=why):
             await client.request({"op": "run", "code": "1"}, budget_s=10)
     finally:
         await client.transport.kill()
+
+
+async def test_a_line_after_the_reply_is_a_violation_at_the_next_request() -> None:
+    script = _READY + "send({" + _DONE + "})\nsend({" + _DONE + "})\nsys.stdin.readline()"
+    client = await _client_for(script)
+    try:
+        await client.handshake()
+        assert (await client.request({"op": "run", "code": "1"}, budget_s=10))["output"] == 1
+        with pytest.raises(WorkerProtocolError, match="no pending"):
+            await client.request({"op": "run", "code": "1"}, budget_s=10)
+    finally:
+        await client.transport.kill()
+
+
+async def test_the_channel_is_private_and_fd_1_is_harmless(ex: LocalExecutor) -> None:
+    code = (
+        "import os\nfds = [int(f) for f in os.listdir('/proc/self/fd')]\n"
+        "def inherited(fd):\n    try:\n        return os.get_inheritable(fd)\n    except OSError:\n"
+        "        return False\n"
+        "(os.readlink('/proc/self/fd/1'), [fd for fd in fds if fd > 2 and inherited(fd)])"
+    )
+    out = await ex.run(code)
+    assert out.error is None and out.output == ("/dev/null", [])
+
+
+async def test_heartbeat_while_the_biggest_allowed_reply_is_decoded(ex: LocalExecutor) -> None:
+    """The event loop keeps running while a large reply arrives and is decoded."""
+    worst = 0.0
+
+    async def beat() -> None:
+        nonlocal worst
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(0.001)
+            worst = max(worst, loop.time() - started - 0.001)
+
+    task = asyncio.ensure_future(beat())
+    try:
+        for code in ("[[]] * 99_000", "'x' * (7 * 2**20)", "[{} for _ in range(99_000)]"):
+            out = await ex.run(code)
+            assert out.error is None
+    finally:
+        task.cancel()
+    print(f"worst heartbeat delay: {worst * 1000:.1f} ms")  # ~35 ms on the 2-core box
+    assert worst < 0.1
 
 
 async def test_a_worker_that_dies_at_start_is_a_start_error() -> None:

@@ -90,6 +90,9 @@ class JailPolicy:
     cpu_seconds: int | None = None
     max_open_files: int = 64
     max_file_bytes: int = 16 * 2**20
+    scratch_tmpfs_bytes: int | None = None
+    """Under bwrap: mount the scratch directory as a tmpfs of this size (a hard quota: writes past
+    it fail with ENOSPC), instead of binding the host directory. Ignored without bwrap."""
     allow_unix_sockets: bool = False
     """Allow `socket(AF_UNIX)`. Off by default: Landlock does not restrict connecting to a named
     unix socket, so without bwrap a jailed root worker could drive /run/docker.sock or systemd.
@@ -587,12 +590,18 @@ def bwrap_argv(
     """The full command that runs `inner` under bubblewrap: new user, pid, net, ipc and uts (and,
     when possible, cgroup) namespaces, no capabilities, its own session, killed with its parent;
     fresh /proc, /dev and an empty /tmp; the `read_only` paths bound read-only (symlinks among
-    them, like /lib -> usr/lib, recreated), scratch and `read_write` bound read-write; the
+    them, like /lib -> usr/lib, recreated), scratch (or a tmpfs of `scratch_tmpfs_bytes` in its
+    place) and `read_write` bound read-write; the
     environment is exactly `env`; the working directory is the scratch directory."""
     argv = [bwrap, *_NAMESPACES, "--unshare-cgroup-try", "--cap-drop", "ALL"]
     argv += ["--die-with-parent", "--new-session", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     argv += _read_only_mounts(policy.read_only)
-    for path in (policy.scratch_dir, *policy.read_write):
+    scratch = os.path.realpath(policy.scratch_dir)
+    if policy.scratch_tmpfs_bytes is not None:
+        argv += ["--size", str(policy.scratch_tmpfs_bytes), "--tmpfs", scratch]
+    else:
+        argv += ["--bind", scratch, scratch]
+    for path in policy.read_write:
         real = os.path.realpath(path)
         argv += ["--bind", real, real]
     argv.append("--clearenv")

@@ -19,8 +19,20 @@ runs unjailed. Linux only.
 The environment holds only what you pass in `env`, on top of a few fixed values (`HOME` and
 `TMPDIR` pointing at the scratch directory, `LANG=C.UTF-8`, one BLAS/OpenMP thread). A
 `workdir` is mounted read-only (`workdir_mode="ro"`) or read-write (`"rw"`) at its own path.
-The scratch directory lives as long as the session (it survives a restart after a time limit,
-while variables do not) and is deleted on `close()`.
+
+Scratch space and its quota (`max_scratch_bytes`, default 256 MiB):
+
+* with bwrap, the scratch directory is a tmpfs of that size inside the sandbox: a write past the
+  quota fails with `OSError(ENOSPC)` in the snippet. It lives as long as the worker: files persist
+  from action to action, and are lost (with the variables) when the worker is restarted. The
+  host cannot read it (`scratch_dir` is its path inside the sandbox). Its pages are host memory
+  bounded by the quota; the number of (empty) files is bounded only by the time limit.
+* without bwrap (no mount namespace), it is a host directory that persists across restarts until
+  `close()`. Each file is capped by RLIMIT_FSIZE (`min(max_file_bytes, max_scratch_bytes)`,
+  EFBIG); the total is checked by the host every 0.25 s while an action runs and after it: over
+  the quota (or over `_MAX_SCRATCH_FILES` entries), the worker is killed, the directory emptied,
+  a fresh sandbox started and the action fails with an `OSError` naming the quota. So the
+  overshoot is bounded by what the code writes in 0.25 s, and the snippet gets no ENOSPC.
 
 Limits (`ExecutorLimits`): `timeout_s` is enforced by the host, which kills the worker, starts a
 new one and reports `state_lost=True`; `memory_bytes` caps the worker's address space on top of
@@ -28,10 +40,22 @@ new one and reports `state_lost=True`; `memory_bytes` caps the worker's address 
 `max_recursion_depth`; files the worker writes are capped at `max_file_bytes` and open files at
 `max_open_files`. Tools run in the host and are called from the snippet over the worker's pipe:
 they are the trusted part, so give the agent only functions that are safe with untrusted input.
+
+Threat model. The boundary is the OS layers (bwrap, Landlock, seccomp, rlimits), never the
+import allow-list: `additional_authorized_imports` is a policy for well-behaved code, and module
+attributes bypass it (`random._os`, `os.sys.modules`, any module re-exporting `threading`).
+Snippets run in full CPython inside the worker, so they can read and change the worker's own
+memory, including the protocol's secret and request id. The guarantee is about the host: every
+line from the worker is validated (size, structure, decoding, secret, request id) before it is
+believed, anything else ends the session with `WorkerProtocolError` and a fresh sandbox, so at
+worst a session forges its own result, which it could already do with `final_answer`. Nothing an
+action starts may outlive it: seccomp refuses new processes, and a thread still running when
+the action ends makes the host recycle the worker (the observation says so).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -44,11 +68,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from ..errors import ConfigurationError
-from .base import ExecutorLimits, HostFunction
+from .base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction
 from .process import (
     BASE_ADDRESS_SPACE,
     ProcessTransport,
     Transport,
+    WorkerClient,
     WorkerExecutor,
     WorkerStartError,
     worker_argv,
@@ -58,6 +83,8 @@ __all__ = ["JailExecutor"]
 
 """Address space allowed on top of `memory_bytes`: the interpreter, numpy/pandas and their libraries."""
 
+_MAX_SCRATCH_FILES = 10_000
+_SCRATCH_POLL_S = 0.25
 _FIXED_ENV = {"LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -67,6 +94,7 @@ class JailExecutor(WorkerExecutor):
     `additional_authorized_imports` keeps smolagents' meaning (the safe defaults plus these
     modules and their submodules; `"*"` for any installed module); the jail, not the import
     list, is the security boundary. `use_bwrap=None` uses bubblewrap when it works here.
+    `max_scratch_bytes` is the scratch directory's quota (see the module docstring).
     """
 
     def __init__(
@@ -80,6 +108,7 @@ class JailExecutor(WorkerExecutor):
         use_bwrap: bool | None = None,
         max_open_files: int = 64,
         max_file_bytes: int = 16 * 2**20,
+        max_scratch_bytes: int = 256 * 2**20,
     ) -> None:
         if not sys.platform.startswith("linux"):
             raise ConfigurationError(
@@ -92,6 +121,9 @@ class JailExecutor(WorkerExecutor):
         self.env = {str(k): str(v) for k, v in (env or {}).items()}
         self.max_open_files = max_open_files
         self.max_file_bytes = max_file_bytes
+        if max_scratch_bytes <= 0:
+            raise ConfigurationError(f"max_scratch_bytes must be positive, not {max_scratch_bytes}.")
+        self.max_scratch_bytes = max_scratch_bytes
         from . import confine
 
         self.use_bwrap = confine.bwrap_available() if use_bwrap is None else use_bwrap
@@ -151,13 +183,67 @@ class JailExecutor(WorkerExecutor):
             read_write=(self.workdir,) if self.workdir is not None and self.workdir_mode == "rw" else (),
             memory_bytes=self.limits.memory_bytes + BASE_ADDRESS_SPACE,
             max_open_files=self.max_open_files,
-            max_file_bytes=self.max_file_bytes,
+            max_file_bytes=min(self.max_file_bytes, self.max_scratch_bytes),
+            scratch_tmpfs_bytes=self.max_scratch_bytes if self.use_bwrap else None,
         )
+
+    async def _run(self, client: WorkerClient, code: str, restarted: bool) -> CodeOutput:
+        if self.use_bwrap or self._scratch is None:  # bwrap: the tmpfs enforces the quota itself
+            return await super()._run(client, code, restarted)
+        watcher = asyncio.ensure_future(self._watch_scratch(client, self._scratch))
+        try:
+            out = await super()._run(client, code, restarted)
+        finally:
+            killed = watcher.done() and not watcher.cancelled() and watcher.result()
+            watcher.cancel()
+        used, files = await asyncio.to_thread(_tree_usage, self._scratch)
+        if not killed and used <= self.max_scratch_bytes and files <= _MAX_SCRATCH_FILES:
+            return out
+        await asyncio.to_thread(_empty_dir, self._scratch)
+        await self._restart()
+        message = (
+            f"the code wrote more than the scratch quota ({self.max_scratch_bytes} bytes or "
+            f"{_MAX_SCRATCH_FILES} files, max_scratch_bytes); the scratch directory was emptied"
+        )
+        return CodeOutput(logs=out.logs, error=ExecutionFailure("OSError", message, state_lost=True))
+
+    async def _watch_scratch(self, client: WorkerClient, scratch: str) -> bool:
+        """Kill the worker once the scratch directory is over the quota; True if it did."""
+        while True:
+            await asyncio.sleep(_SCRATCH_POLL_S)
+            used, files = await asyncio.to_thread(_tree_usage, scratch)
+            if used > self.max_scratch_bytes or files > _MAX_SCRATCH_FILES:
+                await client.transport.kill()
+                return True
 
     def _remove_scratch(self) -> None:
         scratch, self._scratch = self._scratch, None
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _tree_usage(root: str) -> tuple[int, int]:
+    """Bytes allocated (st_blocks) and entries under `root`, not following symlinks."""
+    used = count = 0
+    stack = [root]
+    while stack:
+        with contextlib.suppress(OSError), os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                count += 1
+                with contextlib.suppress(OSError):
+                    used += entry.stat(follow_symlinks=False).st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+    return used, count
+
+
+def _empty_dir(root: str) -> None:
+    for entry in os.scandir(root):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
 
 
 def _check_workdir(workdir: str | None, mode: str) -> str | None:

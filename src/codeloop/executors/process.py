@@ -24,22 +24,22 @@ a restart, never the host.
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import dataclasses
+import hmac
 import inspect
 import json
-import os
-import signal
+import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from ..errors import ConfigurationError, ExecutorError
 from .base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction, limit_failure, truncate_output
+from .inworker.channel import MAX_LINE_BYTES, MAX_LINE_STRUCTURE, structure_count
 from .inworker.session import SAFE_MODULES
-from .inworker.values import ReprValue, decode_value, encode_value
+from .inworker.values import ReprValue, decode_tagged, encode_value
+from .transport import LINE_LIMIT, ProcessTransport, Transport, WorkerGone, WorkerProtocolError
 
 __all__ = [
     "BASE_ADDRESS_SPACE",
@@ -50,6 +50,7 @@ __all__ = [
     "WorkerClient",
     "WorkerExecutor",
     "WorkerGone",
+    "WorkerProtocolError",
     "WorkerStartError",
     "worker_argv",
     "worker_source",
@@ -74,28 +75,6 @@ WORKER_PATH: Path = _WorkerProgram(__file__).with_name("worker.py")
 "the file" into a sandbox without codeloop keeps working; prefer `worker_source()`."""
 
 _STARTUP_TIMEOUT_S = 60.0
-_MIN_LINE_LIMIT = 64 * 2**20
-
-
-@runtime_checkable
-class Transport(Protocol):
-    """Lines to and from one worker. `read_line` returns b"" once the worker is gone."""
-
-    async def write_line(self, line: bytes) -> None: ...
-
-    async def read_line(self) -> bytes: ...
-
-    async def close(self) -> None: ...
-
-    async def kill(self) -> None: ...
-
-    async def exit_reason(self) -> str:
-        """After `read_line` returned b"": how the worker ended, in a few words."""
-        ...
-
-
-class WorkerGone(ExecutorError):
-    """The worker stopped answering: it died, broke the protocol, or was killed."""
 
 
 class WorkerStartError(ExecutorError):
@@ -112,108 +91,30 @@ class _OutOfTime(Exception):
     """The snippet used up its time budget."""
 
 
-# -- a local subprocess ------------------------------------------------------------------------
-
-
-class ProcessTransport:
-    """A worker running as a local subprocess; stderr is drained and its tail kept for errors."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self._process = process
-        self._stderr: collections.deque[bytes] = collections.deque(maxlen=64)
-        self._drain = asyncio.ensure_future(self._drain_stderr())
-
-    @classmethod
-    async def spawn(
-        cls, argv: Sequence[str], *, env: Mapping[str, str] | None, cwd: str | None = None,
-        line_limit: int = _MIN_LINE_LIMIT,
-    ) -> ProcessTransport:  # fmt: skip
-        """Start `argv` in its own session (so a kill reaches its children too)."""
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, env=dict(env) if env is not None else None, cwd=cwd,
-                limit=line_limit, start_new_session=True,
-            )  # fmt: skip
-        except OSError as exc:
-            raise ExecutorError(f"The worker process could not be started ({argv[0]}): {exc}") from exc
-        return cls(process)
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
-    async def write_line(self, line: bytes) -> None:
-        stdin = self._process.stdin
-        if stdin is None or stdin.is_closing():
-            raise WorkerGone("the worker's input is closed")
-        try:
-            stdin.write(line + b"\n")
-            await stdin.drain()
-        except (ConnectionError, RuntimeError) as exc:
-            raise WorkerGone(f"the worker stopped reading ({exc})") from None
-
-    async def read_line(self) -> bytes:
-        assert self._process.stdout is not None
-        try:
-            return await self._process.stdout.readline()
-        except ValueError as exc:  # a line longer than the limit
-            raise WorkerGone(f"the worker sent an oversized message ({exc})") from None
-
-    async def close(self) -> None:
-        await self.kill()
-
-    async def kill(self) -> None:
-        process = self._process
-        if process.returncode is None:
-            # Signals only: Popen.kill() would poll, and so reap the child before asyncio's watcher
-            # does (which then logs "Unknown child process"). The pid stays ours until reaped.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
-        await process.wait()
-        self._drain.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._drain
-
-    async def exit_reason(self) -> str:
-        try:
-            code = await asyncio.wait_for(self._process.wait(), timeout=2.0)
-        except asyncio.TimeoutError:
-            await self.kill()
-            return "it closed its output and was killed"
-        if code < 0:
-            with contextlib.suppress(ValueError):
-                return f"killed by signal {signal.Signals(-code).name}"
-        return f"exit code {code}"
-
-    def stderr_tail(self, chars: int = 2_000) -> str:
-        """The last lines the worker wrote to stderr (for start-up errors; never shown to models)."""
-        return b"".join(self._stderr).decode("utf-8", "replace")[-chars:]
-
-    async def _drain_stderr(self) -> None:
-        stream = self._process.stderr
-        assert stream is not None
-        while chunk := await stream.read(65536):
-            self._stderr.append(chunk[-4096:])
-
-
 # -- the protocol client --------------------------------------------------------------------------
 
 
 class WorkerClient:
-    """Talks to one worker: requests, tool calls from the snippet, the time budget."""
+    """Talks to one worker: requests, tool calls from the snippet, the time budget.
+
+    Every line from the worker is validated before it is believed: at most `LINE_LIMIT` bytes and
+    `MAX_LINE_STRUCTURE` structural bytes (counted before decoding), decoded once, a JSON object
+    sealed with this session's secret and answering the pending request's random id. Anything
+    else raises `WorkerProtocolError`: nothing is discarded silently."""
 
     def __init__(self, transport: Transport, functions: Mapping[str, HostFunction]) -> None:
         self.transport = transport
         self.functions = dict(functions)
         self.final: tuple[Any, str] | None = None
         """(value, logs) once the current run called final_answer()."""
+        self._secret = secrets.token_hex(16)
+        self._pending = ""  # the id of the request in flight ("" for the handshake)
 
     async def handshake(self, timeout_s: float = _STARTUP_TIMEOUT_S) -> dict[str, Any]:
-        """Wait for the worker's `ready`; `WorkerStartError` if it reports `fatal` or dies."""
+        """Open the session (its secret goes in the first line, never in argv or the environment)
+        and wait for the worker's `ready`; `WorkerStartError` if it reports `fatal` or dies."""
         try:
+            await self.transport.write_line(_dump({"op": "hello", "secret": self._secret}))
             line = await asyncio.wait_for(self.transport.read_line(), timeout_s)
         except asyncio.TimeoutError:
             await self.transport.kill()
@@ -225,7 +126,7 @@ class WorkerClient:
         if not line:
             raise WorkerStartError(await self._start_failure(why))
         try:
-            message = self._parse(line)
+            message = await self._parse(line)
         except WorkerGone as exc:
             await self.transport.kill()
             raise WorkerStartError(f"the worker did not start properly: {exc}") from None
@@ -242,8 +143,15 @@ class WorkerClient:
         """Send one request and return its `done` reply, serving tool calls meanwhile.
 
         Raises `_OutOfTime` when the worker used more than `budget_s` seconds (time in tool calls
-        excluded) and `WorkerGone` when it died or broke the protocol."""
+        excluded), `WorkerGone` when it died and `WorkerProtocolError` when it broke the protocol."""
         self.final = None
+        self._pending = secrets.token_hex(16)
+        try:
+            return await self._exchange({**message, "id": self._pending}, budget_s)
+        finally:
+            self._pending = "-"  # no request pending: any line now is a violation
+
+    async def _exchange(self, message: Mapping[str, Any], budget_s: float | None) -> dict[str, Any]:
         await self.transport.write_line(_dump(message))
         loop = asyncio.get_running_loop()
         remaining = budget_s
@@ -257,10 +165,10 @@ class WorkerClient:
                 return reply
             if op == "call":
                 await self.transport.write_line(_dump(await self._serve(reply)))
-            elif op == "final":
-                self.final = (_decode(reply.get("output")), str(reply.get("logs", "")))
+            elif op == "final" and self.final is None:
+                self.final = (reply.get("output"), str(reply.get("logs", "")))
             else:
-                raise WorkerGone(f"the worker sent an unexpected message {op!r}")
+                raise WorkerProtocolError(f"the worker sent an unexpected message {op!r}")
 
     async def _next(self, remaining: float | None) -> dict[str, Any]:
         if remaining is not None and remaining <= 0:
@@ -271,18 +179,29 @@ class WorkerClient:
             raise _OutOfTime from None
         if not line:
             raise WorkerGone(f"the sandbox process died ({await self.transport.exit_reason()})")
-        return self._parse(line)
+        return await self._parse(line)
 
-    @staticmethod
-    def _parse(line: bytes) -> dict[str, Any]:
-        if not line:
-            raise WorkerGone("the worker exited")
+    async def _parse(self, line: bytes) -> dict[str, Any]:
+        """One line, validated and decoded (see the class docstring)."""
+        if len(line) > LINE_LIMIT:
+            raise WorkerProtocolError(f"the worker sent a message over {MAX_LINE_BYTES} bytes")
+        if await _structure(line) > MAX_LINE_STRUCTURE:
+            raise WorkerProtocolError("the worker sent a message with more items than it ever sends")
         try:
-            message = json.loads(line)
-        except (ValueError, RecursionError):
-            raise WorkerGone("the worker sent a garbled message") from None
+            message = await _loads(line)
+        except BaseException as exc:  # InvalidOperation, ValueError, RecursionError, MemoryError...
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
+                raise
+            raise WorkerProtocolError(
+                f"the worker sent an undecodable message ({type(exc).__name__})"
+            ) from None
         if not isinstance(message, dict):
-            raise WorkerGone("the worker sent a message that is not a JSON object")
+            raise WorkerProtocolError("the worker sent a message that is not a JSON object")
+        seal = message.get("s")
+        if not isinstance(seal, str) or not hmac.compare_digest(seal, self._secret):
+            raise WorkerProtocolError("the worker sent a message without the session's secret (forged)")
+        if message.get("re") != self._pending:
+            raise WorkerProtocolError("the worker sent a message that answers no pending request (forged)")
         return message
 
     async def _serve(self, call: dict[str, Any]) -> dict[str, Any]:
@@ -296,7 +215,7 @@ class WorkerClient:
                 "error": _error_info(NameError(f"name '{name}' is not defined")),
             }
         try:
-            args, kwargs = _decode(call.get("args", [])), _decode(call.get("kwargs", {}))
+            args, kwargs = call.get("args", []), call.get("kwargs", {})
             if not isinstance(args, list) or not isinstance(kwargs, dict):
                 raise TypeError("malformed tool call")
             value = function(*args, **kwargs)
@@ -306,7 +225,7 @@ class WorkerClient:
             return {"op": "result", "id": ident, "error": _error_info(exc)}
         try:
             return {"op": "result", "id": ident, "value": encode_value(value)}
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             error = TypeError(
                 f"{name}() returned a {type(value).__name__} object, which cannot enter the sandbox: {exc}"
             )
@@ -360,7 +279,8 @@ class WorkerExecutor:
 
     @property
     def _line_limit(self) -> int:
-        return max(_MIN_LINE_LIMIT, 16 * self._output_cap)
+        """The longest line a transport accepts: the worker's own maximum (one shared constant)."""
+        return LINE_LIMIT
 
     # -- Executor protocol ---------------------------------------------------------------
 
@@ -382,7 +302,7 @@ class WorkerExecutor:
         for name, value in variables.items():
             try:
                 encoded[str(name)] = encode_value(value)
-            except TypeError as exc:
+            except (TypeError, ValueError) as exc:
                 raise ConfigurationError(
                     f"Variable {name!r} cannot be sent into the sandbox: {exc}. Convert it to plain data "
                     "first (for a DataFrame: df.to_dict('records'))."
@@ -461,21 +381,31 @@ class WorkerExecutor:
             reply = await client.request({"op": "run", "code": code}, budget_s=self.limits.timeout_s)
         except _OutOfTime:
             return await self._lost(client, self._limit("timeout_s"), restarted)
+        except WorkerProtocolError as exc:
+            failure = ExecutionFailure("WorkerProtocolError", f"{exc}; the sandbox was ended for safety")
+            return await self._lost(client, failure, restarted)
         except WorkerGone as exc:
             failure = ExecutionFailure("RuntimeError", f"{exc}. {_CRASH_ADVICE}")
             return await self._lost(client, failure, restarted)
         except BaseException:  # cancelled mid-snippet: the worker is in an unknown state
             await self._stop()
             raise
-        note = _RESTART_NOTE if restarted else ""
+        out = self._output(client, reply, _RESTART_NOTE if restarted else "")
+        threads = reply.get("threads")
+        if isinstance(threads, int) and threads > 0:  # nothing an action starts may outlive it
+            await self._restart()
+            out = dataclasses.replace(out, logs=out.logs + _THREADS_NOTE.format(n=threads))
+        return out
+
+    def _output(self, client: WorkerClient, reply: dict[str, Any], note: str) -> CodeOutput:
         if reply.get("final"):
-            value, logs = client.final or (_decode(reply.get("output")), str(reply.get("logs", "")))
+            value, logs = client.final or (reply.get("output"), str(reply.get("logs", "")))
             return CodeOutput(output=value, logs=note + self._truncate(logs), is_final_answer=True)
         logs = note + self._truncate(str(reply.get("logs", "")))
         error = reply.get("error")
         if isinstance(error, dict):
             return CodeOutput(logs=logs, error=self._failure(error))
-        return CodeOutput(output=_decode(reply.get("output")), logs=logs)
+        return CodeOutput(output=reply.get("output"), logs=logs)
 
     async def _lost(self, client: WorkerClient, failure: ExecutionFailure, restarted: bool) -> CodeOutput:
         """The worker was lost mid-snippet: restart it; a final answer given before still stands."""
@@ -512,6 +442,10 @@ class WorkerExecutor:
 
 
 _RESTART_NOTE = "[The sandbox was restarted: variables and functions from earlier steps are gone.]\n"
+_THREADS_NOTE = (
+    "\n[The sandbox was restarted after this action because the code left {n} thread(s) running: "
+    "variables and functions are gone. Threads must finish before the action ends.]\n"
+)
 _CRASH_ADVICE = (
     "It may have run out of memory or crashed in native code; try smaller data or another approach"
 )
@@ -521,12 +455,30 @@ def _dump(message: Mapping[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode("ascii")
 
 
-def _decode(data: Any) -> Any:
-    """A worker's value; anything malformed becomes a `ReprValue` note, never an exception."""
-    try:
-        return decode_value(data)
-    except (ValueError, TypeError, KeyError, RecursionError, OverflowError) as exc:
-        return ReprValue(f"<undecodable value: {type(exc).__name__}>", "")
+_OFF_LOOP_BYTES = 64 * 2**10  # longer lines are counted in slices and decoded in a thread
+
+
+async def _structure(line: bytes) -> int:
+    """`structure_count(line)`, yielding to the event loop between 1 MiB slices."""
+    if len(line) <= _OFF_LOOP_BYTES:
+        return structure_count(line)
+    total, step = 0, 2**20
+    for start in range(0, len(line), step):
+        total += structure_count(line[start : start + step])
+        await asyncio.sleep(0)
+    return total
+
+
+def _decode_line(line: bytes) -> Any:
+    return json.loads(line, object_hook=decode_tagged)
+
+
+async def _loads(line: bytes) -> Any:
+    """Decode a line once (tagged values decoded as the parser builds them); long lines in a
+    thread, so the event loop runs whenever the parser releases the GIL."""
+    if len(line) <= _OFF_LOOP_BYTES:
+        return _decode_line(line)
+    return await asyncio.to_thread(_decode_line, line)
 
 
 def _error_info(exc: Exception) -> dict[str, str]:

@@ -11,25 +11,34 @@ whole program as one source (`process.worker_source()`). Run it as
 With `--jail`, the worker imports `codeloop.executors.confine` and confines itself (rlimits,
 Landlock, seccomp) *before it reads any code*; if that fails it reports `fatal` and exits 3.
 
-Protocol: one JSON object per line. The protocol uses private duplicates of the original stdin
-and stdout; fd 0 then reads as empty, fd 1 is pointed at fd 2, and the snippet's `print` /
-`sys.stdout` / `sys.stderr` go to a capped in-memory capture, so nothing the snippet writes can
-corrupt the channel. No pickle ever crosses (smolagents CVE-2025-14931).
+Protocol: one JSON object per line, at most `MAX_LINE_BYTES` (8 MiB) and `MAX_LINE_STRUCTURE`
+`[`/`{`/`,` bytes (see `inworker.channel`). The protocol uses private, non-inheritable duplicates
+of the original stdin and stdout; fd 0 then reads as empty, fd 1 is pointed at /dev/null, and the
+snippet's `print` / `sys.stdout` / `sys.stderr` go to a capped in-memory capture, so nothing the
+snippet prints reaches the channel. No pickle ever crosses (smolagents CVE-2025-14931).
 
-    worker -> host  {"op": "ready", "pid": n, "protocol": 1}                         once, at start
+    host -> worker  {"op": "hello", "secret": s}          first line; never in argv or environment
+    worker -> host  {"op": "ready", "pid": n, "protocol": 2}                         once, at start
                     {"op": "fatal", "type": ..., "message": ..., "missing": [...]}   jail failed; exits
-    host -> worker  {"op": "configure", "authorized_imports": [...], "max_output_chars": n,
+    host -> worker  requests, each with a fresh random "id":
+                    {"op": "configure", "id": r, "authorized_imports": [...], "max_output_chars": n,
                      "max_recursion_depth": n, "memory_bytes": n | null}
-                    {"op": "define", "functions": [names]}     host functions callable by name
-                    {"op": "set_vars", "vars": {name: value}}
-                    {"op": "run", "code": "..."}
+                    {"op": "define", "id": r, "functions": [names]}   host functions callable by name
+                    {"op": "set_vars", "id": r, "vars": {name: value}}
+                    {"op": "run", "id": r, "code": "..."}
     worker -> host  {"op": "call", "id": n, "name": ..., "args": [...], "kwargs": {...}}
                        (during a run; the snippet blocks until the host answers)
     host -> worker  {"op": "result", "id": n, "value": v}  or  {"op": "result", "id": n,
                      "error": {"type": "KeyError", "base": "LookupError", "message": ...}}
     worker -> host  {"op": "final", "output": v, "logs": ...}   the moment final_answer() is called
-                    {"op": "done", "output": v, "logs": ..., "final": bool, "error": null |
-                     {"type", "message", "line", "source_line", "limit"}}   ends every request
+                    {"op": "done", "output": v, "logs": ..., "final": bool, "threads": n, "error":
+                     null | {"type", "message", "line", "source_line", "limit"}}   ends every request
+
+Every worker -> host message also carries `"s"` (the session secret) and `"re"` (the id of the
+request it answers; "" before the first). The host rejects any other line and ends the session
+(`WorkerProtocolError`). `threads` counts threads the run left running (from /proc/self/task,
+so `_thread` threads count too); the host then recycles the worker. Values leaving the worker
+have at most `VALUE_NODE_BUDGET` nodes; a larger one is refused with a message saying so.
 
 Values: JSON scalars, lists and str-keyed dicts cross as themselves. Other values are tagged
 objects with the key `"$codeloop"`: `tuple`, `set`, `frozenset`, `dict` (non-str keys, as
@@ -70,7 +79,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PARTS", "PRIVATE_PACKAGE", "PROTOCOL_VERSION", "main"]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 PRIVATE_PACKAGE = "_codeloop_worker"
 """The name `inworker` is loaded under when this file runs as the worker program."""
@@ -143,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1  # the host died before the signal was armed
     session = _load_parts()
     channel: Any = session.Channel()
+    try:
+        channel.open_session()  # the host's first line: the secret that seals every reply
+    except ValueError:
+        return 2
     if policy is not None:
         try:
             _confine(policy)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import io
+import os
 import sys
 import threading
 import types
@@ -14,14 +15,14 @@ import types
 from .capture import Capture
 from .channel import Channel
 from .snippets import FILE_PREFIX, compile_snippet, frames_in_snippets, limit_of, stack_depth
-from .values import ReprValue, decode_value, encode_value
+from .values import VALUE_NODE_BUDGET, ReprValue, ValueTooLarge, decode_value, encode_value
 
 TYPE_CHECKING = False  # typing is not imported: the worker starts as fast as it can
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, NoReturn
 
-__all__ = ["SAFE_MODULES", "FinalAnswerSignal", "Worker"]
+__all__ = ["SAFE_MODULES", "FinalAnswerSignal", "Worker", "thread_count"]
 
 SAFE_MODULES: tuple[str, ...] = (
     "collections", "datetime", "itertools", "math", "queue", "random", "re", "stat", "statistics",
@@ -72,6 +73,7 @@ class Worker:
         builtins.__import__ = self._import
         sys.stdin = io.StringIO("")  # input() gets EOF
         sys.stdout = sys.stderr = self.capture
+        self._threads = thread_count()
 
     def serve(self) -> NoReturn:
         handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -82,6 +84,7 @@ class Worker:
         }
         while True:
             message = self.channel.receive()
+            self.channel.request_id = str(message.get("id", ""))
             handler = handlers.get(str(message.get("op")))
             try:
                 if handler is None:
@@ -94,9 +97,20 @@ class Worker:
     def _send_done(self, reply: dict[str, Any]) -> None:
         try:
             self.channel.send(reply)
+            return
         except OverflowError:
-            note = ReprValue("[the value is too large to return; print a summary instead]", "")
-            self.channel.send({**reply, "output": encode_value(note, strict=False)})
+            error = {
+                "type": "ValueError",
+                "message": "the result is too large to return; print a summary instead",
+            }
+        except MemoryError:
+            error = {
+                "type": "MemoryError",
+                "message": "encoding the result ran out of memory",
+                "limit": "memory_bytes",
+            }
+        logs = str(reply.get("logs", ""))[:100_000]
+        self.channel.send({**reply, "output": None, "final": False, "logs": logs, "error": error})
 
     # -- requests --
 
@@ -143,11 +157,22 @@ class Worker:
                 self._running = False
         sys.stdout = sys.stderr = Capture(0, lambda: True)  # stray output from threads is dropped
         if self.final is not None:
-            return _done(output=self.final[0], logs=self._final_logs, final=True)
+            return _done(
+                output=self.final[0], logs=self._final_logs, final=True, threads=self._stray_threads()
+            )
         if self.capture.overflowed:
             error = {"type": "OutputLimitExceeded", "message": "", "limit": "max_output_chars"}
-        output = encode_value(value, strict=False) if error is None else None
-        return _done(output=output, logs=self.capture.text(), error=error)
+        output, error = _encode_output(value) if error is None else (None, error)
+        return _done(output=output, logs=self.capture.text(), error=error, threads=self._stray_threads())
+
+    def _stray_threads(self) -> int:
+        """Threads the code left running (after a short grace for threads that are ending)."""
+        import time
+
+        deadline = time.monotonic() + 0.2
+        while (extra := thread_count() - self._threads) > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return max(extra, 0)
 
     # -- running a snippet --
 
@@ -228,9 +253,12 @@ class Worker:
         if self.final is not None:
             raise FinalAnswerSignal
         try:
-            payload = {"name": name, "args": encode_value(list(args)), "kwargs": encode_value(kwargs)}
+            encoded = encode_value([list(args), kwargs], max_nodes=VALUE_NODE_BUDGET)
         except TypeError as exc:
             raise TypeError(f"{name}(): an argument cannot be passed to a tool: {exc}") from None
+        except ValueTooLarge as exc:
+            raise ValueError(f"{name}(): the arguments cannot be sent to the tool: {exc}") from None
+        payload = {"name": name, "args": encoded[0], "kwargs": encoded[1]}
         with self._call_lock:
             _require_running(self._running, name)
             if self.final is not None:
@@ -262,8 +290,12 @@ class Worker:
     def _latch(self, answer: Any) -> None:
         """Keep the first final answer and tell the host at once (it stands even if the snippet
         then hangs or crashes)."""
+        try:
+            encoded = encode_value(answer, strict=False, max_nodes=VALUE_NODE_BUDGET)
+        except ValueTooLarge as exc:
+            raise ValueError(f"final_answer(): {exc}") from None
         self._final_logs = self.capture.text()
-        self.final = (encode_value(answer, strict=False),)
+        self.final = (encoded,)
         try:
             self.channel.send({"op": "final", "output": self.final[0], "logs": self._final_logs})
         except OverflowError:
@@ -328,6 +360,26 @@ def _require_running(running: bool, name: str) -> None:
 
 
 def _done(
-    *, output: Any = None, logs: str = "", final: bool = False, error: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    return {"op": "done", "output": output, "logs": logs, "final": final, "error": error}
+    *, output: Any = None, logs: str = "", final: bool = False, error: dict[str, Any] | None = None,
+    threads: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    return {"op": "done", "output": output, "logs": logs, "final": final, "error": error, "threads": threads}
+
+
+def _encode_output(value: Any) -> tuple[Any, dict[str, Any] | None]:
+    """A run's result for the host, or the error that says why it cannot be sent."""
+    try:
+        return encode_value(value, strict=False, max_nodes=VALUE_NODE_BUDGET), None
+    except ValueTooLarge as exc:
+        return None, {"type": "ValueError", "message": str(exc)}
+    except MemoryError:
+        message = "encoding the result ran out of memory (the memory_bytes limit)"
+        return None, {"type": "MemoryError", "message": message, "limit": "memory_bytes"}
+
+
+def thread_count() -> int:
+    """This process's threads, as the kernel sees them (so `_thread.start_new_thread` counts)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
