@@ -43,7 +43,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures.thread
+import contextlib
+import dataclasses
 import os
+import reprlib
 import resource
 import secrets
 import socket
@@ -51,7 +54,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType, TracebackType
@@ -65,12 +68,14 @@ __all__ = [
     "ENV_SECRET_NAME",
     "HARMLESS_TOOLS",
     "HEARTBEAT_BOUND_S",
+    "HOST_DATA_CAP_BYTES",
     "HOST_MEMORY_BOUND_BYTES",
     "QUIET_CPU_BOUND_S",
     "Arena",
     "Payload",
     "Verdict",
     "attack",
+    "host_memory_cap",
     "load_payloads",
 ]
 
@@ -94,6 +99,8 @@ QUIET_CPU_BOUND_S = 0.05
 """CPU allowed in the quiet window after an action, for the host and for its descendants. An idle
 executor uses under 1 ms of host CPU in 0.3 s (the heartbeat excluded) and 0 clock ticks in its
 workers."""
+HOST_DATA_CAP_BYTES = 4 * 2**30
+"""`host_memory_cap()`'s headroom: far above any bound here, far below what starves a shared machine."""
 SETTLE_S = 0.5  # how long leftover threads and processes get to go away (after the quiet window)
 _POLL_S = 0.02
 _TICK_SLACK_S = 0.02  # CPU times in /proc are counted in clock ticks (10 ms)
@@ -263,6 +270,26 @@ class Arena:
 
     def leaked_in(self, text: str) -> list[str]:
         return [name for name, s in (("file", self.file_secret), ("env", self.env_secret)) if s in text]
+
+
+@contextlib.contextmanager
+def host_memory_cap(headroom: int = HOST_DATA_CAP_BYTES) -> Iterator[None]:
+    """Cap the host's data segment (`RLIMIT_DATA`: heap and private mappings) at its current size
+    plus `headroom` while the corpus runs, so that a payload making the host allocate without end
+    gets a MemoryError (or crashes this process) instead of exhausting the machine's memory. The
+    harness still reports growth above its own, much smaller bound; executors' workers inherit the
+    cap, far above their own limits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    with open("/proc/self/status", encoding="ascii") as f:
+        data_kib = next(int(line.split()[1]) for line in f if line.startswith("VmData:"))
+    cap = data_kib * 1024 + headroom
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 
 # ---- what /proc shows ---------------------------------------------------------------------------
@@ -580,19 +607,53 @@ async def _settled(check: Callable[[], list[str]]) -> list[str]:
         await asyncio.sleep(_POLL_S)
 
 
-def _visible_text(out: CodeOutput) -> str:
-    parts = [repr(out.output), str(out.output), out.logs]
+_SCAN_BUDGET = 1_000_000  # parts of a returned value searched for the secrets
+
+
+def _texts_in(value: Any, budget: int = _SCAN_BUDGET) -> tuple[list[str], bool]:
+    """Every distinct string inside a returned value (containers, dataclasses and object
+    attributes walked once each), and whether the walk was complete. Not `repr()`: a value built
+    from shared parts can be small in memory and have a repr of gigabytes."""
+    texts: list[str] = []
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        if budget <= 0:
+            return texts, False
+        budget -= 1
+        item = stack.pop()
+        if item is None or isinstance(item, (bool, int, float, complex)) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, (bytes, bytearray)):
+            texts.append(bytes(item).decode("latin-1"))
+        elif isinstance(item, dict):
+            stack += [*item.keys(), *item.values()]
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack += list(item)
+        elif dataclasses.is_dataclass(item):
+            stack += [getattr(item, f.name, None) for f in dataclasses.fields(item)]
+        elif hasattr(item, "__dict__"):
+            stack += list(vars(item).values())
+        else:
+            texts.append(reprlib.repr(item))
+    return texts, True
+
+
+def _visible_text(out: CodeOutput, verdict: Verdict) -> str:
+    texts, complete = _texts_in(out.output)
+    if not complete:
+        verdict.measured["output_scan_incomplete"] = 1
+    parts = [*texts, out.logs]
     if out.error is not None:
         parts += [out.error.describe(), out.error.message, out.error.source_line or ""]
     return "\n".join(parts)
 
 
 def _judge_output(verdict: Verdict, arena: Arena, out: CodeOutput) -> None:
-    try:
-        visible = _visible_text(out)
-    except Exception as exc:  # a hostile object must not reach the host as an object
-        verdict.problems.append(f"the returned output cannot be shown: {type(exc).__name__}: {exc}")
-        visible = out.logs
+    visible = _visible_text(out, verdict)
     for which in arena.leaked_in(visible):
         verdict.escape(f"the {which} secret appears in what the executor returned")
     payload = verdict.payload

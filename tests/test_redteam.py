@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from codeloop.executors.base import CodeOutput, ExecutionFailure, Executor, Exec
 from codeloop.executors.jail import JailExecutor
 from codeloop.executors.monty import MontyExecutor
 
-from redteam import HARMLESS_TOOLS, Arena, Payload, attack, load_payloads
+from redteam import HARMLESS_TOOLS, Arena, Payload, attack, host_memory_cap, load_payloads
 
 PAYLOADS = load_payloads()
 # Short limits keep the resource payloads (many time out) fast; the corpus bounds are 15-30 s.
@@ -36,6 +36,13 @@ BOUNDARIES: dict[str, tuple[ExecutorLimits, Callable[[], Executor]]] = {
 CASES = [
     pytest.param(name, payload, id=f"{name}:{payload.id}") for name in BOUNDARIES for payload in PAYLOADS
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _capped_host() -> Iterator[None]:
+    """A payload that makes this process allocate without end must not take the machine down."""
+    with host_memory_cap():
+        yield
 
 
 @pytest.mark.parametrize(("boundary", "payload"), CASES)
