@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from codeloop.agents.run import short_repr
 from codeloop.errors import ConfigurationError, ExecutorError, ManagedAgentError
 from codeloop.executors.base import Executor, ExecutorLimits
 from codeloop.executors.monty import HOST_MODULES, MONTY_MODULES, MontyExecutor
+from codeloop.executors.monty.walk import TooLarge, measure
+
+from redteam import HARMLESS_TOOLS, Arena, attack, load_payloads
 
 LIMITS = ExecutorLimits(timeout_s=0.5, memory_bytes=64 * 2**20, max_output_chars=200, max_recursion_depth=200)
 
@@ -600,3 +606,93 @@ def test_importing_codeloop_does_not_import_monty() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+# -- host work: helper process and bounded walks (tests/data/redteam/host-work.yaml) ----------
+
+HOST_WORK = load_payloads(Path(__file__).resolve().parent / "data" / "redteam" / "host-work.yaml")
+HOST_WORK_LIMITS = ExecutorLimits(timeout_s=1.0, memory_bytes=64 * 2**20, max_output_chars=2_000)
+
+
+async def _heartbeat(worst: list[float]) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(0.01)
+        worst[0] = max(worst[0], loop.time() - started - 0.01)
+
+
+@pytest.mark.parametrize("payload", HOST_WORK, ids=[p.id for p in HOST_WORK])
+async def test_monty_bounds_host_work(payload: Any) -> None:
+    with Arena() as arena:
+        executor = MontyExecutor(HOST_WORK_LIMITS)
+        await executor.start(HARMLESS_TOOLS)
+        threads = {t.ident for t in threading.enumerate()}
+        worst = [0.0]
+        beat = asyncio.ensure_future(_heartbeat(worst))
+        try:
+            verdict = await attack(executor, payload, arena, memory_limit=HOST_WORK_LIMITS.memory_bytes)
+        finally:
+            beat.cancel()
+            await executor.close()
+    assert verdict.passed, verdict.summary()
+    assert verdict.elapsed_s < 3 * HOST_WORK_LIMITS.timeout_s + 1
+    assert worst[0] < 0.2, f"the event loop stalled {worst[0]:.3f} s"
+    assert {t.ident for t in threading.enumerate()} <= threads  # no host thread left running
+
+
+async def test_helper_process_is_reused_and_fast() -> None:
+    executor = MontyExecutor(HOST_WORK_LIMITS)
+    await executor.start({})
+    try:
+        started = time.monotonic()
+        first = await executor.run("import statistics\nstatistics.mean([1, 2, 3])")
+        cold = time.monotonic() - started
+        started = time.monotonic()
+        for _ in range(20):
+            warm_out = await executor.run("statistics.mean([1, 2, 3])")
+        warm = (time.monotonic() - started) / 20
+        assert first.output == 2 and warm_out.output == 2
+        assert executor._helper.starts == 1 and cold < 1.0 and warm < 0.05
+        stopped = await executor.run("import textwrap\ntextwrap.fill('x' * 300_000, width=1)")
+        assert stopped.error is not None and stopped.error.limit == "timeout_s"
+        assert not stopped.error.state_lost  # the session survived; only the helper was killed
+        again = await executor.run("statistics.median([3, 1, 2])")
+        assert again.output == 2 and executor._helper.starts == 2
+    finally:
+        await executor.close()
+
+
+async def test_helper_errors_keep_their_types(ex: MontyExecutor) -> None:
+    out = await ex.run("import statistics\nstatistics.mean([])")
+    assert out.error is not None and out.error.type == "StatisticsError"
+    out = await ex.run("import textwrap\ntextwrap.wrap('a b', width=-1)")
+    assert out.error is not None and out.error.type == "ValueError"
+    out = await ex.run("statistics.mean(['a', 'b'])")
+    assert out.error is not None and out.error.type == "TypeError"
+    out = await ex.run("from decimal import Decimal\nstatistics.mean([Decimal('1.5'), Decimal('2.5')])")
+    assert out.error is None and str(out.output) == "2"  # CPython gives Decimal("2") too
+
+
+def test_measure_counts_shared_parts_without_expanding_them() -> None:
+    x: list[Any] = [1]
+    for _ in range(60):
+        x = [x, x]
+    started = time.monotonic()
+    with pytest.raises(TooLarge):
+        measure([x])
+    assert time.monotonic() - started < 0.05
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(TooLarge):
+        measure([cycle])
+    assert measure([{"a": (1, 2)}, "xyz"], text=True).size == 10  # dict "a"+1 tuple 1 2 "xyz"+3
+
+
+def test_short_repr_of_shared_lists_is_bounded() -> None:
+    x: list[Any] = [1]
+    for _ in range(60):
+        x = [x, x]
+    started = time.monotonic()
+    text = short_repr(x, limit=500)
+    assert time.monotonic() - started < 0.05 and len(text) < 600 and text.startswith("[[[[")

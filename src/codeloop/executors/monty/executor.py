@@ -26,7 +26,7 @@ from .values import (
     to_sandbox_async,
     unconvertible,
 )
-from .walk import TooLarge, within_cap
+from .walk import VISIT_CAP, TooLarge, within_cap
 
 if TYPE_CHECKING:
     import pydantic_monty as pm
@@ -88,6 +88,7 @@ class MontyExecutor:
         self._needs_restart = False
         self._output_cap = max(1_000_000, 20 * self.limits.max_output_chars)
         reply_cap = max(1_000_000, self.limits.memory_bytes // 4)
+        self._text_cap = max(VISIT_CAP, self.limits.memory_bytes)  # items + characters of a value out
         self._helper = HostHelper(self.limits.memory_bytes, reply_cap, MAX_HOST_MODULE_ARG)
         self._lock = asyncio.Lock()  # one snippet at a time per session
 
@@ -146,7 +147,8 @@ class MontyExecutor:
             return await self._final_output(state, restarted)
         if state.stopped is not None:
             return CodeOutput(logs=self._logs(state, restarted), error=state.stopped)
-        return CodeOutput(output=await _bounded_output(value), logs=self._logs(state, restarted))
+        output = await _bounded_output(value, self._text_cap)
+        return CodeOutput(output=output, logs=self._logs(state, restarted))
 
     async def close(self) -> None:
         """End the session and stop the worker pool and the helper process."""
@@ -344,7 +346,7 @@ class MontyExecutor:
         Arguments a path-by-path walk would visit more than `VISIT_CAP` times are refused first,
         so neither validation nor the tool expands a structure of shared parts."""
         try:
-            await within_cap((*args, *kwargs.values()))
+            await within_cap((*args, *kwargs.values()), self._text_cap, text=True)
         except TooLarge as exc:
             return {"exception": TypeError(f"{name}(): the arguments are too large: {exc}")}
         try:
@@ -382,7 +384,8 @@ class MontyExecutor:
     async def _final_output(self, state: _Run, restarted: bool) -> CodeOutput:
         logs = truncate_output(state.output.output[: state.final_logs], self.limits.max_output_chars)
         prefix = _restart_note() if restarted else ""
-        answer = await _bounded_output(state.final_value, "the final answer is too large to return")
+        too_large = "the final answer is too large to return"
+        answer = await _bounded_output(state.final_value, self._text_cap, too_large)
         return CodeOutput(output=answer, logs=prefix + logs, is_final_answer=True)
 
     def _logs(self, state: _Run, restarted: bool) -> str:
@@ -498,11 +501,11 @@ def _stop_signal(failure: ExecutionFailure | None) -> dict[str, Any]:
     return {"exc_type": "SystemExit", "message": f"this code action was stopped: {detail}"}
 
 
-async def _bounded_output(value: Any, note: str = "the value is too large to return") -> Any:
-    """`value`, or a note in its place when a walk of it (repr, JSON, a copy) would pass
-    `VISIT_CAP` visits: values from Monty keep shared parts, so a small one can be huge as a tree."""
+async def _bounded_output(value: Any, cap: int, note: str = "the value is too large to return") -> Any:
+    """`value`, or a note in its place when a walk of it (repr, JSON, a copy) would pass `cap`
+    items plus characters: values from Monty keep shared parts, so a small one can be huge as a tree."""
     try:
-        await within_cap([value])
+        await within_cap([value], cap, text=True)
     except TooLarge as exc:
         return f"[{note}: {exc}; print a summary instead]"
     return value

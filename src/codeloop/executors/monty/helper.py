@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .helper_child import decode_data, encode_steps
-from .walk import drive
+from .walk import drive, within_cap
 
 __all__ = ["CHILD_PATH", "HelperError", "HelperLimit", "HostHelper"]
 
@@ -66,8 +66,9 @@ class HostHelper:
         """The value of `name(*args, **kwargs)` computed in the helper within `budget_s` seconds.
         Raises HelperError (the function raised), HelperLimit, TooLarge or TypeError (arguments
         that cannot cross)."""
+        await within_cap((*args, *kwargs.values()), self.arg_cap, text=True)  # shared parts: at once
         out: list[str] = []
-        await drive(encode_steps([name, budget_s, list(args), kwargs], out, self.arg_cap + 16))
+        await drive(encode_steps([name, budget_s, list(args), kwargs], out, self.arg_cap + 64))
         request = "".join(out).encode("utf-8")
         async with self._lock:
             if budget_s <= 0:
@@ -78,7 +79,7 @@ class HostHelper:
                 reply = await asyncio.wait_for(self._exchange(request), budget_s)
             except (asyncio.TimeoutError, ConnectionError, asyncio.IncompleteReadError, OSError):
                 raise await self._stopped(name) from None
-        return self._answer(name, reply)
+            return await self._answer(name, reply)
 
     async def close(self) -> None:
         """Stop the helper process (it is started again by the next call)."""
@@ -141,7 +142,7 @@ class HostHelper:
 
     # -- answers -------------------------------------------------------------------------------
 
-    def _answer(self, name: str, reply: bytes) -> Any:
+    async def _answer(self, name: str, reply: bytes) -> Any:
         try:
             message = json.loads(reply)
             if not isinstance(message, dict) or len(message) != 1:
@@ -156,6 +157,7 @@ class HostHelper:
             except ValueError as exc:
                 raise HelperError("RuntimeError", "RuntimeError", f"{name}(): {exc}") from None
         if key == "limit":
+            await self._kill()  # after a MemoryError its state is unknown: the next call starts afresh
             detail = f"{name}() used more than the memory limit in the host helper process"
             if body == "too_large":
                 detail = f"{name}() returned a value over {self.reply_cap} bytes"

@@ -19,7 +19,7 @@ from typing import Any
 
 from .helper_child import CHUNK, VISIT_CAP, TooLarge, run_steps
 
-__all__ = ["CONTAINERS", "Shape", "TooLarge", "drive", "measure", "measure_steps", "within_cap"]
+__all__ = ["CONTAINERS", "VISIT_CAP", "Shape", "TooLarge", "drive", "measure", "measure_steps", "within_cap"]
 
 CONTAINERS = (list, tuple, set, frozenset, dict)
 _CONTAINER_TYPES = frozenset(CONTAINERS)
@@ -87,9 +87,9 @@ def measure_steps(
             if not inner:
                 memo[key] = (1 + leaves, 1)
                 continue
+            pending[key] = (inner, leaves)
             if any(id(p) in pending for p in inner):
                 raise TooLarge(cap)  # a cycle: a path-by-path walk would never end
-            pending[key] = (inner, leaves)
             stack.append(node)
             stack.extend(p for p in inner if id(p) not in memo)
     size, depth = memo[id(top)]
