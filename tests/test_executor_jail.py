@@ -1,4 +1,7 @@
-"""JailExecutor: the red-team corpus, a pandas agent, restarts and refusals. Real jailed workers."""
+"""JailExecutor: a pandas agent, restarts and refusals. Real jailed workers.
+
+The red-team corpus runs on the jail (with and without bubblewrap) in test_redteam.py.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from codeloop.executors import create_executor
 from codeloop.executors.base import Executor, ExecutorLimits
 from codeloop.executors.jail import JailExecutor
 
-from redteam import ENV_SECRET_NAME, HARMLESS_TOOLS, Arena, attack, load_payloads
+from redteam import ENV_SECRET_NAME, HARMLESS_TOOLS
 
 if not sys.platform.startswith("linux"):
     pytest.skip(f"the jail executor is Linux only (this is {sys.platform})", allow_module_level=True)
@@ -39,37 +42,6 @@ async def jail() -> AsyncIterator[JailExecutor]:
     await executor.start(dict(HARMLESS_TOOLS))
     yield executor
     await executor.close()
-
-
-# -- the red-team corpus ---------------------------------------------------------------------------
-
-PAYLOADS = load_payloads()
-# Every payload with smolagents' default import list, and again with every import allowed ("*"),
-# so that the jail itself - not the import list - is what contains it; with and without bwrap.
-CONFIGS = [((), MODES[0]), *((("*",), mode) for mode in MODES)]
-CASES = [
-    pytest.param(
-        payload, imports, bwrap,
-        id=f"{payload.id}-{'star' if imports else 'default'}-{'bwrap' if bwrap else 'nobwrap'}",
-    )
-    for payload in PAYLOADS
-    for imports, bwrap in CONFIGS
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("payload", "imports", "bwrap"), CASES)
-async def test_jail_contains_payload(payload: Any, imports: tuple[str, ...], bwrap: bool) -> None:
-    with Arena() as arena:
-        executor = JailExecutor(LIMITS, imports, use_bwrap=bwrap)
-        await executor.start(dict(HARMLESS_TOOLS))
-        try:
-            verdict = await attack(executor, payload, arena, memory_limit=LIMITS.memory_bytes)
-        finally:
-            await executor.close()
-    assert verdict.passed, verdict.summary()
-    if payload.kind == "resource":
-        assert verdict.output is not None and verdict.output.error is not None
-        assert verdict.elapsed_s < payload.limit_s  # the corpus' own bound (spec'd by its README)
 
 
 async def test_a_forged_protocol_message_costs_only_the_worker(jail: JailExecutor) -> None:

@@ -904,7 +904,8 @@ async def test_the_bootstrap_leaves_what_follows_the_source_to_the_worker() -> N
         *_local_argv(bootstrap_argv()), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={}
     )
     assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(worker_payload() + b'{"op":"run","code":"6 * 7"}\n')  # in one write
+    hello, run = b'{"op":"hello","secret":"s3"}\n', b'{"op":"run","id":"r1","code":"6 * 7"}\n'
+    process.stdin.write(worker_payload() + hello + run)  # in one write
     await process.stdin.drain()
     assert json.loads(await process.stdout.readline())["op"] == "ready"
     assert json.loads(await process.stdout.readline())["output"] == 42
@@ -1050,7 +1051,9 @@ async def test_live_redteam_corpus_is_contained(kind: str) -> None:
         await executor.start(HARMLESS_TOOLS)
         try:
             verdicts = [
-                await attack(executor, payload, arena, memory_limit=LIVE_LIMITS.memory_bytes)
+                await attack(
+                    executor, payload, arena, memory_limit=LIVE_LIMITS.memory_bytes, local_processes=False
+                )
                 for payload in load_payloads()
             ]
         finally:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, NoReturn
 
-__all__ = ["SAFE_MODULES", "FinalAnswerSignal", "Worker", "thread_count"]
+__all__ = ["SAFE_MODULES", "FinalAnswerSignal", "Worker", "native_threads"]
 
 SAFE_MODULES: tuple[str, ...] = (
     "collections", "datetime", "itertools", "math", "queue", "random", "re", "stat", "statistics",
@@ -73,7 +73,7 @@ class Worker:
         builtins.__import__ = self._import
         sys.stdin = io.StringIO("")  # input() gets EOF
         sys.stdout = sys.stderr = self.capture
-        self._threads = thread_count()
+        self._idle_native: set[str] = set()  # native threads seen idle (a BLAS pool, say)
 
     def serve(self) -> NoReturn:
         handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -166,13 +166,25 @@ class Worker:
         return _done(output=output, logs=self.capture.text(), error=error, threads=self._stray_threads())
 
     def _stray_threads(self) -> int:
-        """Threads the code left running (after a short grace for threads that are ending)."""
+        """Threads the code left running: any Python thread besides this one (after a short grace
+        for threads that are ending), and native threads that use CPU. Native threads that a
+        library started and that sit idle (numpy's BLAS pool) are remembered and not counted."""
         import time
 
         deadline = time.monotonic() + 0.2
-        while (extra := thread_count() - self._threads) > 0 and time.monotonic() < deadline:
+        while (extra := len(sys._current_frames()) - 1) > 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-        return max(extra, 0)
+        if extra > 0:
+            return extra
+        busy = native_threads() - self._idle_native
+        deadline = time.monotonic() + 0.5  # a BLAS pool spins a little after its first use
+        while busy and time.monotonic() < deadline:
+            before = _cpu_ticks(busy)
+            time.sleep(0.05)
+            after = _cpu_ticks(busy)  # threads that ended are gone from it
+            self._idle_native |= {tid for tid, ticks in after.items() if ticks == before.get(tid)}
+            busy = set(after) - self._idle_native
+        return max(len(busy), len(sys._current_frames()) - 1)  # a thread that has just started
 
     # -- running a snippet --
 
@@ -377,9 +389,22 @@ def _encode_output(value: Any) -> tuple[Any, dict[str, Any] | None]:
         return None, {"type": "MemoryError", "message": message, "limit": "memory_bytes"}
 
 
-def thread_count() -> int:
-    """This process's threads, as the kernel sees them (so `_thread.start_new_thread` counts)."""
+def native_threads() -> set[str]:
+    """This process's threads other than the main one, as the kernel sees them."""
     try:
-        return len(os.listdir("/proc/self/task"))
+        return set(os.listdir("/proc/self/task")) - {str(os.getpid())}
     except OSError:
-        return threading.active_count()
+        return set()
+
+
+def _cpu_ticks(tids: set[str]) -> dict[str, int]:
+    """CPU time (clock ticks, user + system) of each thread that still exists."""
+    ticks: dict[str, int] = {}
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        ticks[tid] = int(fields[11]) + int(fields[12])
+    return ticks
