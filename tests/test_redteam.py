@@ -46,6 +46,8 @@ def _unavailable(boundary: str) -> str | None:
 
     missing = confine.missing_mechanisms(bwrap=boundary == "jail-bwrap")
     return f"the jail cannot run here: {'; '.join(missing)}" if missing else None
+
+
 CASES = [
     pytest.param(name, payload, id=f"{name}:{payload.id}") for name in BOUNDARIES for payload in PAYLOADS
 ]
