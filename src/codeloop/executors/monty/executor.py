@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ...errors import ConfigurationError, ExecutorError
 from ..base import CodeOutput, ExecutionFailure, ExecutorLimits, HostFunction, limit_failure, truncate_output
+from ..inworker.channel import MAX_LINE_BYTES
+from ..inworker.values import VALUE_NODE_BUDGET
 from .failures import Inputs, frames, which_limit
 from .helper import HelperError, HelperLimit, HostHelper
 from .hints import HintContext, limit_hint, syntax_hint, with_hint
@@ -26,7 +28,7 @@ from .values import (
     to_sandbox_async,
     unconvertible,
 )
-from .walk import VISIT_CAP, TooLarge, within_cap
+from .walk import TooLarge, within_cap
 
 if TYPE_CHECKING:
     import pydantic_monty as pm
@@ -88,7 +90,6 @@ class MontyExecutor:
         self._needs_restart = False
         self._output_cap = max(1_000_000, 20 * self.limits.max_output_chars)
         reply_cap = max(1_000_000, self.limits.memory_bytes // 4)
-        self._text_cap = max(VISIT_CAP, self.limits.memory_bytes)  # items + characters of a value out
         self._helper = HostHelper(self.limits.memory_bytes, reply_cap, MAX_HOST_MODULE_ARG)
         self._lock = asyncio.Lock()  # one snippet at a time per session
 
@@ -147,7 +148,7 @@ class MontyExecutor:
             return await self._final_output(state, restarted)
         if state.stopped is not None:
             return CodeOutput(logs=self._logs(state, restarted), error=state.stopped)
-        output = await _bounded_output(value, self._text_cap)
+        output = await _bounded_output(value)
         return CodeOutput(output=output, logs=self._logs(state, restarted))
 
     async def close(self) -> None:
@@ -343,10 +344,10 @@ class MontyExecutor:
         self, name: str, function: HostFunction, args: tuple[Any, ...], kwargs: dict[str, Any], state: _Run
     ) -> dict[str, Any]:
         """Call a host function; the answer for the sandbox is a return value or an exception.
-        Arguments a path-by-path walk would visit more than `VISIT_CAP` times are refused first,
+        Arguments a path-by-path walk would visit past the caps of `within_value_caps` are refused first,
         so neither validation nor the tool expands a structure of shared parts."""
         try:
-            await within_cap((*args, *kwargs.values()), self._text_cap, text=True)
+            await within_value_caps((*args, *kwargs.values()))
         except TooLarge as exc:
             return {"exception": TypeError(f"{name}(): the arguments are too large: {exc}")}
         try:
@@ -385,7 +386,7 @@ class MontyExecutor:
         logs = truncate_output(state.output.output[: state.final_logs], self.limits.max_output_chars)
         prefix = _restart_note() if restarted else ""
         too_large = "the final answer is too large to return"
-        answer = await _bounded_output(state.final_value, self._text_cap, too_large)
+        answer = await _bounded_output(state.final_value, too_large)
         return CodeOutput(output=answer, logs=prefix + logs, is_final_answer=True)
 
     def _logs(self, state: _Run, restarted: bool) -> str:
@@ -501,11 +502,18 @@ def _stop_signal(failure: ExecutionFailure | None) -> dict[str, Any]:
     return {"exc_type": "SystemExit", "message": f"this code action was stopped: {detail}"}
 
 
-async def _bounded_output(value: Any, cap: int, note: str = "the value is too large to return") -> Any:
-    """`value`, or a note in its place when a walk of it (repr, JSON, a copy) would pass `cap`
-    items plus characters: values from Monty keep shared parts, so a small one can be huge as a tree."""
+async def within_value_caps(roots: Sequence[Any]) -> None:
+    """TooLarge unless a path-by-path walk of `roots` stays within the jail's bounds for values
+    leaving a sandbox: `VALUE_NODE_BUDGET` items and `MAX_LINE_BYTES` items plus characters.
+    Values from Monty keep shared parts, so a small one can be huge as a tree."""
+    await within_cap(roots, VALUE_NODE_BUDGET)
+    await within_cap(roots, MAX_LINE_BYTES, text=True)
+
+
+async def _bounded_output(value: Any, note: str = "the value is too large to return") -> Any:
+    """`value`, or a note in its place when a walk of it (repr, JSON, a copy) would pass the caps."""
     try:
-        await within_cap([value], cap, text=True)
+        await within_value_caps([value])
     except TooLarge as exc:
         return f"[{note}: {exc}; print a summary instead]"
     return value
