@@ -22,12 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import IO, Any, ClassVar, TypeVar
 
 from .._sync import iterate_sync, run_sync
-from ..errors import (
-    AgentError,
-    FinalAnswerRejected,
-    ModelError,
-    RunFailed,
-)
+from ..errors import AgentError, ModelError, RunFailed
 from ..events import (
     Event,
     FinalAnswer,
@@ -54,8 +49,10 @@ from ..models.retry import RetryPolicy, with_retries
 from ..prompts import TemplateTool, default_prompt_templates, merge_prompt_templates, populate_template
 from ..result import RunResult, RunState
 from ..tools import FinalAnswerTool, Tool
-from .callbacks import CallbackRegistry, StepCallbacks, call_flexibly, maybe_await
+from .callbacks import CallbackRegistry, StepCallbacks, maybe_await
+from .guardrails import Guard, Guardrails, GuardrailTripped
 from .managed import with_event_sink
+from .output import OutputSpec
 from .replay import replay
 from .run import Run, answer_or_raise, describe_failure, latest_task, task_text
 from .setup import check_arguments, checked_model, collect_tools, renderers
@@ -72,7 +69,14 @@ class MultiStepAgent:
 
     smolagents' arguments keep their meaning: `step_callbacks` (a list, for action steps, or a
     dict by step class), `prompt_templates` (see `codeloop.prompts`), `add_base_tools` (only
-    False for now)."""
+    False for now).
+
+    `output_type` (a pydantic model class, a plain type such as `int` or `list[str]`, or a JSON
+    schema dict) asks for a structured answer: the model is told its schema, a final answer that
+    does not fit is sent back with what was wrong, and `RunResult.output` is the validated value
+    (see `codeloop.agents.output`). `input_guards`, `output_guards` and `tool_guards` check the
+    task, the final answer and each tool call (see `codeloop.agents.guardrails`);
+    `final_answer_checks` run as the first output guards."""
 
     prompt_name: ClassVar[str]
 
@@ -96,6 +100,10 @@ class MultiStepAgent:
         retry_policy: RetryPolicy | None = None,
         prompt_templates: Mapping[str, Any] | None = None,
         add_base_tools: bool = False,
+        output_type: Any = None,
+        input_guards: Sequence[Guard] = (),
+        output_guards: Sequence[Guard] = (),
+        tool_guards: Sequence[Guard] = (),
     ) -> None:
         model = checked_model(type(self).__name__, model)
         check_arguments(max_steps, planning_interval, add_base_tools)
@@ -106,7 +114,13 @@ class MultiStepAgent:
         self.name = name or type(self).__name__
         self.description = description
         self.step_callbacks = CallbackRegistry.of(step_callbacks)
-        self.final_answer_checks = list(final_answer_checks)
+        self.output_spec = OutputSpec.of(output_type)
+        self.guardrails = Guardrails(
+            input=tuple(input_guards),
+            output=tuple(output_guards),
+            tool=tuple(tool_guards),
+            final_answer_checks=list(final_answer_checks),
+        )
         self.return_full_result = return_full_result
         self.stream_outputs = stream_outputs
         self.event_handlers = list(event_handlers) + renderers(verbosity_level)
@@ -270,6 +284,15 @@ class MultiStepAgent:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @property
+    def final_answer_checks(self) -> list[FinalAnswerCheck]:
+        """smolagents' checks of the final answer: the first output guards."""
+        return self.guardrails.final_answer_checks
+
+    @final_answer_checks.setter
+    def final_answer_checks(self, checks: Sequence[FinalAnswerCheck]) -> None:
+        self.guardrails.final_answer_checks = list(checks)
+
     # ---- the loop ---------------------------------------------------------------------------
 
     async def _events(self, run: Run, task: str) -> AsyncIterator[Event]:
@@ -330,7 +353,9 @@ class MultiStepAgent:
         yield ModelOutput(agent=self.name, step=step.step_number, message=message)
 
     async def _act_and_observe(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
-        """Act on the model's message; an error the model can fix is recorded on the step."""
+        """Act on the model's message; an error the model can fix is recorded on the step. A
+        tool guard that stopped the run ends it here, even if the model's code caught the error."""
+        self.guardrails.take_tripped()
         try:
             async for event in self._act(run, step):
                 yield event
@@ -338,6 +363,9 @@ class MultiStepAgent:
             step.error, step.is_final_answer = StepError.from_exception(exc), False
             yield StepErrored(agent=self.name, step=step.step_number, error=step.error)
         step.timing.end_time = time.time()
+        tripped = self.guardrails.take_tripped()
+        if tripped is not None:
+            raise tripped
 
     async def _plan(self, run: Run) -> AsyncIterator[Event]:
         step = PlanningStep(plan="")
@@ -440,11 +468,18 @@ class MultiStepAgent:
         additional_args: Mapping[str, Any] | None,
         max_steps: int | None,
     ) -> Run:
+        """A new run; one an input guard stopped is already finished (no step will run)."""
         self._interrupt_requested = False
         if reset:
             self.memory = Memory()
-        self.memory.steps.append(TaskStep(task=task_text(task, additional_args), images=tuple(images or ())))
         run = self._new_run(max_steps or self.max_steps, len(self.memory.action_steps()) + 1)
+        try:
+            shown = await self.guardrails.check_input(task, self)
+        except GuardrailTripped as exc:
+            shown = task
+            run.finish(RunState.ERROR, error=str(exc), exception=exc)
+        text = "\n".join(filter(None, [task_text(shown, additional_args), self._output_note()]))
+        self.memory.steps.append(TaskStep(task=text, images=tuple(images or ())))
         await self._open_executor(run, fresh=reset, variables=additional_args)
         return run
 
@@ -486,15 +521,17 @@ class MultiStepAgent:
             task.cancel()  # the consumer stopped early: don't leave the work running
         task.result()  # re-raise what the task raised
 
-    async def _accept_final_answer(self, run: Run, answer: Any) -> None:
-        for check in self.final_answer_checks:
-            name = getattr(check, "__name__", repr(check))
-            try:
-                accepted = await maybe_await(call_flexibly(check, answer, run.memory, agent=self))
-            except Exception as exc:
-                raise FinalAnswerRejected(f"Final answer {answer!r} rejected by {name}: {exc}") from exc
-            if not accepted:
-                raise FinalAnswerRejected(f"Final answer {answer!r} rejected by check {name}. Reconsider it.")
+    async def _accept_final_answer(self, run: Run, answer: Any) -> Any:
+        """The answer as the run's output: validated against `output_type` (an
+        `OutputValidationError` tells the model what was wrong), then passed by every output guard."""
+        if self.output_spec is not None:
+            answer = self.output_spec.validate(answer)
+        await self.guardrails.check_output(answer, run.memory, self)
+        return answer
+
+    def _output_note(self) -> str | None:
+        """What the task says of the answer's shape, when `output_type` asks for one."""
+        return None if self.output_spec is None else self.output_spec.task_note()
 
     async def _dispatch(self, event: Event) -> None:
         for handler in self.event_handlers:

@@ -265,7 +265,7 @@ class CodeAgent(MultiStepAgent):
             await self._check_code(run, code)
         self._check_invented_data(run)
         self._check_gave_up(run, answer)
-        await self._accept_final_answer(run, answer)
+        step.action_output = await self._accept_final_answer(run, answer)
         step.is_final_answer = True
 
     async def _check_code(self, run: Run, code: HandedBack) -> None:
@@ -302,10 +302,14 @@ class CodeAgent(MultiStepAgent):
             raise FinalAnswerRejected(gave_up_note(answer, unused))
 
     def _host_functions(self) -> dict[str, HostFunction]:
-        return {name: self._counted(_off_the_loop(t.as_host_function())) for name, t in self.tools.items()}
+        return {name: self._counted(_off_the_loop(t.as_host_function()), t) for name, t in self.tools.items()}
 
-    def _counted(self, function: HostFunction) -> HostFunction:
+    def _counted(self, function: HostFunction, tool: Tool) -> HostFunction:
+        """The host function the code calls: tool guards first (a rejection raises
+        `GuardRejected` in the snippet), then the tool, counted and remembered."""
+
         async def call(*args: Any, **kwargs: Any) -> Any:
+            await self.guardrails.check_tool(call.__name__, _named(tool, args, kwargs), self)
             self._tool_calls += 1
             value = function(*args, **kwargs)
             value = await value if inspect.isawaitable(value) else value
@@ -314,6 +318,10 @@ class CodeAgent(MultiStepAgent):
 
         call.__name__ = getattr(function, "__name__", "tool")
         return call
+
+    def _output_note(self) -> str | None:
+        spec = self.output_spec
+        return None if spec is None else spec.task_note(as_python=True)
 
     def _prompt_values(self) -> dict[str, Any]:
         return {
@@ -363,6 +371,13 @@ def _off_the_loop(function: Callable[..., Any]) -> HostFunction:
 
     call.__name__ = function.__name__
     return call
+
+
+def _named(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments by parameter name, as a tool guard sees them."""
+    names = list(tool.inputs)
+    named = {names[i] if i < len(names) else f"arg{i}": value for i, value in enumerate(args)}
+    return {**named, **kwargs}
 
 
 def _described(failure: ExecutionFailure, fed: str, code: str) -> str:

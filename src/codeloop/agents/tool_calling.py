@@ -14,7 +14,7 @@ from ..parsing import parse_tool_calls_from_text
 from .base import MultiStepAgent
 from .run import Run, short_repr
 
-__all__ = ["ToolCallingAgent"]
+__all__ = ["ToolCallingAgent", "answer_parameters"]
 
 
 class ToolCallingAgent(MultiStepAgent):
@@ -58,12 +58,13 @@ class ToolCallingAgent(MultiStepAgent):
         ]
         if not answers:
             return
-        step.action_output = answers[0]
-        await self._accept_final_answer(run, answers[0])
+        step.action_output = answers[0]  # what the model gave, if it is rejected
+        step.action_output = await self._accept_final_answer(run, answers[0])
         step.is_final_answer = True
-        yield ActionOutput(agent=self.name, step=step.step_number, output=answers[0])
+        yield ActionOutput(agent=self.name, step=step.step_number, output=step.action_output)
 
     async def _call_tool(self, call: ToolCall) -> tuple[ToolResult, Any]:
+        """Run one call (after the tool guards); any failure is an error result for the model."""
         chosen = self._final_answer_tool if call.name == "final_answer" else self.tools.get(call.name)
         if chosen is None:
             known = ", ".join([*self.tools, "final_answer"])
@@ -74,19 +75,51 @@ class ToolCallingAgent(MultiStepAgent):
                 is_error=True,
             ), None
         try:
-            value = await chosen.acall(call.arguments)
+            if chosen is not self._final_answer_tool:
+                await self.guardrails.check_tool(call.name, _arguments(call), self)
+            value = await chosen.acall(self._wrapped_answer(call))
         except AgentError as exc:
             return ToolResult(call_id=call.id, name=call.name, content=f"Error: {exc}", is_error=True), None
         return ToolResult(call_id=call.id, name=call.name, content=_observation_text(value)), value
 
     def _tool_schemas(self) -> list[dict[str, Any]]:
-        return [t.json_schema() for t in [*self.tools.values(), self._final_answer_tool]]
+        final = self._final_answer_tool.json_schema()
+        if self.output_spec is not None:  # the provider sees the answer's schema natively
+            final["parameters"] = answer_parameters(self.output_spec.json_schema)
+        return [*(t.json_schema() for t in self.tools.values()), final]
+
+    def _wrapped_answer(self, call: ToolCall) -> Any:
+        """A structured final answer sent as the bare object (no `answer` key) is taken as it."""
+        arguments = call.arguments
+        if call.name != "final_answer" or self.output_spec is None or not isinstance(arguments, dict):
+            return arguments
+        return arguments if set(arguments) == {"answer"} else {"answer": arguments}
+
+    def _native_tool_calls(self) -> bool:
+        return bool(getattr(getattr(self.model, "capabilities", None), "tool_calls", True))
+
+    def _output_note(self) -> str | None:
+        spec = self.output_spec
+        return None if spec is None else spec.task_note(schema_shown_elsewhere=self._native_tool_calls())
 
     def _prompt_values(self) -> dict[str, Any]:
         """Adds `native_tool_calls`: whether the model is sent the tool schemas (its server then
         lists the tools itself) rather than told to write JSON calls in its text."""
-        capabilities = getattr(self.model, "capabilities", None)
-        return {**super()._prompt_values(), "native_tool_calls": getattr(capabilities, "tool_calls", True)}
+        return {**super()._prompt_values(), "native_tool_calls": self._native_tool_calls()}
+
+
+def answer_parameters(schema: dict[str, Any]) -> dict[str, Any]:
+    """The `final_answer` parameters for an answer of JSON schema `schema` (its `$defs` moved
+    to the top, where its `$ref`s point)."""
+    answer = {k: v for k, v in schema.items() if k != "$defs"}
+    parameters: dict[str, Any] = {"type": "object", "properties": {"answer": answer}, "required": ["answer"]}
+    if "$defs" in schema:
+        parameters["$defs"] = schema["$defs"]
+    return parameters
+
+
+def _arguments(call: ToolCall) -> dict[str, Any]:
+    return dict(call.arguments) if isinstance(call.arguments, dict) else {"input": call.arguments}
 
 
 def _observation_text(value: Any) -> str:
