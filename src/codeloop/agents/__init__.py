@@ -2,7 +2,21 @@
 
 from .base import MultiStepAgent
 from .code import CodeAgent
+from .guardrails import GuardAction, GuardrailTripped, GuardRejected, GuardResult, OutputGuardRejected
 from .managed import ManagedAgentTool
+from .output import OutputSpec, OutputValidationError
 from .tool_calling import ToolCallingAgent
 
-__all__ = ["CodeAgent", "ManagedAgentTool", "MultiStepAgent", "ToolCallingAgent"]
+__all__ = [
+    "CodeAgent",
+    "GuardAction",
+    "GuardRejected",
+    "GuardResult",
+    "GuardrailTripped",
+    "ManagedAgentTool",
+    "MultiStepAgent",
+    "OutputGuardRejected",
+    "OutputSpec",
+    "OutputValidationError",
+    "ToolCallingAgent",
+]
