@@ -74,7 +74,7 @@ def test_tool_calling_agent_json_answer_and_native_schema() -> None:
     assert first.error is not None and "population: Field required" in first.error.message
     final = next(s for s in agent._tool_schemas() if s["name"] == "final_answer")
     assert final["parameters"]["properties"]["answer"]["required"] == ["name", "population"]
-    assert "matching the schema of final_answer" in task_text(model)  # no second copy of it
+    assert "matching the schema of its `answer`" in task_text(model)  # no second copy of it
 
 
 def test_tool_calling_agent_accepts_the_bare_object() -> None:

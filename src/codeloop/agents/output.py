@@ -71,10 +71,10 @@ class OutputSpec:
 
     def task_note(self, *, schema_shown_elsewhere: bool = False, as_python: bool = False) -> str:
         """The sentence that tells the model the answer's shape (kept short: it is in every prompt)."""
-        what = "a dict (or a list/value)" if as_python else "a JSON value"
+        what = "a Python value (a dict for an object)" if as_python else "a JSON value"
         if schema_shown_elsewhere:
-            return f"The final answer must be {what} matching the schema of final_answer's `answer`."
-        return f"The final answer must be {what} matching this JSON schema: {self.schema_text}"
+            return f"Give final_answer {what} matching the schema of its `answer`."
+        return f"Give final_answer {what} matching this JSON schema: {self.schema_text}"
 
     def validate(self, answer: Any) -> Any:
         """The typed answer; `OutputValidationError` listing what was wrong otherwise. Text that
