@@ -37,9 +37,19 @@ Calling:
   `AgentError` raised by `forward` passes through unchanged);
 * `tool.as_host_function()` is what a sandbox calls: positional and keyword arguments as in
   Python, async when `forward` is.
+
+Tools as data: `Tool.from_schema(name, description, input_schema, function, output_schema)`
+builds a `SchemaTool` from a JSON schema (an MCP server's tool list, another framework's
+function definitions); `tool.to_dict()` / `Tool.from_dict(d, function=...)` turn any tool into a
+dict and back (a `@tool` function's dict holds its source, run again only with
+`trust_remote_code=True`). A real name that is not a Python identifier (`math.factorial`) stays
+the `wire_name` and `json_schema()`'s name; `name` is the Python name code uses
+(`math_factorial`; `code_names()` picks distinct ones for several tools).
 """
 
+from ._names import code_names
 from ._schema import AUTHORIZED_TYPES
+from ._schema_tool import SchemaTool
 from ._tool import FinalAnswerTool, FunctionTool, Tool, tool
 
-__all__ = ["AUTHORIZED_TYPES", "FinalAnswerTool", "FunctionTool", "Tool", "tool"]
+__all__ = ["AUTHORIZED_TYPES", "FinalAnswerTool", "FunctionTool", "SchemaTool", "Tool", "code_names", "tool"]

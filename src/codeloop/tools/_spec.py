@@ -78,6 +78,9 @@ class Spec:
     returns_doc: str | None
     is_async: bool
     signature: inspect.Signature
+    check: Callable[[Mapping[str, Any]], list[str]] | None = None
+    """Further checks of the validated values (a tool built from a JSON schema validates them
+    against it): one line per problem, reported like the pydantic model's."""
 
     def split(self, values: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Positional-only values as args, the rest as kwargs."""

@@ -95,6 +95,55 @@ class Tool:
     def _source(self) -> Source:
         return _source_of(self)
 
+    # -- as data --
+
+    @property
+    def wire_name(self) -> str:
+        """The name the tool has outside Python code: in `json_schema()`, in `to_dict()` and,
+        for a tool built from a schema, the real name (`math.factorial` when `name` is
+        `math_factorial`)."""
+        return self.name
+
+    @staticmethod
+    def from_schema(
+        name: str,
+        description: str | None,
+        input_schema: Mapping[str, Any],
+        function: Callable[..., Any],
+        output_schema: Mapping[str, Any] | None = None,
+        *,
+        code_name: str | None = None,
+    ) -> Tool:
+        """A tool from a name, a description and a JSON schema of its arguments (what an MCP
+        server or another framework gives), calling `function` (sync or async) with the
+        validated arguments as keyword arguments by their real names. Names that are not Python
+        identifiers get a Python name for code (`code_name` chooses it; `code_names()` picks
+        distinct ones for several tools). See `SchemaTool`."""
+        from ._schema_tool import SchemaTool
+
+        return SchemaTool(name, description, input_schema, function, output_schema, code_name=code_name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"name", "description", "input_schema", "output_type", "output_schema"}` (the
+        latter when known), plus `"code"`, the function's source, for a `@tool` function and
+        `"code_name"` when the Python name is not the one derived from the name."""
+        from ._serialize import tool_to_dict
+
+        return tool_to_dict(self)
+
+    @staticmethod
+    def from_dict(
+        data: Mapping[str, Any],
+        function: Callable[..., Any] | None = None,
+        *,
+        trust_remote_code: bool = False,
+    ) -> Tool:
+        """A tool from `to_dict()`'s output: around `function` when given; otherwise from the
+        dict's source code, which is executed, so only with `trust_remote_code=True`."""
+        from ._serialize import tool_from_dict
+
+        return tool_from_dict(data, function, trust_remote_code)
+
     # -- descriptions --
 
     def json_schema(self) -> dict[str, Any]:

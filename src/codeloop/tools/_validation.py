@@ -227,14 +227,19 @@ def validate(spec: Spec, arguments: Mapping[str, Any], error: type[Exception]) -
     try:
         validated = spec.model.model_validate(dict(arguments))
     except ValidationError as exc:
-        problems = _problems(spec, exc.errors(include_url=False), arguments)
-        if len(problems) > 4:
-            problems = [*problems[:4], f"and {len(problems) - 4} more"]
-        expected = f"{spec.name}{display_signature(spec, with_return=False)}"
-        raise error(
-            f"Invalid arguments for tool {spec.name!r}: {'; '.join(problems)}. Expected: {expected}"
-        ) from None
-    return {p.name: getattr(validated, f"p{i}") for i, p in enumerate(spec.params)}
+        raise _invalid(spec, _problems(spec, exc.errors(include_url=False), arguments), error) from None
+    values = {p.name: getattr(validated, f"p{i}") for i, p in enumerate(spec.params)}
+    problems = spec.check(values) if spec.check is not None else []
+    if problems:
+        raise _invalid(spec, problems, error)
+    return values
+
+
+def _invalid(spec: Spec, problems: list[str], error: type[Exception]) -> Exception:
+    if len(problems) > 4:
+        problems = [*problems[:4], f"and {len(problems) - 4} more"]
+    expected = f"{spec.name}{display_signature(spec, with_return=False)}"
+    return error(f"Invalid arguments for tool {spec.name!r}: {'; '.join(problems)}. Expected: {expected}")
 
 
 def as_mapping(spec: Spec, arguments: Mapping[str, Any] | str) -> Mapping[str, Any]:
