@@ -29,7 +29,8 @@ _VALID_NAMES = {"integer": "a valid integer", "number": "a valid number", "strin
 
 def normalize_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of `schema` in standard JSON Schema: `definitions` become `$defs`, OpenAPI's
-    `nullable: true` a `"null"` type, and the Python type names some datasets use (`dict`,
+    `nullable: true` a `"null"` type (an enum then also allows None, as it does when the
+    type lists "null"), and the Python type names some datasets use (`dict`,
     `float`, `tuple`, `any`...) JSON Schema's."""
     normalized: dict[str, Any] = _normalize(copy.deepcopy(dict(schema)))
     return normalized
@@ -54,7 +55,16 @@ def _normalize(node: Any) -> Any:
             if value is None:
                 continue
         out[key] = value
-    return _with_null(out) if out.pop("nullable", False) is True else out
+    if out.pop("nullable", False) is True or _has_null_type(out):
+        return _with_null(out)
+    return out
+
+
+def _has_null_type(schema: dict[str, Any]) -> bool:
+    """`{"type": ["string", "null"], "enum": ["a", "b"]}` (as OpenAI's docs write an optional
+    enum) means the enum or null."""
+    kind = schema.get("type")
+    return "enum" in schema and isinstance(kind, list) and "null" in kind and None not in schema["enum"]
 
 
 def _type_names(value: Any) -> Any:

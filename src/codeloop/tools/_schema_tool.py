@@ -33,6 +33,12 @@ class _Unset:
     def __repr__(self) -> str:
         return "..."
 
+    def __copy__(self) -> _Unset:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Unset:
+        return self
+
 
 UNSET: Any = _Unset()
 
@@ -110,8 +116,9 @@ def _output(
 ) -> tuple[str, dict[str, Any] | None, str]:
     if output_schema is None:
         return "any", None, "Any"
-    check_schema(tool_name, output_schema, "output schema")
-    tidied = tidy_schema(tool_name, normalize_schema(output_schema))
+    normalized = normalize_schema(output_schema) if isinstance(output_schema, Mapping) else output_schema
+    check_schema(tool_name, normalized, "output schema")
+    tidied = tidy_schema(tool_name, normalized)
     kind = _summary(tidied)["type"]
     return (kind if isinstance(kind, str) else "any"), tidied, py_type(tidied)
 
@@ -133,8 +140,8 @@ def _build(
     name: str, description: Any, input_schema: Any, function: Callable[..., Any], output_schema: Any,
     code: str | None,
 ) -> tuple[Spec, _Arguments, dict[str, Any]]:  # fmt: skip
-    check_schema(name, input_schema)
-    normalized = normalize_schema(input_schema)
+    normalized = normalize_schema(input_schema) if isinstance(input_schema, Mapping) else input_schema
+    check_schema(name, normalized)
     wire_parameters = _wire_parameters(name, normalized)
     args = _arguments(name, wire_parameters, normalized)
     code = code or code_name(name)
