@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import threading
@@ -200,6 +201,14 @@ def test_ddgs_backend_max_results_and_errors() -> None:
     broken = WebSearchTool(DdgsBackend(client=FakeDdgs(TimeoutError("timed out"))))
     with pytest.raises(ToolkitError, match="search engine failed: TimeoutError"):
         broken("ada")
+
+
+def test_ddgs_backend_passes_arguments_the_real_ddgs_accepts() -> None:
+    ddgs = pytest.importorskip("ddgs")
+    accepted = inspect.signature(ddgs.DDGS._search_sync).parameters
+    assert {"max_results", "backend", "region", "safesearch"} <= set(accepted)
+    backend = DdgsBackend(timeout=3)
+    assert backend._client is None  # built on first search, without touching the network here
 
 
 async def test_searxng_backend_against_a_local_server(server: tuple[str, list[Any]]) -> None:
