@@ -91,10 +91,35 @@ def test_executor_types_without_an_equivalent_are_clear_errors() -> None:
 
 def test_add_base_tools() -> None:
     model = ScriptedModel([fenced("final_answer(1)")])
-    assert CodeAgent(tools=[], model=model, add_base_tools=False).run("one") == 1
-    for agent_class in (CodeAgent, ToolCallingAgent):
-        with pytest.raises(ConfigurationError, match=r"no default toolkit yet.*tools="):
-            agent_class(tools=[], model=model, add_base_tools=True)
+    assert CodeAgent(tools=[], model=model, add_base_tools=False).tools == {}
+    toolkit = {"web_search", "visit_webpage", "wikipedia_search", "user_input"}
+    assert set(CodeAgent(tools=[], model=model, add_base_tools=True).tools) == toolkit
+    calling = ToolCallingAgent(tools=[], model=model, add_base_tools=True)
+    assert set(calling.tools) == toolkit | {"python_interpreter"}
+
+
+def test_add_base_tools_keeps_a_user_tool_of_the_same_name() -> None:
+    @tool
+    def web_search(query: str) -> str:
+        """My own search.
+
+        Args:
+            query: what to look for.
+        """
+        return "mine"
+
+    agent = ToolCallingAgent(tools=[web_search], model=ScriptedModel([]), add_base_tools=True)
+    assert agent.tools["web_search"]("x") == "mine"
+
+
+def test_a_code_agent_runs_the_base_python_interpreter_from_a_tool_calling_agent() -> None:
+    call = ScriptedModel.call
+    model = ScriptedModel(
+        [[call("python_interpreter", code="print(6 * 7)")], [call("final_answer", answer="ok")]]
+    )
+    agent = ToolCallingAgent(tools=[], model=model, add_base_tools=True)
+    assert agent.run("compute") == "ok"
+    assert "42" in agent.memory.action_steps()[0].tool_results[0].content
 
 
 # ---- step_callbacks --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -363,3 +364,16 @@ def test_a_dict_without_code_needs_a_function() -> None:
         Tool.from_dict(data)
     with pytest.raises(ToolDefinitionError, match="Not a tool's dict"):
         Tool.from_dict({"name": "t"}, function=_echo)
+
+
+def test_a_tool_calling_agent_finds_a_schema_tool_by_its_wire_name() -> None:
+    from codeloop import ScriptedModel, ToolCallingAgent
+
+    call = ScriptedModel.call
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    factorial = Tool.from_schema("math.factorial", "Factorial of n.", schema, lambda n: math.factorial(n))
+    model = ScriptedModel([[call("math.factorial", n=5)], [call("final_answer", answer="done")]])
+    agent = ToolCallingAgent([factorial], model)
+    assert agent.run("factorial of 5") == "done"
+    first = agent.memory.action_steps()[0].tool_results[0]
+    assert first.content == "120" and not first.is_error

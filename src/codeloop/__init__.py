@@ -17,10 +17,18 @@ _EXPORTS: dict[str, str] = {
     "MultiStepAgent": "agents",
     "ToolCallingAgent": "agents",
     "CallbackRegistry": "agents.callbacks",
+    "GuardAction": "agents",
+    "GuardRejected": "agents",
+    "GuardResult": "agents",
+    "GuardrailTripped": "agents",
+    "OutputGuardRejected": "agents",
+    "OutputValidationError": "agents",
     "PromptTemplates": "prompts",
     # tools
     "FinalAnswerTool": "tools",
+    "SchemaTool": "tools",
     "Tool": "tools",
+    "code_names": "tools",
     "tool": "tools",
     # models
     "AmazonBedrockModel": "models.bedrock",
@@ -112,6 +120,10 @@ __all__ = [
     "FinalAnswerRejected",
     "FinalAnswerStep",
     "FinalAnswerTool",
+    "GuardAction",
+    "GuardRejected",
+    "GuardResult",
+    "GuardrailTripped",
     "ImageContent",
     "InferenceClientModel",
     "JailExecutor",
@@ -134,6 +146,8 @@ __all__ = [
     "OpenAIModel",
     "OpenAIResponsesModel",
     "OpenAIServerModel",
+    "OutputGuardRejected",
+    "OutputValidationError",
     "PlanningStep",
     "PromptTemplates",
     "RetryBudgetExhausted",
@@ -145,6 +159,7 @@ __all__ = [
     "RunResult",
     "RunState",
     "RunStuck",
+    "SchemaTool",
     "ScriptedModel",
     "SystemPromptStep",
     "TaskStep",
@@ -156,6 +171,7 @@ __all__ = [
     "TransformersModel",
     "Usage",
     "__version__",
+    "code_names",
     "create_executor",
     "events",
     "tool",
@@ -180,7 +196,18 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from . import events
-    from .agents import CodeAgent, ManagedAgentTool, MultiStepAgent, ToolCallingAgent
+    from .agents import (
+        CodeAgent,
+        GuardAction,
+        GuardrailTripped,
+        GuardRejected,
+        GuardResult,
+        ManagedAgentTool,
+        MultiStepAgent,
+        OutputGuardRejected,
+        OutputValidationError,
+        ToolCallingAgent,
+    )
     from .agents.callbacks import CallbackRegistry
     from .errors import (
         AgentError,
@@ -233,4 +260,4 @@ if TYPE_CHECKING:
     from .prompts import PromptTemplates
     from .render import ConsoleRenderer
     from .result import RunResult, RunState
-    from .tools import FinalAnswerTool, Tool, tool
+    from .tools import FinalAnswerTool, SchemaTool, Tool, code_names, tool

@@ -55,7 +55,7 @@ from .managed import with_event_sink
 from .output import OutputSpec
 from .replay import replay
 from .run import Run, answer_or_raise, describe_failure, latest_task, task_text
-from .setup import check_arguments, checked_model, collect_tools, renderers
+from .setup import check_arguments, checked_model, collect_tools, renderers, with_base_tools
 
 __all__ = ["MultiStepAgent"]
 
@@ -68,8 +68,9 @@ class MultiStepAgent:
     """Configuration shared by `CodeAgent` and `ToolCallingAgent`, and the loop itself.
 
     smolagents' arguments keep their meaning: `step_callbacks` (a list, for action steps, or a
-    dict by step class), `prompt_templates` (see `codeloop.prompts`), `add_base_tools` (only
-    False for now).
+    dict by step class), `prompt_templates` (see `codeloop.prompts`), `add_base_tools` (adds
+    `codeloop.toolkit.base_tools()`: web search, visit_webpage, Wikipedia, user input, and the
+    Python interpreter tool except for a CodeAgent; needs the `toolkit` extra).
 
     `output_type` (a pydantic model class, a plain type such as `int` or `list[str]`, or a JSON
     schema dict) asks for a structured answer: the model is told its schema, a final answer that
@@ -79,6 +80,7 @@ class MultiStepAgent:
     `final_answer_checks` run as the first output guards."""
 
     prompt_name: ClassVar[str]
+    base_tools_include_python: ClassVar[bool] = True  # add_base_tools adds python_interpreter
 
     def __init__(
         self,
@@ -106,7 +108,7 @@ class MultiStepAgent:
         tool_guards: Sequence[Guard] = (),
     ) -> None:
         model = checked_model(type(self).__name__, model)
-        check_arguments(max_steps, planning_interval, add_base_tools)
+        check_arguments(max_steps, planning_interval)
         self.model = with_retries(model, retry_policy)  # see codeloop.models.retry for the default
         self.max_steps = max_steps
         self.instructions = instructions
@@ -128,6 +130,8 @@ class MultiStepAgent:
             default_prompt_templates(self.prompt_name), prompt_templates
         )
         self.managed_agents = {a.name: a for a in managed_agents}
+        if add_base_tools:
+            tools = with_base_tools(tools, python=self.base_tools_include_python)
         self.tools = collect_tools(tools, managed_agents)
         self._final_answer_tool = FinalAnswerTool()
         self._interrupt_requested = False

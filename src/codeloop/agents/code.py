@@ -74,6 +74,7 @@ class CodeAgent(MultiStepAgent):
     """
 
     prompt_name = "code_agent"
+    base_tools_include_python = False  # its actions are code already
     stop_sequences: ClassVar[list[str] | None] = ["Observation:"]
 
     def __init__(

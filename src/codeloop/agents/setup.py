@@ -24,17 +24,28 @@ def checked_model(agent: str, model: Model | None) -> Model:
     return model
 
 
-def check_arguments(max_steps: int, planning_interval: int | None, add_base_tools: bool) -> None:
+def check_arguments(max_steps: int, planning_interval: int | None) -> None:
     if max_steps < 1:
         raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}.")
     if planning_interval is not None and planning_interval < 1:
         raise ConfigurationError(f"planning_interval must be at least 1, got {planning_interval}.")
-    if add_base_tools:
+
+
+def with_base_tools(
+    tools: Sequence[Tool | Callable[..., Any]], *, python: bool
+) -> list[Tool | Callable[..., Any]]:
+    """`tools` plus the default toolkit (`add_base_tools=True`), minus the toolkit's tools whose
+    names the user's tools already take; `python` adds the Python interpreter tool (not for a
+    CodeAgent, whose actions are code already)."""
+    try:
+        from ..toolkit import base_tools
+    except ImportError as exc:
         raise ConfigurationError(
-            "add_base_tools=True: codeloop has no default toolkit yet (smolagents' web search, "
-            "visit_webpage...). Pass the tools you need in tools= (functions decorated with @tool, "
-            "or Tool subclasses) and leave add_base_tools at False."
-        )
+            f"add_base_tools=True needs the toolkit's packages ({exc.name} is missing): "
+            "pip install 'codeloop[toolkit]'."
+        ) from exc
+    taken = {getattr(t, "name", getattr(t, "__name__", None)) for t in tools}
+    return [*tools, *(t for t in base_tools(python=python) if t.name not in taken)]
 
 
 def collect_tools(

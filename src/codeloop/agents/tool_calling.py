@@ -11,6 +11,7 @@ from ..events import ActionOutput, Event, Observation, StepErrored, ToolCallRequ
 from ..memory import ActionStep, StepError, ToolResult
 from ..messages import ToolCall
 from ..parsing import parse_tool_calls_from_text
+from ..tools import Tool
 from .base import MultiStepAgent
 from .run import Run, short_repr
 
@@ -63,9 +64,15 @@ class ToolCallingAgent(MultiStepAgent):
         step.is_final_answer = True
         yield ActionOutput(agent=self.name, step=step.step_number, output=step.action_output)
 
+    def _tool_named(self, name: str) -> Tool | None:
+        """The tool the model called: by its name, or by its wire name (a schema tool such as
+        `math.factorial` is `math_factorial` in code and keeps its real name in the schema)."""
+        found = self.tools.get(name)
+        return found or next((t for t in self.tools.values() if t.wire_name == name), None)
+
     async def _call_tool(self, call: ToolCall) -> tuple[ToolResult, Any]:
         """Run one call (after the tool guards); any failure is an error result for the model."""
-        chosen = self._final_answer_tool if call.name == "final_answer" else self.tools.get(call.name)
+        chosen = self._final_answer_tool if call.name == "final_answer" else self._tool_named(call.name)
         if chosen is None:
             known = ", ".join([*self.tools, "final_answer"])
             return ToolResult(

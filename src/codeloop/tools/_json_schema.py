@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import jsonschema  # type: ignore[import-untyped]
-from jsonschema.exceptions import (  # type: ignore[import-untyped]
-    SchemaError,
-)
-from jsonschema.exceptions import ValidationError as SchemaViolation
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ToolDefinitionError
 from ._render import py_type
 from ._schema import _SCHEMA_LISTS, _SCHEMA_MAPS, _SCHEMA_ONE, _tidy_schema
 from ._validation import _loc_path, _short
+
+if TYPE_CHECKING:  # jsonschema itself is imported when a schema tool is built: `import codeloop` stays light
+    from jsonschema.exceptions import ValidationError as SchemaViolation  # type: ignore[import-untyped]
 
 __all__ = ["check_schema", "normalize_schema", "schema_checker", "tidy_schema"]
 
@@ -94,6 +91,9 @@ def check_schema(tool_name: str, schema: Any, what: str = "input schema") -> Non
     the input schema)."""
     if not isinstance(schema, Mapping):
         raise ToolDefinitionError(f"Tool {tool_name!r}: its {what} must be a JSON object, got {schema!r}.")
+    import jsonschema  # type: ignore[import-untyped]
+    from jsonschema.exceptions import SchemaError
+
     try:
         jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator).check_schema(
             schema
@@ -125,6 +125,8 @@ def schema_checker(
 ) -> Callable[[Mapping[str, Any]], list[str]]:
     """A check of wire-named argument values against the whole `schema`, returning one line
     per problem; arguments are named by their Python names (`code_of`: wire -> Python)."""
+    import jsonschema
+
     validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     validator = validator_class(schema)
 
