@@ -377,3 +377,14 @@ def test_a_tool_calling_agent_finds_a_schema_tool_by_its_wire_name() -> None:
     assert agent.run("factorial of 5") == "done"
     first = agent.memory.action_steps()[0].tool_results[0]
     assert first.content == "120" and not first.is_error
+
+
+def test_a_wire_name_providers_refuse_is_sent_under_its_python_name() -> None:
+    from codeloop import ScriptedModel, ToolCallingAgent
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    dotted = Tool.from_schema("math.factorial", "Factorial of n.", schema, lambda n: math.factorial(n))
+    dashed = Tool.from_schema("get-weather", "Weather.", schema, lambda n: "sunny")
+    agent = ToolCallingAgent([dotted, dashed], ScriptedModel([]))
+    names = {t["name"] for t in agent._tool_schemas()}  # what the provider is sent
+    assert names == {"math_factorial", "get-weather", "final_answer"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -93,7 +94,7 @@ class ToolCallingAgent(MultiStepAgent):
         final = self._final_answer_tool.json_schema()
         if self.output_spec is not None:  # the provider sees the answer's schema natively
             final["parameters"] = answer_parameters(self.output_spec.json_schema)
-        return [*(t.json_schema() for t in self.tools.values()), final]
+        return [*(_provider_schema(t) for t in self.tools.values()), final]
 
     def _wrapped_answer(self, call: ToolCall) -> Any:
         """A structured final answer sent as the bare object (no `answer` key) is taken as it."""
@@ -131,3 +132,16 @@ def _arguments(call: ToolCall) -> dict[str, Any]:
 
 def _observation_text(value: Any) -> str:
     return value if isinstance(value, str) else short_repr(value)
+
+
+_PROVIDER_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # what OpenAI's and Anthropic's APIs accept
+
+
+def _provider_schema(tool: Tool) -> dict[str, Any]:
+    """The tool's schema under a name providers accept: its wire name, or its Python name when
+    the wire name has other characters (`math.factorial` goes out as `math_factorial`; both
+    find the tool when the model calls it)."""
+    schema = tool.json_schema()
+    if not _PROVIDER_NAME.match(str(schema.get("name", ""))):
+        schema["name"] = tool.name
+    return schema
