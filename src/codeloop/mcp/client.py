@@ -1,0 +1,337 @@
+"""`MCPClient`: tools from a Model Context Protocol server, on the official `mcp` SDK.
+
+The MCP session lives on a private event loop in a background thread, so the client works the
+same from sync code (`with MCPClient(...) as tools:`) and async code (`async with ...`). Each
+server tool becomes a `Tool.from_schema(...)` whose async function submits the call to that loop
+and waits for it on the caller's loop, bounded by `call_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any
+
+from ..errors import AgentToolExecutionError, ConfigurationError
+from ..tools import Tool
+
+__all__ = ["MCPClient", "MCPServerError", "MCPToolError", "ServerParameters", "ToolCollection"]
+
+ServerParameters = Any  # `mcp.StdioServerParameters` or a dict (stdio: command/args/env; HTTP: url)
+
+_IMAGE_NOTE = "image content not supported yet"
+
+
+class MCPServerError(AgentToolExecutionError):
+    """The MCP server could not be reached, crashed, or did not answer in time."""
+
+    def __init__(self, server: str, message: str) -> None:
+        super().__init__(f"MCP server {server!r}: {message}")
+        self.server = server
+
+
+class MCPToolError(AgentToolExecutionError):
+    """The MCP server ran the tool and reported an error (`isError=True`)."""
+
+    def __init__(self, server: str, tool: str, message: str) -> None:
+        super().__init__(f"MCP tool {tool!r} on server {server!r} failed: {message}")
+        self.server, self.tool = server, tool
+
+
+def _field(obj: Any, snake: str, camel: str) -> Any:
+    """An attribute under its mcp 2.x (snake_case) or 1.x (camelCase) name."""
+    return getattr(obj, snake, getattr(obj, camel, None))
+
+
+def _stdio_parameters(params: ServerParameters) -> Any:
+    from mcp import StdioServerParameters
+
+    if isinstance(params, StdioServerParameters):
+        return params
+    fields = {k: v for k, v in params.items() if k in ("command", "args", "env", "cwd")}
+    return StdioServerParameters(**fields)
+
+
+def _is_http(params: ServerParameters) -> bool:
+    return isinstance(params, Mapping) and "url" in params
+
+
+def _label(params: ServerParameters) -> str:
+    if _is_http(params):
+        return str(params["url"])
+    command = params["command"] if isinstance(params, Mapping) else params.command
+    args = params.get("args", []) if isinstance(params, Mapping) else params.args
+    return " ".join([str(command), *map(str, args)])
+
+
+@contextlib.asynccontextmanager
+async def _http_streams(params: Mapping[str, Any]) -> AsyncIterator[tuple[Any, Any]]:
+    transport = params.get("transport", "streamable-http")
+    if transport != "streamable-http":
+        raise ConfigurationError(f"MCP transport {transport!r} is not supported; use 'streamable-http'.")
+    from mcp.client import streamable_http
+
+    opener = getattr(streamable_http, "streamable_http_client", None)
+    if opener is None:  # mcp 1.x
+        opener = getattr(streamable_http, "streamablehttp_client")  # noqa: B009
+    async with opener(params["url"]) as streams:
+        yield streams[0], streams[1]
+
+
+@contextlib.asynccontextmanager
+async def _streams(params: ServerParameters) -> AsyncIterator[tuple[Any, Any]]:
+    if _is_http(params):
+        async with _http_streams(params) as streams:
+            yield streams
+        return
+    from mcp.client.stdio import stdio_client
+
+    async with stdio_client(_stdio_parameters(params)) as (read, write):
+        yield read, write
+
+
+def _content_item(item: Any) -> Any:
+    kind = getattr(item, "type", None)
+    if kind == "text":
+        return item.text
+    if kind == "image":
+        mime = _field(item, "mime_type", "mimeType")
+        return {"type": "image", "mime_type": mime, "data": item.data, "note": _IMAGE_NOTE}
+    return item.model_dump() if hasattr(item, "model_dump") else item
+
+
+def _result_value(result: Any, server: str, tool: str, structured: bool) -> Any:
+    content = list(getattr(result, "content", None) or [])
+    if _field(result, "is_error", "isError"):
+        text = "\n".join(c.text for c in content if getattr(c, "type", None) == "text")
+        raise MCPToolError(server, tool, text or "the server reported an error without a message")
+    structured_content = _field(result, "structured_content", "structuredContent")
+    if structured and structured_content is not None:
+        return structured_content
+    items = [_content_item(c) for c in content]
+    if all(isinstance(i, str) for i in items):
+        return "\n".join(items)
+    return items
+
+
+class MCPClient:
+    """Connects to one MCP server and offers its tools as codeloop `Tool`s.
+
+    `server_parameters`: `mcp.StdioServerParameters`, a dict `{"command", "args", "env"}` for a
+    stdio server, or `{"url": ..., "transport": "streamable-http"}`. `allowed_tools` keeps only
+    those tool names. `structured_output` returns a tool's `structuredContent` (a dict) when it
+    has one, and keeps its output schema. `call_timeout_s` bounds every call to the server.
+    """
+
+    def __init__(
+        self,
+        server_parameters: ServerParameters,
+        *,
+        allowed_tools: Sequence[str] | None = None,
+        structured_output: bool = True,
+        call_timeout_s: float = 60.0,
+        connect: bool = False,
+    ) -> None:
+        self.server_parameters = server_parameters
+        self.server_name = _label(server_parameters)
+        self.allowed_tools = list(allowed_tools) if allowed_tools is not None else None
+        self.structured_output = structured_output
+        self.call_timeout_s = call_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._session: Any = None
+        self._done: Future[None] | None = None
+        self._tools: list[Tool] | None = None
+        if connect:
+            self.connect()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Start the server session (idempotent) and load its tools."""
+        if self._loop is not None:
+            return
+        loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=loop.run_forever, name="codeloop-mcp", daemon=True)
+        self._thread.start()
+        self._loop = loop
+        ready: Future[list[Any]] = Future()
+        self._done = asyncio.run_coroutine_threadsafe(self._serve(ready), loop)
+        try:
+            server_tools = ready.result(timeout=self.call_timeout_s)
+        except BaseException as error:
+            self.disconnect()
+            if isinstance(error, MCPServerError | ConfigurationError):
+                raise
+            raise MCPServerError(self.server_name, f"could not connect: {error!r}") from error
+        try:
+            self._tools = self._build_tools(server_tools)
+        except BaseException:
+            self.disconnect()
+            raise
+
+    async def _serve(self, ready: Future[list[Any]]) -> None:
+        from mcp import ClientSession
+
+        self._stop = asyncio.Event()
+        try:
+            async with (
+                _streams(self.server_parameters) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                self._session = session
+                ready.set_result(await self._list_tools(session))
+                await self._stop.wait()
+        except BaseException as error:
+            if not ready.done():
+                ready.set_exception(error)
+            raise
+        finally:
+            self._session = None
+
+    @staticmethod
+    async def _list_tools(session: Any) -> list[Any]:
+        tools: list[Any] = []
+        cursor = None
+        while True:
+            if cursor is None:
+                page = await session.list_tools()
+            else:
+                from mcp.types import PaginatedRequestParams
+
+                page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor))
+            tools.extend(page.tools)
+            cursor = _field(page, "next_cursor", "nextCursor")
+            if not cursor:
+                return tools
+
+    def disconnect(self) -> None:
+        """Close the session, stop the server and the background loop (idempotent)."""
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        if self._stop is not None:
+            loop.call_soon_threadsafe(self._stop.set)
+        if self._done is not None:
+            with contextlib.suppress(BaseException):
+                self._done.result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if not loop.is_running():
+            loop.close()
+        self._tools = None
+
+    def get_tools(self) -> list[Tool]:
+        """The server's tools (after `allowed_tools`), connecting first if needed."""
+        self.connect()
+        assert self._tools is not None
+        return list(self._tools)
+
+    def __enter__(self) -> list[Tool]:
+        return self.get_tools()
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+    async def __aenter__(self) -> list[Tool]:
+        return await asyncio.to_thread(self.get_tools)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self.disconnect)
+
+    # -- tools -----------------------------------------------------------------------------
+
+    def _build_tools(self, server_tools: list[Any]) -> list[Tool]:
+        names = [t.name for t in server_tools]
+        if self.allowed_tools is not None:
+            unknown = [n for n in self.allowed_tools if n not in names]
+            if unknown:
+                raise ConfigurationError(
+                    f"MCP server {self.server_name!r} has no tool named {', '.join(map(repr, unknown))}; "
+                    f"it offers: {', '.join(map(repr, names)) or '(none)'}."
+                )
+            server_tools = [t for t in server_tools if t.name in self.allowed_tools]
+        return [self._tool(t) for t in server_tools]
+
+    def _tool(self, server_tool: Any) -> Tool:
+        output_schema = (
+            _field(server_tool, "output_schema", "outputSchema") if self.structured_output else None
+        )
+        return Tool.from_schema(
+            server_tool.name,
+            server_tool.description,
+            _field(server_tool, "input_schema", "inputSchema"),
+            self._caller(server_tool.name),
+            output_schema,
+        )
+
+    def _caller(self, name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
+        async def call(**arguments: Any) -> Any:
+            return await self.call_tool(name, arguments)
+
+        call.__name__ = name
+        return call
+
+    async def call_tool(self, name: str, arguments: Mapping[str, Any]) -> Any:
+        """Call a server tool from any event loop; the converted result (see module doc)."""
+        loop = self._loop
+        if loop is None or self._session is None:
+            raise MCPServerError(self.server_name, "not connected (use the client as a context manager).")
+        future = asyncio.run_coroutine_threadsafe(self._call_on_loop(name, dict(arguments)), loop)
+        return await asyncio.wrap_future(future)
+
+    async def _call_on_loop(self, name: str, arguments: dict[str, Any]) -> Any:
+        session, done = self._session, self._done
+        if session is None or done is None or done.done():
+            raise MCPServerError(self.server_name, "the session has ended (did the server exit?).")
+        try:
+            result = await asyncio.wait_for(session.call_tool(name, arguments), timeout=self.call_timeout_s)
+        except asyncio.TimeoutError as error:
+            raise MCPServerError(
+                self.server_name, f"tool {name!r} got no answer within {self.call_timeout_s:g}s."
+            ) from error
+        except Exception as error:
+            raise MCPServerError(self.server_name, f"tool {name!r} failed: {error!r}") from error
+        return _result_value(result, self.server_name, name, self.structured_output)
+
+
+class ToolCollection:
+    """smolagents' `ToolCollection.from_mcp(...)`: a context manager whose value has `.tools`."""
+
+    def __init__(self, tools: Sequence[Tool]) -> None:
+        self.tools = list(tools)
+
+    @classmethod
+    @contextlib.contextmanager
+    def from_mcp(
+        cls,
+        server_parameters: ServerParameters,
+        *,
+        trust_remote_code: bool = False,
+        allowed_tools: Sequence[str] | None = None,
+        structured_output: bool = True,
+        call_timeout_s: float = 60.0,
+    ) -> Iterator[ToolCollection]:
+        """Tools from an MCP server. `trust_remote_code=True` is required: the server's tool
+        descriptions reach the model's prompt and its tools run whatever code the server has."""
+        if not trust_remote_code:
+            raise ConfigurationError(
+                "Loading tools from an MCP server runs code you do not control (the server process and "
+                "its tools) and puts its tool descriptions in the model's prompt; pass "
+                "trust_remote_code=True if you trust this server."
+            )
+        client = MCPClient(
+            server_parameters, allowed_tools=allowed_tools, structured_output=structured_output,
+            call_timeout_s=call_timeout_s,
+        )  # fmt: skip
+        with client as tools:
+            yield cls(tools)
