@@ -26,6 +26,8 @@ _EXPORTS: dict[str, str] = {
     "PromptTemplates": "prompts",
     # tools
     "FinalAnswerTool": "tools",
+    "MCPClient": "mcp",
+    "ToolCollection": "mcp",
     "SchemaTool": "tools",
     "Tool": "tools",
     "code_names": "tools",
@@ -131,6 +133,7 @@ __all__ = [
     "LiteLLMRouterModel",
     "LlamaCppModel",
     "LocalExecutor",
+    "MCPClient",
     "ManagedAgentError",
     "ManagedAgentTool",
     "MaxStepsExceeded",
@@ -167,6 +170,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolCallingAgent",
+    "ToolCollection",
     "ToolDefinitionError",
     "TransformersModel",
     "Usage",
@@ -234,6 +238,7 @@ if TYPE_CHECKING:
     from .executors.jail import JailExecutor
     from .executors.local import LocalExecutor
     from .executors.monty import MontyExecutor
+    from .mcp import MCPClient, ToolCollection
     from .memory import (
         ActionStep,
         FinalAnswerStep,
