@@ -140,7 +140,10 @@ class MontyExecutor:
         try:
             value = await self._execute(code, state)
         except BaseException as exc:
-            return await self._outcome_of_error(exc, state, restarted)
+            outcome = await self._outcome_of_error(exc, state, restarted)
+            if outcome.error is not None and outcome.error.limit is not None:
+                await self._helper.close()  # a stopped action's host-side helper stops with it
+            return outcome
         finally:
             for task in state.tasks.values():
                 task.cancel()
