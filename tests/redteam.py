@@ -45,6 +45,7 @@ import asyncio
 import concurrent.futures.thread
 import contextlib
 import dataclasses
+import gc
 import os
 import reprlib
 import resource
@@ -484,6 +485,30 @@ class _Heartbeat:
 
 
 async def attack(
+    executor: Executor,
+    payload: Payload,
+    arena: Arena,
+    *,
+    memory_limit: int,
+    local_processes: bool = True,
+    quiet_window_s: float = QUIET_WINDOW_S,
+) -> Verdict:
+    """Run `payload` on a started `executor` and judge it (see `_attack`). Objects that the test
+    process made before are frozen out of the garbage collector meanwhile: a full collection
+    over them (a big heap late in a test session) would stall the event loop for reasons that
+    are not the payload's."""
+    gc.collect()
+    gc.freeze()
+    try:
+        return await _attack(
+            executor, payload, arena, memory_limit=memory_limit,
+            local_processes=local_processes, quiet_window_s=quiet_window_s,
+        )  # fmt: skip
+    finally:
+        gc.unfreeze()
+
+
+async def _attack(
     executor: Executor,
     payload: Payload,
     arena: Arena,
