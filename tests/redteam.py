@@ -484,31 +484,17 @@ class _Heartbeat:
 # ---- the attack -----------------------------------------------------------------------------------
 
 
-async def attack(
-    executor: Executor,
-    payload: Payload,
-    arena: Arena,
-    *,
-    memory_limit: int,
-    local_processes: bool = True,
-    quiet_window_s: float = QUIET_WINDOW_S,
-) -> Verdict:
-    """Run `payload` on a started `executor` and judge it (see `_attack`). Objects that the test
-    process made before are frozen out of the garbage collector meanwhile: a full collection
-    over them (a big heap late in a test session) would stall the event loop for reasons that
-    are not the payload's."""
+@contextlib.contextmanager
+def _frozen_heap() -> Iterator[None]:
     gc.collect()
     gc.freeze()
     try:
-        return await _attack(
-            executor, payload, arena, memory_limit=memory_limit,
-            local_processes=local_processes, quiet_window_s=quiet_window_s,
-        )  # fmt: skip
+        yield
     finally:
         gc.unfreeze()
 
 
-async def _attack(
+async def attack(
     executor: Executor,
     payload: Payload,
     arena: Arena,
@@ -520,28 +506,32 @@ async def _attack(
     """Run `payload` on a started `executor` and judge it (see the module docstring).
 
     `local_processes=False` is for executors whose work runs elsewhere: the descendant-process
-    checks (their CPU after the action, their number and threads) are skipped."""
-    verdict = Verdict(payload)
-    memory_bound = min(memory_limit, HOST_MEMORY_BOUND_BYTES)
-    connections, peak, rss = arena.connections, _peak_rss_bytes(), _rss_bytes()
-    baseline = _Census.take(local_processes)
-    async with _Heartbeat() as heartbeat:
-        started = time.monotonic()
-        out = await _run_bounded(executor, arena.substitute(payload.code), payload.limit_s, verdict)
-        verdict.elapsed_s = time.monotonic() - started
-        verdict.output = out
-        heartbeat.phase = "after the action"
-        returned = _native_threads()
-        await asyncio.sleep(0.05)  # let a connection attempt reach the listener thread
-        await _judge_quiet(verdict, heartbeat, local_processes, quiet_window_s)
-        await _judge_leftovers(verdict, baseline, returned, local_processes)
-        await _judge_recovery(verdict, executor)
-    _judge_effects(verdict, arena, connections, peak, memory_bound)
-    _judge_host_memory(verdict, heartbeat.peak_rss - rss, memory_bound)
-    _judge_heartbeat(verdict, heartbeat)
-    if out is not None:
-        _judge_output(verdict, arena, out)
-    return verdict
+    checks (their CPU after the action, their number and threads) are skipped. Objects the test
+    process made before are frozen out of the garbage collector meanwhile: a full collection
+    over them (a big heap late in a test session) would stall the event loop for reasons that
+    are not the payload's."""
+    with _frozen_heap():
+        verdict = Verdict(payload)
+        memory_bound = min(memory_limit, HOST_MEMORY_BOUND_BYTES)
+        connections, peak, rss = arena.connections, _peak_rss_bytes(), _rss_bytes()
+        baseline = _Census.take(local_processes)
+        async with _Heartbeat() as heartbeat:
+            started = time.monotonic()
+            out = await _run_bounded(executor, arena.substitute(payload.code), payload.limit_s, verdict)
+            verdict.elapsed_s = time.monotonic() - started
+            verdict.output = out
+            heartbeat.phase = "after the action"
+            returned = _native_threads()
+            await asyncio.sleep(0.05)  # let a connection attempt reach the listener thread
+            await _judge_quiet(verdict, heartbeat, local_processes, quiet_window_s)
+            await _judge_leftovers(verdict, baseline, returned, local_processes)
+            await _judge_recovery(verdict, executor)
+        _judge_effects(verdict, arena, connections, peak, memory_bound)
+        _judge_host_memory(verdict, heartbeat.peak_rss - rss, memory_bound)
+        _judge_heartbeat(verdict, heartbeat)
+        if out is not None:
+            _judge_output(verdict, arena, out)
+        return verdict
 
 
 async def _run_bounded(executor: Executor, code: str, limit_s: float, verdict: Verdict) -> CodeOutput | None:
