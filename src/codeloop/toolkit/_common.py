@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
-__all__ = ["DEFAULT_USER_AGENT", "ToolkitError", "require", "truncate_text"]
+__all__ = ["DEFAULT_USER_AGENT", "ToolkitError", "httpx_module", "require", "truncate_text"]
 
 DEFAULT_USER_AGENT = "codeloop-toolkit/0.1 (+https://github.com/codeloop)"
 
@@ -23,6 +23,11 @@ def require(module: str, package: str) -> ModuleType:
         raise ImportError(
             f"This tool needs the {package!r} package: pip install 'codeloop[toolkit]'"
         ) from exc
+
+
+def httpx_module() -> ModuleType:
+    """`httpx`, imported when a network tool first runs (the toolkit imports without it)."""
+    return require("httpx", "httpx")
 
 
 def truncate_text(text: str, max_chars: int, what: str = "content") -> str:

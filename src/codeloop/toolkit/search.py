@@ -13,10 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-import httpx
-
 from ..tools import Tool
-from ._common import DEFAULT_USER_AGENT, ToolkitError, require
+from ._common import DEFAULT_USER_AGENT, ToolkitError, httpx_module, require
 
 __all__ = [
     "DdgsBackend",
@@ -116,12 +114,13 @@ class SearxngBackend:
 
     async def __call__(self, query: str, max_results: int) -> list[SearchResult]:
         params = {"q": query, "format": "json", "language": self.language}
-        async with httpx.AsyncClient(timeout=self.timeout, headers=self.headers) as client:
+        http: Any = httpx_module()
+        async with http.AsyncClient(timeout=self.timeout, headers=self.headers) as client:
             try:
                 response = await client.get(f"{self.base_url}/search", params=params)
                 response.raise_for_status()
                 payload = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
+            except (http.HTTPError, ValueError) as exc:
                 raise ToolkitError(f"The search service failed: {type(exc).__name__}: {exc}") from exc
         rows = payload.get("results", []) if isinstance(payload, dict) else []
         hits = [

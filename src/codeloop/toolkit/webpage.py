@@ -7,22 +7,30 @@ styles, navigation, headers, footers and forms are dropped) and converted with `
 other text types (plain text, JSON, XML, CSV) are returned as they are; binary types (PDF,
 images, archives...) are refused with a message saying so.
 
-It does not block private addresses: anything the host can reach, the tool can fetch.
+Private networks are refused by default: before each request (the first and every redirect)
+the host name is resolved and any address that is not globally routable (loopback, private,
+link-local such as the cloud metadata service 169.254.169.254, carrier-grade NAT, multicast,
+reserved) stops the fetch. The host of `base_url`, which the developer chose, is allowed;
+`allow_private_networks=True` allows all. This is a check, not a network boundary: a DNS server
+that answers differently between the check and the connection (rebinding) can get past it; put
+the agent behind an egress proxy where that matters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
-
 from ..tools import Tool
-from ._common import DEFAULT_USER_AGENT, ToolkitError, require, truncate_text
+from ._common import DEFAULT_USER_AGENT, ToolkitError, httpx_module, require, truncate_text
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["VisitWebpageTool", "html_to_markdown", "visit_webpage"]
 
@@ -60,8 +68,10 @@ class VisitWebpageTool(Tool):
         max_redirects: int = 5,
         base_url: str | None = None,
         headers: Mapping[str, str] | None = None,
+        allow_private_networks: bool = False,
     ) -> None:
         self.max_chars, self.max_bytes, self.timeout = max_chars, max_bytes, timeout
+        self.allow_private_networks = allow_private_networks
         self.max_redirects, self.base_url = max_redirects, base_url
         self.headers = {"User-Agent": DEFAULT_USER_AGENT, **(headers or {})}
         super().__init__()
@@ -73,16 +83,17 @@ class VisitWebpageTool(Tool):
             url: The address of the page (http or https).
         """
         target = self._resolve(url)
+        http: Any = httpx_module()
         try:
-            page = await asyncio.wait_for(self._fetch(target), timeout=self.timeout)
-        except (asyncio.TimeoutError, httpx.TimeoutException):
+            page = await asyncio.wait_for(self._fetch(http, target), timeout=self.timeout)
+        except (asyncio.TimeoutError, http.TimeoutException):
             raise ToolkitError(
                 f"Timed out after {self.timeout:g} s fetching {target}; the site is slow or not "
                 "answering. Try another source."
             ) from None
-        except httpx.TooManyRedirects:
+        except http.TooManyRedirects:
             raise ToolkitError(f"{target} redirected more than {self.max_redirects} times.") from None
-        except httpx.HTTPError as exc:
+        except http.HTTPError as exc:
             raise ToolkitError(f"Could not fetch {target}: {type(exc).__name__}: {exc}") from None
         return self._render(target, page)
 
@@ -94,8 +105,9 @@ class VisitWebpageTool(Tool):
             raise ToolkitError(f"Cannot visit {url!r}: only http:// and https:// URLs are supported.")
         return url
 
-    async def _fetch(self, url: str) -> _Page:
-        client = httpx.AsyncClient(
+    async def _fetch(self, http: Any, url: str) -> _Page:
+        client = http.AsyncClient(
+            event_hooks={"request": [self._check_destination]},
             follow_redirects=True,
             max_redirects=self.max_redirects,
             headers=self.headers,
@@ -114,6 +126,24 @@ class VisitWebpageTool(Tool):
             text = body.decode(response.encoding or "utf-8", errors="replace")
             return _Page(str(response.url), content_type, text, cut)
 
+    async def _check_destination(self, request: httpx.Request) -> None:
+        """Refuse a request (the first or a redirect) to a host that resolves to a private address."""
+        host = request.url.host
+        if self.allow_private_networks or (self.base_url and host == urlsplit(self.base_url).hostname):
+            return
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, request.url.port or 443)
+        except OSError as exc:
+            raise ToolkitError(f"Could not resolve {host!r}: {exc}. Check the address.") from None
+        for info in infos:
+            address = _unmapped(ipaddress.ip_address(info[4][0]))
+            if not address.is_global or address.is_multicast:
+                raise ToolkitError(
+                    f"Refused to visit {request.url}: {host} is at {address}, a private or "
+                    "local network address; visit_webpage reads public web pages only "
+                    "(VisitWebpageTool(allow_private_networks=True) allows such addresses)."
+                )
+
     def _render(self, requested: str, page: _Page) -> str:
         is_html = page.content_type in _HTML_TYPES or (
             not page.content_type and "<html" in page.text[:2048].lower()
@@ -124,6 +154,16 @@ class VisitWebpageTool(Tool):
         if page.cut_bytes:
             head.append(f"[Only the first {self.max_bytes} bytes of the page were downloaded.]")
         return truncate_text("\n".join(head) + "\n\n" + body, self.max_chars, "page")
+
+
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _unmapped(address: _Address) -> _Address:
+    """The IPv4 address inside an IPv4-mapped IPv6 address (`::ffff:10.0.0.1`), else `address`."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def _is_text(content_type: str) -> bool:

@@ -9,12 +9,13 @@ so any MediaWiki with TextExtracts works too.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..tools import Tool
-from ._common import DEFAULT_USER_AGENT, ToolkitError, truncate_text
+from ._common import DEFAULT_USER_AGENT, ToolkitError, httpx_module, truncate_text
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["WIKIPEDIA_API", "WikipediaSearchTool", "wikipedia_search"]
 
@@ -57,7 +58,8 @@ class WikipediaSearchTool(Tool):
         Args:
             query: The topic or question to look up, e.g. "Python (programming language)".
         """
-        async with httpx.AsyncClient(timeout=self.timeout, headers=self.headers) as client:
+        http: Any = httpx_module()
+        async with http.AsyncClient(timeout=self.timeout, headers=self.headers) as client:
             hits = await self._search(client, query)
             if not hits:
                 return f"No Wikipedia article found for {query!r}. Try other keywords."
@@ -83,13 +85,14 @@ class WikipediaSearchTool(Tool):
 
     async def _get(self, client: httpx.AsyncClient, params: dict[str, str]) -> dict[str, Any]:
         full = {"action": "query", "format": "json", "formatversion": "2", **params}
+        http: Any = httpx_module()
         try:
             response = await client.get(self.api_url, params=full)
             response.raise_for_status()
             data = response.json()
-        except httpx.TimeoutException:
+        except http.TimeoutException:
             raise ToolkitError(f"Wikipedia did not answer within {self.timeout:g} s.") from None
-        except (httpx.HTTPError, ValueError) as exc:
+        except (http.HTTPError, ValueError) as exc:
             raise ToolkitError(f"The Wikipedia API failed: {type(exc).__name__}: {exc}") from None
         if not isinstance(data, dict):
             raise ToolkitError("The Wikipedia API returned an unexpected answer.")
