@@ -1,0 +1,360 @@
+"""The agent loop, shared by every agent (`MultiStepAgent` adds the configuration and the
+public entry points in `codeloop.agents.base`).
+
+    astream → loop → (plan) → step → query the model → act → observe → ... → RunFinished
+
+Each turn of the loop is one step, a planning step when one is due or an action step, and
+between steps the loop checks whether the run must end (`interrupt()`, `max_steps`).
+`CodeAgent` acts by running the model's code in an executor; `ToolCallingAgent` acts by calling
+tools. Errors the model can fix (`AgentError`) are recorded on the step and fed back; anything
+else ends the run with a typed failure, leaving memory intact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+
+from ..errors import AgentError, ModelError, RunFailed
+from ..events import (
+    Event,
+    FinalAnswer,
+    ModelDelta,
+    ModelOutput,
+    PlanReady,
+    RunFinished,
+    RunStarted,
+    StepErrored,
+    StepFinished,
+)
+from ..memory import (
+    ActionStep,
+    FinalAnswerStep,
+    Memory,
+    PlanningStep,
+    StepError,
+    SystemPromptStep,
+    TaskStep,
+)
+from ..messages import ChatMessage, ImageContent, MessageDelta, Role
+from ..models.base import Model, assemble_message, message_to_delta
+from ..prompts import PromptTemplates, TemplateTool, populate_template
+from ..result import RunState
+from ..tools import FinalAnswerTool, Tool
+from .callbacks import CallbackRegistry, maybe_await
+from .guardrails import Guardrails, GuardrailTripped
+from .managed import with_event_sink
+from .output import OutputSpec
+from .run import Run, describe_failure, latest_task, task_text
+
+if TYPE_CHECKING:
+    from .base import MultiStepAgent
+
+__all__ = ["AgentLoop"]
+
+T = TypeVar("T")
+
+
+class AgentLoop:
+    """The loop and its helpers; `MultiStepAgent` sets the attributes declared here."""
+
+    name: str
+    description: str | None
+    model: Model
+    max_steps: int
+    instructions: str | None
+    planning_interval: int | None
+    stream_outputs: bool
+    step_callbacks: CallbackRegistry
+    output_spec: OutputSpec | None
+    guardrails: Guardrails
+    event_handlers: list[Callable[[Event], Any]]
+    prompt_templates: PromptTemplates
+    managed_agents: dict[str, MultiStepAgent]
+    tools: dict[str, Tool]
+    memory: Memory
+    _final_answer_tool: FinalAnswerTool
+    _interrupt_requested: bool
+
+    @property
+    def _agent(self) -> MultiStepAgent:
+        """This loop as the agent that callbacks and guards are given."""
+        return cast("MultiStepAgent", self)
+
+    @property
+    def system_prompt(self) -> str:
+        """The system prompt, rendered from `prompt_templates["system_prompt"]`."""
+        template = self.prompt_templates["system_prompt"]
+        return populate_template(template, self._prompt_values(), where="['system_prompt']")
+
+    @system_prompt.setter
+    def system_prompt(self, value: str) -> None:
+        raise AttributeError(
+            "system_prompt is rendered from a template: set agent.prompt_templates['system_prompt'] instead."
+        )
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    async def _events(self, run: Run, task: str) -> AsyncIterator[Event]:
+        yield RunStarted(agent=self.name, task=task)
+        try:
+            async for event in self._loop(run):
+                yield event
+        except Exception as exc:  # ends the run; memory stays as it is
+            run.finish(RunState.ERROR, error=describe_failure(exc), exception=exc)
+        assert run.result is not None
+        if run.result.succeeded:
+            yield FinalAnswer(agent=self.name, step=run.step_number - 1, output=run.result.output)
+        yield RunFinished(agent=self.name, result=run.result)
+
+    async def _loop(self, run: Run) -> AsyncIterator[Event]:
+        while not self._ended(run):
+            step = self._plan(run) if self._planning_due(run) else self._step(run)
+            async for event in step:
+                yield event
+
+    def _ended(self, run: Run) -> bool:
+        """Whether the run is over; ends it here if it was interrupted, is stuck or is out of steps."""
+        if run.result is None and self._interrupt_requested:
+            run.finish(
+                RunState.INTERRUPTED,
+                error=f"Interrupted by agent.interrupt() after {run.steps_taken} action step(s).",
+            )
+        elif run.result is None and run.guard.stuck is not None:
+            run.finish(RunState.STUCK, error=run.guard.stuck)
+        elif run.result is None and run.steps_taken >= run.max_steps:
+            run.finish(RunState.MAX_STEPS, error=f"Reached max_steps={run.max_steps} without a final answer.")
+        return run.result is not None
+
+    async def _step(self, run: Run) -> AsyncIterator[Event]:
+        step = ActionStep(step_number=run.step_number)
+        async for event in self._query(run, step):
+            yield event
+        run.memory.steps.append(step)
+        async for event in self._act_and_observe(run, step):
+            yield event
+        run.step_number += 1
+        run.steps_taken += 1
+        await self.step_callbacks.run(step, self._agent)
+        yield StepFinished(agent=self.name, step=step.step_number, memory_step=step)
+        if step.is_final_answer:
+            final = FinalAnswerStep(output=step.action_output)
+            run.memory.steps.append(final)
+            await self.step_callbacks.run(final, self._agent)
+            run.finish(RunState.SUCCESS, output=step.action_output)
+
+    async def _query(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
+        messages = run.memory.to_messages(run.system_prompt)
+        async for event in self._ask(run, messages, stop=self.stop_sequences, tools=run.tool_schemas):
+            yield event
+        message = run.message
+        assert message is not None
+        step.model_output, step.reasoning, step.usage = message.content, message.reasoning, message.usage
+        yield ModelOutput(agent=self.name, step=step.step_number, message=message)
+
+    async def _act_and_observe(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
+        """Act on the model's message; an error the model can fix is recorded on the step. A
+        tool guard that stopped the run ends it here, even if the model's code caught the error."""
+        self.guardrails.take_tripped()
+        try:
+            async for event in self._act(run, step):
+                yield event
+        except AgentError as exc:
+            step.error, step.is_final_answer = StepError.from_exception(exc), False
+            yield StepErrored(agent=self.name, step=step.step_number, error=step.error)
+        step.timing.end_time = time.time()
+        tripped = self.guardrails.take_tripped()
+        if tripped is not None:
+            raise tripped
+
+    async def _plan(self, run: Run) -> AsyncIterator[Event]:
+        step = PlanningStep(plan="")
+        async for event in self._ask(run, self._planning_messages(run), stop=["<end_plan>"]):
+            yield event
+        assert run.message is not None
+        step.plan, step.usage, step.timing.end_time = run.message.content, run.message.usage, time.time()
+        run.memory.steps.append(step)
+        run.planned_at = run.steps_taken
+        yield PlanReady(agent=self.name, step=run.step_number, plan=step.plan)
+        await self.step_callbacks.run(step, self._agent)
+        yield StepFinished(agent=self.name, step=run.step_number, memory_step=step)
+
+    def _planning_messages(self, run: Run) -> list[ChatMessage]:
+        """The conversation so far and a request for a first plan, or for an updated one."""
+        templates = self.prompt_templates["planning"]
+        values = {
+            **self._prompt_values(),
+            "task": latest_task(run.memory),
+            "remaining_steps": run.max_steps - run.steps_taken,
+        }
+        system = run.system_prompt
+        if not any(isinstance(s, PlanningStep) for s in run.memory.steps):
+            where = "['planning']['initial_plan']"
+            request = populate_template(templates["initial_plan"], values, where=where)
+        else:
+            where = "['planning']['update_plan_post_messages']"
+            request = populate_template(templates["update_plan_post_messages"], values, where=where)
+            if templates["update_plan_pre_messages"]:  # replaces the system prompt, as in smolagents
+                where = "['planning']['update_plan_pre_messages']"
+                system = populate_template(templates["update_plan_pre_messages"], values, where=where)
+        return [*run.memory.to_messages(system), ChatMessage(role=Role.USER, content=request)]
+
+    async def _ask(
+        self,
+        run: Run,
+        messages: list[ChatMessage],
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> AsyncIterator[Event]:
+        """Query the model, yielding its deltas; the whole message lands in `run.message`.
+        Any model failure becomes a `ModelError`."""
+        deltas: list[MessageDelta] = []
+        try:
+            if self.stream_outputs:
+                async for delta in self._stream(messages, stop, tools):
+                    deltas.append(delta)
+                    yield ModelDelta(agent=self.name, step=run.step_number, delta=delta)
+            else:
+                deltas.append(message_to_delta(await self.model.agenerate(messages, stop=stop, tools=tools)))
+        except RunFailed:
+            raise
+        except Exception as exc:
+            raise ModelError(f"The model call failed: {type(exc).__name__}: {exc}") from exc
+        run.message = self._trimmed(assemble_message(deltas))
+
+    async def _stream(
+        self, messages: list[ChatMessage], stop: list[str] | None, tools: list[dict[str, Any]] | None
+    ) -> AsyncIterator[MessageDelta]:
+        """The model's deltas up to where the reply's action is complete (`_reply_end`). The rest
+        of the stream is read for its usage figures only: providers send them at the end."""
+        text, complete = "", False
+        async for delta in self.model.astream(messages, stop=stop, tools=tools):
+            if complete:
+                if delta.usage is not None or delta.finish_reason is not None:
+                    yield MessageDelta(usage=delta.usage, finish_reason=delta.finish_reason)
+                continue
+            yield delta
+            text = "" if delta.restart else text + (delta.content or "")
+            closing = delta.content and any(c in delta.content for c in "`~>")  # fences, </code>
+            complete = bool(closing) and self._reply_end(text) is not None
+
+    def _reply_end(self, text: str) -> int | None:
+        """Where a reply's action is complete, or None. An agent that knows (the CodeAgent: after
+        the first code block) neither shows nor keeps what the model writes after it."""
+        return None
+
+    def _trimmed(self, message: ChatMessage) -> ChatMessage:
+        end = self._reply_end(message.content or "")
+        if end is None or end >= len(message.content or ""):
+            return message
+        return dataclasses.replace(message, content=(message.content or "")[:end])
+
+    def _planning_due(self, run: Run) -> bool:
+        interval = self.planning_interval
+        return bool(interval) and run.steps_taken % (interval or 1) == 0 and run.planned_at != run.steps_taken
+
+    async def _act(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
+        """Turn the model's message (`run.message`) into an action and observe it."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    # ---- helpers shared by both agents ------------------------------------------------------
+
+    async def _start_run(
+        self,
+        task: str,
+        reset: bool,
+        images: Sequence[ImageContent] | None,
+        additional_args: Mapping[str, Any] | None,
+        max_steps: int | None,
+    ) -> Run:
+        """A new run; one an input guard stopped is already finished (no step will run)."""
+        self._interrupt_requested = False
+        if reset:
+            self.memory = Memory()
+        run = self._new_run(max_steps or self.max_steps, len(self.memory.action_steps()) + 1)
+        try:
+            shown = await self.guardrails.check_input(task, self._agent)
+        except GuardrailTripped as exc:
+            shown = task
+            run.finish(RunState.ERROR, error=str(exc), exception=exc)
+        text = "\n".join(filter(None, [task_text(shown, additional_args), self._output_note()]))
+        self.memory.steps.append(TaskStep(task=text, images=tuple(images or ())))
+        await self._open_executor(run, fresh=reset, variables=additional_args)
+        return run
+
+    def _new_run(self, max_steps: int, step_number: int) -> Run:
+        prompt = self.system_prompt
+        self.memory.system_prompt = SystemPromptStep(system_prompt=prompt)
+        return Run(
+            memory=self.memory,
+            max_steps=max_steps,
+            step_number=step_number,
+            system_prompt=prompt,
+            tool_schemas=self._tool_schemas(),
+        )
+
+    async def _open_executor(
+        self, run: Run, *, fresh: bool, variables: Mapping[str, Any] | None = None
+    ) -> None:
+        """Agents that run code start their executor session here (a new one if `fresh`)."""
+
+    @staticmethod
+    def _spawn(run: Run, work: Awaitable[T]) -> asyncio.Future[T]:
+        """Start `work` as a task in which managed sub-agents forward events to this run."""
+        return asyncio.ensure_future(with_event_sink(run.events, work))
+
+    async def _while_running(self, run: Run, task: asyncio.Future[Any]) -> AsyncIterator[Event]:
+        """Wait for `task`, yielding the events that managed sub-agents forward meanwhile."""
+        if not self.managed_agents:  # nothing can forward events: just wait
+            await task
+            return
+        try:
+            while not task.done() or not run.events.empty():
+                getter = asyncio.ensure_future(run.events.get())
+                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                else:
+                    getter.cancel()
+        finally:
+            task.cancel()  # the consumer stopped early: don't leave the work running
+        task.result()  # re-raise what the task raised
+
+    async def _accept_final_answer(self, run: Run, answer: Any) -> Any:
+        """The answer as the run's output: validated against `output_type` (an
+        `OutputValidationError` tells the model what was wrong), then passed by every output guard."""
+        if self.output_spec is not None:
+            answer = self.output_spec.validate(answer)
+        await self.guardrails.check_output(answer, run.memory, self._agent)
+        return answer
+
+    def _output_note(self) -> str | None:
+        """What the task says of the answer's shape, when `output_type` asks for one."""
+        return None if self.output_spec is None else self.output_spec.task_note()
+
+    async def _dispatch(self, event: Event) -> None:
+        for handler in self.event_handlers:
+            await maybe_await(handler(event))
+
+    def _tool_schemas(self) -> list[dict[str, Any]] | None:
+        return None
+
+    def _prompt_values(self) -> dict[str, Any]:
+        """The variables of the templates: codeloop's, and smolagents' names for the same."""
+        own = {n: TemplateTool(t) for n, t in self.tools.items() if n not in self.managed_agents}
+        return {
+            "instructions": self.instructions,
+            "custom_instructions": self.instructions,
+            "agent_tools": list(self.tools.values()),
+            "tools": {**own, "final_answer": TemplateTool(self._final_answer_tool)},
+            "managed_agents": {
+                n: TemplateTool(self.tools[n], a.description) for n, a in self.managed_agents.items()
+            },
+            "name": self.name,
+        }
+
+    stop_sequences: ClassVar[list[str] | None] = None
