@@ -37,7 +37,7 @@ async def polite(task: str) -> GuardResult | None:
 def test_input_guard_stop_ends_the_run_before_any_model_call() -> None:
     model = ScriptedModel([])
     result = CodeAgent([], model, input_guards=[no_secrets]).run("my password is x", return_full_result=True)
-    assert result.state is RunState.ERROR and model.requests == []
+    assert result.state is RunState.GUARDRAIL and model.requests == []
     assert isinstance(result.exception, GuardrailTripped)
     assert (result.exception.guard, result.exception.kind) == ("no_secrets", "input")
     with pytest.raises(GuardrailTripped, match="no_secrets: the task holds a password"):
@@ -76,7 +76,7 @@ def test_output_guard_stop() -> None:
     result = ToolCallingAgent(
         [], ScriptedModel([[call("final_answer", answer="s3cret")]]), output_guards=[leak]
     ).run("x", return_full_result=True)
-    assert result.state is RunState.ERROR and result.output is None
+    assert result.state is RunState.GUARDRAIL and result.output is None
     assert isinstance(result.exception, GuardrailTripped) and result.exception.kind == "output"
 
 
@@ -135,7 +135,7 @@ def test_code_agent_tool_guard_stop_ends_the_run_even_if_caught() -> None:
     result = CodeAgent([add], ScriptedModel([fenced(code)]), tool_guards=[no_add]).run(
         "x", return_full_result=True
     )
-    assert result.state is RunState.ERROR
+    assert result.state is RunState.GUARDRAIL
     assert isinstance(result.exception, GuardrailTripped) and result.exception.reason == "add is forbidden"
 
 

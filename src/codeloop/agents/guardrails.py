@@ -18,7 +18,7 @@ What it returns decides:
   tool call does not run (in the CodeAgent it raises `GuardRejected` in the snippet; in the
   ToolCallingAgent its result is an error); a rejected task runs with the reason added to it;
 * `GuardResult.stop(reason)` (or raising `GuardrailTripped`): the run ends at once with
-  `RunState.ERROR` and `RunResult.exception` a `GuardrailTripped` naming the guard, its kind and
+  `RunState.GUARDRAIL` and `RunResult.exception` a `GuardrailTripped` naming the guard, its kind and
   the reason; `agent.run()` raises it.
 """
 

@@ -104,7 +104,8 @@ class AgentLoop:
             async for event in self._loop(run):
                 yield event
         except Exception as exc:  # ends the run; memory stays as it is
-            run.finish(RunState.ERROR, error=describe_failure(exc), exception=exc)
+            state = RunState.GUARDRAIL if isinstance(exc, GuardrailTripped) else RunState.ERROR
+            run.finish(state, error=describe_failure(exc), exception=exc)
         assert run.result is not None
         if run.result.succeeded:
             yield FinalAnswer(agent=self.name, step=run.step_number - 1, output=run.result.output)
@@ -280,7 +281,7 @@ class AgentLoop:
             shown = await self.guardrails.check_input(task, self._agent)
         except GuardrailTripped as exc:
             shown = task
-            run.finish(RunState.ERROR, error=str(exc), exception=exc)
+            run.finish(RunState.GUARDRAIL, error=str(exc), exception=exc)
         text = "\n".join(filter(None, [task_text(shown, additional_args), self._output_note()]))
         self.memory.steps.append(TaskStep(task=text, images=tuple(images or ())))
         await self._open_executor(run, fresh=reset, variables=additional_args)
