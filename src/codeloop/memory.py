@@ -4,6 +4,10 @@ through JSON.
 A run's memory is what the model sees (rendered by `Memory.to_messages`) and what a later
 process needs to continue the run (`Memory.to_json` / `Memory.from_json`).
 
+Images (`TaskStep.images`, `ActionStep.observations_images`) are stored inline: `to_json` writes
+an image's bytes as base64 beside its MIME type (a URL image keeps just its URL), so a saved
+memory is one self-contained JSON text that `from_json` turns back into equal `ImageContent`s.
+
 The step classes keep smolagents' names, and answer to smolagents' field names where codeloop's
 differ (`TaskStep.task_images`, `ActionStep.token_usage`, `ActionStep.model_output_message`...).
 """
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
+from .images import ImageLike, as_images
 from .messages import ChatMessage, ImageContent, Role, ToolCall, Usage
 
 if TYPE_CHECKING:
@@ -87,7 +92,10 @@ class MemoryStep:
 
 @dataclass(kw_only=True, init=False)
 class TaskStep(MemoryStep):
-    """A task given to the agent, with its images (`task_images` is smolagents' name for them)."""
+    """A task given to the agent, with its images (`task_images` is smolagents' name for them).
+
+    The images may be given as anything `codeloop.images.as_image` takes (PIL images, bytes,
+    files, URLs); they are kept as `ImageContent`."""
 
     kind: Literal["task"] = "task"
     task: str
@@ -97,15 +105,16 @@ class TaskStep(MemoryStep):
         self,
         *,
         task: str,
-        images: Sequence[ImageContent] = (),
-        task_images: Sequence[ImageContent] | None = None,
+        images: ImageLike | Sequence[ImageLike] | None = (),
+        task_images: ImageLike | Sequence[ImageLike] | None = None,
         kind: Literal["task"] = "task",
     ) -> None:
-        if images and task_images:
+        own, theirs = as_images(images), as_images(task_images)
+        if own and theirs:
             raise TypeError("TaskStep takes images= or task_images= (smolagents' name), not both.")
         self.kind = kind
         self.task = task
-        self.images = tuple(task_images or images)
+        self.images = theirs or own
 
     @property
     def task_images(self) -> list[ImageContent] | None:
@@ -113,8 +122,8 @@ class TaskStep(MemoryStep):
         return list(self.images) or None
 
     @task_images.setter
-    def task_images(self, images: Sequence[ImageContent] | None) -> None:
-        self.images = tuple(images or ())
+    def task_images(self, images: ImageLike | Sequence[ImageLike] | None) -> None:
+        self.images = as_images(images)
 
     def to_messages(self) -> list[ChatMessage]:
         return [ChatMessage(role=Role.USER, content=f"Task: {self.task}", images=self.images)]
@@ -161,8 +170,8 @@ class PlanningStep(MemoryStep):
 class ActionStep(MemoryStep):
     """One model call and the action it produced: code (CodeAgent) or tool calls.
 
-    `observations_images` are images shown to the model after the step's observations (a step
-    callback may set them, e.g. a screenshot)."""
+    `observations_images` are images shown to the model after the step's observations: images
+    the step's tools returned, and any a step callback adds (e.g. a screenshot)."""
 
     kind: Literal["action"] = "action"
     step_number: int

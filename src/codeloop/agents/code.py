@@ -21,8 +21,9 @@ from ..errors import (
 from ..events import ActionOutput, CodeAction, Event, Observation
 from ..executors import create_executor
 from ..executors.base import CodeOutput, ExecutionFailure, Executor, ExecutorLimits, HostFunction
+from ..images import as_image, describe_image, is_image
 from ..memory import ActionStep
-from ..messages import ToolCall
+from ..messages import ImageContent, ToolCall
 from ..models.base import Model
 from ..parsing import answer_literal, code_end, extract_code, plain_answer
 from ..tools import Tool
@@ -124,6 +125,8 @@ class CodeAgent(MultiStepAgent):
         self._tool_calls = 0  # calls of tools (managed agents included) by the code, ever
         # the current code action's last tool calls (name, args, kwargs, result), shown if it fails
         self._step_calls: deque[_Call] = deque(maxlen=RESULTS_SHOWN + 1)
+        self._step_images: list[tuple[str, ImageContent]] = []  # (placeholder, image) of this action
+        self._held_images: dict[str, Any] = {}  # placeholder -> the tool's own image object, this session
         super().__init__(tools, model, **kwargs)
 
     def _new_run(self, max_steps: int, step_number: int) -> Run:
@@ -137,7 +140,7 @@ class CodeAgent(MultiStepAgent):
         if fresh or self._session is None:
             await self.aclose()
             self._session = self._make_executor()
-            self._definitions, self._imports = {}, {}
+            self._definitions, self._imports, self._held_images = {}, {}, {}
             await self._session.start(self._host_functions())
         if variables:
             await self._session.send_variables(dict(variables))
@@ -179,6 +182,7 @@ class CodeAgent(MultiStepAgent):
             run.guard.tables += [(step.step_number, n) for n in snippet.data_tables(latest_task(run.memory))]
         assert run.executor is not None
         self._step_calls.clear()
+        self._step_images = []
         execution = self._spawn(run, run.executor.run(shielded.code))
         async for event in self._while_running(run, execution):
             yield event
@@ -195,17 +199,22 @@ class CodeAgent(MultiStepAgent):
         step.observations = out.logs
         if out.logs:
             yield Observation(agent=self.name, step=step.step_number, text=out.logs)
+        if self._step_images:
+            step.observations_images = [*(step.observations_images or []), *(i for _, i in self._step_images)]
+            async for event in self._observe(step, _images_note(self._step_images)):
+                yield event
         if out.error is not None:
             raise AgentExecutionError("\n".join([_described(out.error, fed, snippet.code), *notes,
                                                   *self._error_notes(out.error, snippet)]))  # fmt: skip
-        if out.is_final_answer:
-            await self._accept(run, step, out.output)
+        if out.is_final_answer:  # an image's placeholder given as the answer gives the image
+            held = self._held_images.get(out.output) if isinstance(out.output, str) else None
+            await self._accept(run, step, out.output if held is None else held)
             return
         step.action_output = out.output
         if out.output is not None:
             step.observations += f"{_NEWLINE if out.logs else ''}Last output: {short_repr(out.output)}"
             yield ActionOutput(agent=self.name, step=step.step_number, output=out.output)
-        elif not out.logs:
+        elif not out.logs and not self._step_images:
             notes = (_silent_note(snippet), *notes)
         for note in notes:
             async for event in self._observe(step, note):
@@ -310,15 +319,42 @@ class CodeAgent(MultiStepAgent):
         `GuardRejected` in the snippet), then the tool, counted and remembered."""
 
         async def call(*args: Any, **kwargs: Any) -> Any:
+            args, kwargs = self._images_back(tool, args, kwargs)
             await self.guardrails.check_tool(call.__name__, _named(tool, args, kwargs), self)
             self._tool_calls += 1
             value = function(*args, **kwargs)
             value = await value if inspect.isawaitable(value) else value
             self._step_calls.append((call.__name__, args, kwargs, value))  # formatted only on an error
-            return value
+            return self._images_out(call.__name__, tool, value)
 
         call.__name__ = getattr(function, "__name__", "tool")
         return call
+
+    def _images_out(self, name: str, tool: Tool, value: Any) -> Any:
+        """An image result stays out of the sandbox: it is shown to the model after the step,
+        and the code gets a placeholder string instead (in a list, each image is replaced)."""
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if not any(is_image(item, tool.output_type) for item in items):
+            return value
+        shown = [self._hold(name, item) if is_image(item, tool.output_type) else item for item in items]
+        return shown if isinstance(value, (list, tuple)) else shown[0]
+
+    def _hold(self, name: str, original: Any) -> str:
+        image = as_image(original)
+        placeholder = f"<image {len(self._held_images) + 1} from {name}: shown to you after this step>"
+        self._held_images[placeholder] = original
+        self._step_images.append((placeholder, image))
+        return placeholder
+
+    def _images_back(
+        self, tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """A placeholder passed to a tool's "image" input becomes the image it stands for."""
+        held = self._held_images
+        if not held or not any(spec.get("type") == "image" for spec in tool.inputs.values()):
+            return args, kwargs
+        back = [held.get(a, a) if isinstance(a, str) else a for a in args]
+        return tuple(back), {k: held.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()}
 
     def _output_note(self) -> str | None:
         spec = self.output_spec
@@ -427,6 +463,11 @@ _Call = tuple[str, tuple[Any, ...], dict[str, Any], Any]
 def _call_text(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     shown = [_SHORT.repr(a) for a in args] + [f"{k}={_SHORT.repr(v)}" for k, v in kwargs.items()]
     return f"{name}({', '.join(shown)})"
+
+
+def _images_note(images: list[tuple[str, ImageContent]]) -> str:
+    shown = "; ".join(f"{placeholder} ({describe_image(image)})" for placeholder, image in images)
+    return f"Images from tools, shown to you below: {shown}"
 
 
 def _silent_note(snippet: Snippet) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import AgentError
 from ..events import ActionOutput, Event, Observation, StepErrored, ToolCallRequested
+from ..images import describe_image, tool_images
 from ..memory import ActionStep, StepError, ToolResult
 from ..messages import ToolCall
 from ..parsing import parse_tool_calls_from_text
@@ -37,6 +39,7 @@ class ToolCallingAgent(MultiStepAgent):
         async for event in self._while_running(run, work):
             yield event
         outcomes: list[tuple[ToolResult, Any]] = work.result()
+        outcomes = self._show_images(step, outcomes)
         step.tool_results = tuple(r for r, _ in outcomes)
         for result, _ in outcomes:
             yield Observation(
@@ -64,6 +67,30 @@ class ToolCallingAgent(MultiStepAgent):
         step.action_output = await self._accept_final_answer(run, answers[0])
         step.is_final_answer = True
         yield ActionOutput(agent=self.name, step=step.step_number, output=step.action_output)
+
+    def _show_images(
+        self, step: ActionStep, outcomes: list[tuple[ToolResult, Any]]
+    ) -> list[tuple[ToolResult, Any]]:
+        """Images the tools returned go to `step.observations_images` (the model sees them with
+        the step's observations); each result's text says which images are its own."""
+        shown = list(step.observations_images or [])
+        kept: list[tuple[ToolResult, Any]] = []
+        for result, value in outcomes:
+            tool = None if result.is_error else self._tool_named(result.name)
+            found = None if tool is None else tool_images(value, tool.output_type)
+            if found is None:
+                kept.append((result, value))
+                continue
+            others, images = found
+            lines = [_observation_text(v) for v in others]
+            for image in images:
+                shown.append(image)
+                lines.append(
+                    f"Image {len(shown)} returned by {result.name} ({describe_image(image)}): shown below."
+                )
+            kept.append((dataclasses.replace(result, content="\n".join(lines)), value))
+        step.observations_images = shown or step.observations_images
+        return kept
 
     def _tool_named(self, name: str) -> Tool | None:
         """The tool the model called: by its name, or by its wire name (a schema tool such as
