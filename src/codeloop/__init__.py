@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     # messages
     "ChatMessage": "messages",
     "ImageContent": "messages",
+    "as_image": "images",
     "MessageDelta": "messages",
     "Role": "messages",
     "ToolCall": "messages",
@@ -175,6 +176,7 @@ __all__ = [
     "TransformersModel",
     "Usage",
     "__version__",
+    "as_image",
     "code_names",
     "create_executor",
     "events",
@@ -238,6 +240,7 @@ if TYPE_CHECKING:
     from .executors.jail import JailExecutor
     from .executors.local import LocalExecutor
     from .executors.monty import MontyExecutor
+    from .images import as_image
     from .mcp import MCPClient, ToolCollection
     from .memory import (
         ActionStep,
