@@ -17,6 +17,10 @@ from codeloop import (
 )
 from codeloop.agents.output import OutputSpec, OutputValidationError
 from codeloop.messages import Role, ToolCall
+from codeloop.models.openai import OpenAIModel
+from codeloop.tools import tool
+
+from wire import ReplayServer, Reply
 
 call = ScriptedModel.call
 N_SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
@@ -137,3 +141,66 @@ def test_no_output_type_leaves_the_task_alone() -> None:
     model = ScriptedModel([fenced("final_answer(1)")])
     CodeAgent([], model).run("just this")
     assert task_text(model) == "Task: just this"
+
+
+# ---- provider-native structured output (ToolCallingAgent) -------------------------------------
+
+
+def test_tool_calling_agent_sends_the_schema_as_response_format_where_the_model_honours_it() -> None:
+    model = ScriptedModel(
+        ['{"name": "Paris", "population": "many"}', '{"name": "Paris", "population": 2100000}'],
+        native_structured_output=True,
+    )
+    result = ToolCallingAgent([], model, output_type=City).run(
+        "Biggest French city?", return_full_result=True
+    )
+    assert result.state is RunState.SUCCESS and result.output == City(name="Paris", population=2100000)
+    expected = {
+        "type": "json_schema",
+        "json_schema": {"name": "final_answer", "schema": OutputSpec.of(City).json_schema},
+    }  # type: ignore[union-attr]
+    assert model.response_formats == [expected, expected]
+    first = result.memory.action_steps()[0]  # the text reply was validated as the final answer
+    assert first.tool_calls[0].name == "final_answer" and "population" in str(first.error)
+
+
+def test_response_format_is_not_sent_to_models_that_do_not_honour_it_alongside_tools() -> None:
+    model = ScriptedModel([[call("final_answer", answer={"name": "Lyon", "population": 500000})]])
+    result = ToolCallingAgent([], model, output_type=City).run("x", return_full_result=True)
+    assert result.output == City(name="Lyon", population=500000) and model.response_formats == [None]
+    code_model = ScriptedModel(
+        [fenced("final_answer({'name': 'Nice', 'population': 1})")], native_structured_output=True
+    )
+    CodeAgent([], code_model, output_type=City).run("x")  # code actions are not JSON: never sent
+    assert code_model.response_formats == [None]
+
+
+def _completion(content: str) -> dict[str, Any]:
+    message = {"role": "assistant", "content": content}
+    return {
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59},
+    }  # fmt: skip
+
+
+def test_openai_model_gets_response_format_with_the_tools_and_its_json_reply_is_the_answer() -> None:
+    @tool
+    def lookup(city: str) -> int:
+        """Population of a city.
+
+        Args:
+            city: The city's name.
+        """
+        return 2100000
+
+    reply = Reply.json(_completion('{"name": "Paris", "population": 2100000}'), path="/chat/completions")
+    with ReplayServer([reply]) as server:
+        model = OpenAIModel("gpt-4o-mini", api_base=server.url("/v1"), api_key="test", provider="openai")
+        agent = ToolCallingAgent([lookup], model, output_type=City, stream_outputs=False)
+        assert agent.run("Biggest French city?") == City(name="Paris", population=2100000)
+        sent = server.requests[0].json
+    assert sent["response_format"]["json_schema"]["schema"]["required"] == ["name", "population"]
+    assert [t["function"]["name"] for t in sent["tools"]] == ["lookup", "final_answer"]
+    unknown = OpenAIModel("my-model", api_base="http://127.0.0.1:9/v1", api_key="test")
+    assert not unknown.native_structured_output  # an unknown server: off unless its capabilities say so

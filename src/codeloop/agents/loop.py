@@ -149,7 +149,8 @@ class AgentLoop:
 
     async def _query(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
         messages = run.memory.to_messages(run.system_prompt)
-        async for event in self._ask(run, messages, stop=self.stop_sequences, tools=run.tool_schemas):
+        stop, tools, settings = self.stop_sequences, run.tool_schemas, run.model_settings
+        async for event in self._ask(run, messages, stop=stop, tools=tools, settings=settings):
             yield event
         message = run.message
         assert message is not None
@@ -209,17 +210,20 @@ class AgentLoop:
         messages: list[ChatMessage],
         stop: list[str] | None = None,
         tools: list[dict[str, Any]] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> AsyncIterator[Event]:
         """Query the model, yielding its deltas; the whole message lands in `run.message`.
         Any model failure becomes a `ModelError`."""
         deltas: list[MessageDelta] = []
+        settings = settings or {}
         try:
             if self.stream_outputs:
-                async for delta in self._stream(messages, stop, tools):
+                async for delta in self._stream(messages, stop, tools, settings):
                     deltas.append(delta)
                     yield ModelDelta(agent=self.name, step=run.step_number, delta=delta)
             else:
-                deltas.append(message_to_delta(await self.model.agenerate(messages, stop=stop, tools=tools)))
+                message = await self.model.agenerate(messages, stop=stop, tools=tools, **settings)
+                deltas.append(message_to_delta(message))
         except RunFailed:
             raise
         except Exception as exc:
@@ -227,12 +231,16 @@ class AgentLoop:
         run.message = self._trimmed(assemble_message(deltas))
 
     async def _stream(
-        self, messages: list[ChatMessage], stop: list[str] | None, tools: list[dict[str, Any]] | None
+        self,
+        messages: list[ChatMessage],
+        stop: list[str] | None,
+        tools: list[dict[str, Any]] | None,
+        settings: dict[str, Any],
     ) -> AsyncIterator[MessageDelta]:
         """The model's deltas up to where the reply's action is complete (`_reply_end`). The rest
         of the stream is read for its usage figures only: providers send them at the end."""
         text, complete = "", False
-        async for delta in self.model.astream(messages, stop=stop, tools=tools):
+        async for delta in self.model.astream(messages, stop=stop, tools=tools, **settings):
             if complete:
                 if delta.usage is not None or delta.finish_reason is not None:
                     yield MessageDelta(usage=delta.usage, finish_reason=delta.finish_reason)
@@ -296,6 +304,7 @@ class AgentLoop:
             step_number=step_number,
             system_prompt=prompt,
             tool_schemas=self._tool_schemas(),
+            model_settings=self._model_settings(),
         )
 
     async def _open_executor(
@@ -340,6 +349,10 @@ class AgentLoop:
     async def _dispatch(self, event: Event) -> None:
         for handler in self.event_handlers:
             await maybe_await(handler(event))
+
+    def _model_settings(self) -> dict[str, Any]:
+        """Extra arguments of the action steps' model calls (none here)."""
+        return {}
 
     def _tool_schemas(self) -> list[dict[str, Any]] | None:
         return None

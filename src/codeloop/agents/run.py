@@ -35,6 +35,8 @@ class Run:
     events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     system_prompt: str = ""
     tool_schemas: list[dict[str, Any]] | None = None
+    model_settings: dict[str, Any] = field(default_factory=dict)
+    """Extra arguments of the action steps' model calls (the ToolCallingAgent's `response_format`)."""
     message: ChatMessage | None = None
     result: RunResult | None = None
     started: float = field(default_factory=time.time)

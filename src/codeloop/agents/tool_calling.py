@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +13,8 @@ from ..errors import AgentError
 from ..events import ActionOutput, Event, Observation, StepErrored, ToolCallRequested
 from ..images import describe_image, tool_images
 from ..memory import ActionStep, StepError, ToolResult
-from ..messages import ToolCall
+from ..messages import ChatMessage, ToolCall
+from ..models.base import json_schema_response_format
 from ..parsing import parse_tool_calls_from_text
 from ..tools import Tool
 from .base import MultiStepAgent
@@ -31,7 +33,8 @@ class ToolCallingAgent(MultiStepAgent):
         message = run.message
         assert message is not None
         step.native_tool_calls = bool(message.tool_calls)
-        calls = list(message.tool_calls) or parse_tool_calls_from_text(message.content)
+        calls = list(message.tool_calls) or _structured_answer(run, message)
+        calls = calls or parse_tool_calls_from_text(message.content)
         step.tool_calls = tuple(calls)
         for call in calls:
             yield ToolCallRequested(agent=self.name, step=step.step_number, call=call)
@@ -123,6 +126,14 @@ class ToolCallingAgent(MultiStepAgent):
             final["parameters"] = answer_parameters(self.output_spec.json_schema)
         return [*(_provider_schema(t) for t in self.tools.values()), final]
 
+    def _model_settings(self) -> dict[str, Any]:
+        """With `output_type`, models that constrain text to a schema alongside tools
+        (`Model.native_structured_output`) get it as `response_format`: a reply that is not a
+        tool call is then the answer, in that shape."""
+        if self.output_spec is None or not self.model.native_structured_output:
+            return {}
+        return {"response_format": json_schema_response_format(self.output_spec.json_schema)}
+
     def _wrapped_answer(self, call: ToolCall) -> Any:
         """A structured final answer sent as the bare object (no `answer` key) is taken as it."""
         arguments = call.arguments
@@ -151,6 +162,18 @@ def answer_parameters(schema: dict[str, Any]) -> dict[str, Any]:
     if "$defs" in schema:
         parameters["$defs"] = schema["$defs"]
     return parameters
+
+
+def _structured_answer(run: Run, message: ChatMessage) -> list[ToolCall]:
+    """A text reply to a request with a `response_format` is the final answer (validated
+    like one): the provider held it to the output schema."""
+    if "response_format" not in run.model_settings or not message.content.strip():
+        return []
+    try:
+        answer = json.loads(message.content)
+    except ValueError:
+        return []  # cut short (max tokens): read as any text reply
+    return [ToolCall(id=f"structured_{run.step_number}", name="final_answer", arguments={"answer": answer})]
 
 
 def _arguments(call: ToolCall) -> dict[str, Any]:

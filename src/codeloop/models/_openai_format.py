@@ -63,15 +63,21 @@ class ChatCompletionsModel(Model):
         """Whether stop sequences are sent (they are enforced client-side anyway)."""
         return self.capabilities.stop
 
+    @property
+    def native_structured_output(self) -> bool:
+        return self.capabilities.response_format and self.capabilities.structured_output
+
     async def agenerate(
         self,
         messages: Sequence[ChatMessage],
         *,
         stop: Sequence[str] | None = None,
         tools: Sequence[ToolSchema] | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> ChatMessage:
         stops = clean_stops(stop)
-        response = await self._send(self._complete, self._request(messages, stops, tools, stream=False))
+        request = self._request(messages, stops, tools, stream=False, response_format=response_format)
+        response = await self._send(self._complete, request)
         return self._message(response, stops)
 
     async def astream(
@@ -80,11 +86,13 @@ class ChatCompletionsModel(Model):
         *,
         stop: Sequence[str] | None = None,
         tools: Sequence[ToolSchema] | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[MessageDelta]:
         """Stream deltas. A client-side stop match ends the stream at once and closes the
         connection, so the final usage chunk is then never received."""
         stops = clean_stops(stop)
-        chunks = await self._send(self._open_stream, self._request(messages, stops, tools, stream=True))
+        request = self._request(messages, stops, tools, stream=True, response_format=response_format)
+        chunks = await self._send(self._open_stream, request)
         async with aclosing(self._deltas(chunks)) as deltas, aclosing(filter_deltas(deltas, stops)) as kept:
             async for delta in kept:
                 yield delta
@@ -129,6 +137,7 @@ class ChatCompletionsModel(Model):
         tools: Sequence[ToolSchema] | None,
         *,
         stream: bool,
+        response_format: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         caps = self.capabilities
         roles = {"system": caps.system_role, **self.custom_role_conversions}
@@ -146,6 +155,8 @@ class ChatCompletionsModel(Model):
                 request.pop(name, None)
         if stops and caps.stop:
             request["stop"] = stops[: caps.max_stop_sequences]
+        if response_format is not None:
+            request["response_format"] = dict(response_format)
         if stream:
             request["stream"] = True
             request.setdefault("stream_options", {"include_usage": True})

@@ -15,7 +15,14 @@ from typing import Any
 from .._sync import iterate_sync, run_sync
 from ..messages import ChatMessage, MessageDelta, Role, ToolCall, ToolCallDelta, Usage
 
-__all__ = ["Model", "ToolSchema", "assemble_message", "message_to_delta", "parse_arguments"]
+__all__ = [
+    "Model",
+    "ToolSchema",
+    "assemble_message",
+    "json_schema_response_format",
+    "message_to_delta",
+    "parse_arguments",
+]
 
 ToolSchema = dict[str, Any]
 """A function schema: `{"name": ..., "description": ..., "parameters": <JSON schema>}`."""
@@ -30,6 +37,25 @@ class Model:
     """
 
     model_id: str = "model"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Model:
+        model = super().__new__(cls)
+        model.__dict__["_constructor_arguments"] = (args, dict(kwargs))  # see `constructor_arguments`
+        return model
+
+    def constructor_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments this model was built with (`agent.save()` keeps its non-secret settings)."""
+        found: tuple[tuple[Any, ...], dict[str, Any]] = self.__dict__.get("_constructor_arguments", ((), {}))
+        return found
+
+    @property
+    def native_structured_output(self) -> bool:
+        """Whether `agenerate`/`astream` take `response_format=` (an OpenAI-style
+        `{"type": "json_schema", ...}` dict, see `json_schema_response_format`) in a request that
+        also carries tools, and the provider then constrains a text reply to the schema while
+        tool calls stay possible. The ToolCallingAgent sends its `output_type` that way only to
+        models that say True (see `ModelCapabilities.structured_output`)."""
+        return False
 
     async def agenerate(
         self,
@@ -70,6 +96,12 @@ class Model:
         return iterate_sync(self.astream(messages, stop=stop, tools=tools))
 
     __call__ = generate
+
+
+def json_schema_response_format(schema: dict[str, Any], name: str = "final_answer") -> dict[str, Any]:
+    """The `response_format` asking for text that is JSON matching `schema` (OpenAI's shape,
+    also read by llama.cpp's server, vLLM, LiteLLM and Hugging Face's router)."""
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
 
 
 def message_to_delta(message: ChatMessage) -> MessageDelta:

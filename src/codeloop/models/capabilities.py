@@ -18,6 +18,10 @@ Adding a model family is one row in the table. What an adapter does with each fi
 * `tool_calls=False`: tool schemas are not sent; the ToolCallingAgent's prompt lists the tools
   and its parser reads the JSON calls the model writes in its text.
 * `max_tokens_field`: the name a `max_tokens=` setting is sent under.
+* `structured_output`: a JSON-schema `response_format` sent together with tools is honoured
+  (the reply is tool calls, or text matching the schema); the ToolCallingAgent then sends its
+  `output_type` that way. Known for OpenAI's own API only; elsewhere off unless you say so
+  (servers that turn the schema into a grammar, such as llama.cpp or vLLM, then cannot call tools).
 * `response_format`, `reasoning_effort`, `sampling` (temperature, top_p, penalties...): a
   setting the model refuses is a `ConfigurationError` when the model is built, not a 400 mid-run.
 """
@@ -61,6 +65,7 @@ class ModelCapabilities:
     reasoning_effort: bool = True
     sampling: bool = True
     system_role: SystemRole = "system"
+    structured_output: bool = False
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
 
 
@@ -80,6 +85,7 @@ _FIRST_REASONING = replace(
     _REASONING, system_role="user", tool_calls=False, response_format=False, reasoning_effort=False
 )
 _NO_REASONING_EFFORT = ModelCapabilities(reasoning_effort=False)
+_OPENAI_CHAT = ModelCapabilities(reasoning_effort=False, structured_output=True)
 
 CAPABILITY_TABLE: tuple[CapabilityRule, ...] = (
     # OpenAI model ids: also matched on gateways and proxies (any provider), which forward them as is.
@@ -90,6 +96,8 @@ CAPABILITY_TABLE: tuple[CapabilityRule, ...] = (
     CapabilityRule("*", "o4*", _REASONING),
     CapabilityRule("*", "gpt-5-chat*", _NO_REASONING_EFFORT),
     CapabilityRule("*", "gpt-5*", _REASONING),
+    CapabilityRule("openai", "gpt-4o*", _OPENAI_CHAT),
+    CapabilityRule("openai", "gpt-4.1*", _OPENAI_CHAT),
     CapabilityRule("openai", "gpt-4*", _NO_REASONING_EFFORT),
     CapabilityRule("openai", "gpt-3.5*", _NO_REASONING_EFFORT),
     CapabilityRule("openai", "chatgpt-*", _NO_REASONING_EFFORT),

@@ -156,10 +156,11 @@ class LlamaCppModel(Model):
         *,
         stop: Sequence[str] | None = None,
         tools: Sequence[ToolSchema] | None = None,
+        **settings: Any,
     ) -> ChatMessage:
         delegate = await self._ensure_started()
         with self._context_hint():
-            return await delegate.agenerate(messages, stop=stop, tools=tools)
+            return await delegate.agenerate(messages, stop=stop, tools=tools, **settings)
 
     async def astream(
         self,
@@ -167,10 +168,11 @@ class LlamaCppModel(Model):
         *,
         stop: Sequence[str] | None = None,
         tools: Sequence[ToolSchema] | None = None,
+        **settings: Any,
     ) -> AsyncIterator[MessageDelta]:
         delegate = await self._ensure_started()
         with self._context_hint():
-            async for delta in delegate.astream(messages, stop=stop, tools=tools):
+            async for delta in delegate.astream(messages, stop=stop, tools=tools, **settings):
                 yield delta
 
     # -- plumbing -------------------------------------------------------------------------

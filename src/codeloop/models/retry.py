@@ -230,17 +230,22 @@ class RetryingModel(Model):
             raise AttributeError(name)
         return getattr(model, name)
 
+    @property
+    def native_structured_output(self) -> bool:
+        return self.model.native_structured_output
+
     async def agenerate(
         self,
         messages: Sequence[ChatMessage],
         *,
         stop: Sequence[str] | None = None,
         tools: Sequence[ToolSchema] | None = None,
+        **settings: Any,
     ) -> ChatMessage:
         attempts = _Attempts(self.policy, self.model_id)
         while True:
             try:
-                return await self.model.agenerate(messages, stop=stop, tools=tools)
+                return await self.model.agenerate(messages, stop=stop, tools=tools, **settings)
             except ModelHTTPError as error:
                 await attempts.failed(error)
 
@@ -250,12 +255,14 @@ class RetryingModel(Model):
         *,
         stop: Sequence[str] | None = None,
         tools: Sequence[ToolSchema] | None = None,
+        **settings: Any,
     ) -> AsyncIterator[MessageDelta]:
         attempts, restarts = _Attempts(self.policy, self.model_id), _Restarts()
         while True:
             restarts.new_attempt()
             try:
-                async with _closing(self.model.astream(messages, stop=stop, tools=tools)) as stream:
+                stream_of = self.model.astream(messages, stop=stop, tools=tools, **settings)
+                async with _closing(stream_of) as stream:
                     async for delta in stream:
                         if restarts.due():
                             yield _RESTART
@@ -289,17 +296,22 @@ class FallbackModel(Model):
     def __repr__(self) -> str:
         return f"FallbackModel({list(self.models)!r})"
 
+    @property
+    def native_structured_output(self) -> bool:
+        return all(model.native_structured_output for model in self.models)
+
     async def agenerate(
         self,
         messages: Sequence[ChatMessage],
         *,
         stop: Sequence[str] | None = None,
         tools: Sequence[ToolSchema] | None = None,
+        **settings: Any,
     ) -> ChatMessage:
         errors: list[ModelError] = []
         for model in self.models:
             try:
-                return await model.agenerate(messages, stop=stop, tools=tools)
+                return await model.agenerate(messages, stop=stop, tools=tools, **settings)
             except ModelError as error:
                 self._record(error, errors)
         raise self._exhausted(errors) from errors[-1]
@@ -310,13 +322,14 @@ class FallbackModel(Model):
         *,
         stop: Sequence[str] | None = None,
         tools: Sequence[ToolSchema] | None = None,
+        **settings: Any,
     ) -> AsyncIterator[MessageDelta]:
         errors: list[ModelError] = []
         restarts = _Restarts()
         for model in self.models:
             restarts.new_attempt()
             try:
-                async with _closing(model.astream(messages, stop=stop, tools=tools)) as stream:
+                async with _closing(model.astream(messages, stop=stop, tools=tools, **settings)) as stream:
                     async for delta in stream:
                         if restarts.due():
                             yield _RESTART

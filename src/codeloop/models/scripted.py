@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Union
+from typing import Any, Union
 
 from ..errors import ConfigurationError
 from ..messages import ChatMessage, MessageDelta, Role, ToolCall, Usage
@@ -30,7 +30,9 @@ class ScriptedModel(Model):
 
     Stop sequences are honoured like a real server (the text is cut before the first one).
     Usage is an estimate (4 characters per token) so token accounting can be exercised.
-    Every request's messages are kept in `requests` for assertions.
+    Every request's messages are kept in `requests` for assertions. With
+    `native_structured_output=True` it takes `response_format=` like a provider that honours it
+    (the replies are still the scripted ones); each request's is kept in `response_formats`.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class ScriptedModel(Model):
         model_id: str = "scripted",
         chunk_size: int = 16,
         latency_s: float = 0.0,
+        native_structured_output: bool = False,
     ) -> None:
         if chunk_size < 1:
             raise ConfigurationError("chunk_size must be at least 1.")
@@ -48,6 +51,12 @@ class ScriptedModel(Model):
         self.chunk_size = chunk_size
         self.latency_s = latency_s
         self.requests: list[list[ChatMessage]] = []
+        self.response_formats: list[Any] = []
+        self._native_structured_output = native_structured_output
+
+    @property
+    def native_structured_output(self) -> bool:
+        return self._native_structured_output
 
     async def agenerate(
         self,
@@ -55,8 +64,12 @@ class ScriptedModel(Model):
         *,
         stop: Sequence[str] | None = None,
         tools: Sequence[ToolSchema] | None = None,
+        response_format: Any = None,
     ) -> ChatMessage:
+        if response_format is not None and not self._native_structured_output:
+            raise ConfigurationError("This ScriptedModel was not made with native_structured_output=True.")
         self.requests.append(list(messages))
+        self.response_formats.append(response_format)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         reply = next(self._replies, None)
@@ -70,8 +83,9 @@ class ScriptedModel(Model):
         *,
         stop: Sequence[str] | None = None,
         tools: Sequence[ToolSchema] | None = None,
+        response_format: Any = None,
     ) -> AsyncIterator[MessageDelta]:
-        message = await self.agenerate(messages, stop=stop, tools=tools)
+        message = await self.agenerate(messages, stop=stop, tools=tools, response_format=response_format)
         text, size = message.content, self.chunk_size
         for start in range(0, len(text), size):
             yield MessageDelta(content=text[start : start + size])
