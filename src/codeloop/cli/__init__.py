@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ..errors import ConfigurationError, RunFailed
+from .mcp import add_mcp_command
 from .models import LOCAL_MODELS, build_model, prepare_model
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command with `argv` (default: `sys.argv[1:]`); return its exit status."""
     try:
         args = _parser().parse_args(argv)
-        return _run(args)
+        return getattr(args, "handler", _run)(args)
     except CommandFailed as failure:
         _say(str(failure))
         return failure.code
@@ -99,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--imports", default="", help="comma-separated extra modules the code may import")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the answer (and errors)")
     run.add_argument("--stream-text", action="store_true", help="also stream the model's text as it comes")
+    add_mcp_command(commands)
     return parser
 
 

@@ -1,0 +1,80 @@
+"""Agents that tests/test_mcp_serve.py serves with `codeloop mcp serve mcp_serve_agents:<name>`.
+
+Each server process imports this module afresh, so every scripted model starts at its first
+reply. `shop` renders its steps (verbosity_level=1): over stdio that view must reach stderr, never
+the protocol on stdout.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from codeloop import CodeAgent, ScriptedModel, ToolCallingAgent, tool
+
+PRICES = {"apple": 0.5, "pear": 0.75}
+
+
+@tool
+def get_price(item: str) -> float:
+    """Look up the price of an item in the shop.
+
+    Args:
+        item: The item's name.
+    """
+    return PRICES[item]
+
+
+def fenced(code: str) -> str:
+    return f"Thought: next step.\n```python\n{code}\n```"
+
+
+class City(BaseModel):
+    name: str
+    population: int
+
+
+shop = CodeAgent(
+    [get_price],
+    ScriptedModel(
+        [
+            fenced("price = get_price(item='pear')\nprint('one pear costs', price)"),
+            fenced("final_answer(price * 2)"),
+        ]
+    ),
+    name="shop_assistant",
+    description="Answers questions about the shop's prices.",
+    verbosity_level=1,
+)
+
+stuck = CodeAgent(
+    [],
+    ScriptedModel([fenced("print('still thinking')")]),
+    name="stuck_assistant",
+    max_steps=1,
+)
+
+city = CodeAgent(
+    [],
+    ScriptedModel([fenced("final_answer({'name': 'Paris', 'population': 2100000})")]),
+    name="city_facts",
+    description="Knows cities.",
+    output_type=City,
+)
+
+
+def make_price_desk() -> ToolCallingAgent:
+    """A factory: `codeloop mcp serve mcp_serve_agents:make_price_desk` calls it."""
+    script = ScriptedModel(
+        [
+            [ScriptedModel.call("get_price", item="apple")],
+            [ScriptedModel.call("final_answer", answer="An apple costs 0.5.")],
+        ]
+    )
+    return ToolCallingAgent([get_price], script, name="price_desk")
+
+
+def needs_a_model(model: object) -> CodeAgent:
+    return CodeAgent([], model)  # type: ignore[arg-type]
+
+
+not_an_agent = 42
