@@ -148,7 +148,11 @@ def to_responses_input(messages: Sequence[ChatMessage]) -> tuple[str, list[dict[
 
 def _items(message: ChatMessage) -> list[dict[str, Any]]:
     if message.role is Role.TOOL:
-        return [{"type": "function_call_output", "call_id": message.tool_call_id, "output": message.content}]
+        output = {"type": "function_call_output", "call_id": message.tool_call_id, "output": message.content}
+        if not message.images:
+            return [output]
+        # a tool message's images follow as a user message, as in the Chat Completions format
+        return [output, *_items(ChatMessage(role=Role.USER, images=message.images))]
     role = message.role.value
     items: list[dict[str, Any]] = []
     if message.images and role == "user":
