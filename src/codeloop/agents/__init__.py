@@ -5,9 +5,11 @@ from .code import CodeAgent
 from .guardrails import GuardAction, GuardrailTripped, GuardRejected, GuardResult, OutputGuardRejected
 from .managed import ManagedAgentTool
 from .output import OutputSpec, OutputValidationError
+from .persist import AgentLoadError, UntrustedCodeError
 from .tool_calling import ToolCallingAgent
 
 __all__ = [
+    "AgentLoadError",
     "CodeAgent",
     "GuardAction",
     "GuardRejected",
@@ -19,4 +21,5 @@ __all__ = [
     "OutputSpec",
     "OutputValidationError",
     "ToolCallingAgent",
+    "UntrustedCodeError",
 ]

@@ -8,7 +8,8 @@ step by hand, outside any run.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import IO, Any, ClassVar
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
 from .._sync import iterate_sync, run_sync
 from ..events import Event, RunFinished
@@ -23,9 +24,13 @@ from .callbacks import CallbackRegistry, StepCallbacks
 from .guardrails import Guard, Guardrails
 from .loop import AgentLoop
 from .output import OutputSpec
+from .persist import agent_from_dict, agent_from_folder, agent_to_dict, save_agent
 from .replay import replay
 from .run import answer_or_raise
 from .setup import check_arguments, checked_model, collect_tools, renderers, with_base_tools
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["MultiStepAgent"]
 
@@ -226,6 +231,49 @@ class MultiStepAgent(AgentLoop):
     def write_memory_to_messages(self) -> list[ChatMessage]:
         """The messages the model would see next for the current memory."""
         return self.memory.to_messages(self.system_prompt)
+
+    # ---- saving and loading (see codeloop.agents.persist) -------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The agent as JSON-compatible data: settings, tools (with their source), managed
+        agents, the model's non-secret settings. See `codeloop.agents.persist`."""
+        return agent_to_dict(self)
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        model: Model | Mapping[str, Model] | None = None,
+        trust_remote_code: bool = False,
+        **overrides: Any,
+    ) -> Self:
+        """The agent `to_dict()` described. `MultiStepAgent.from_dict` builds the class the data
+        names; `CodeAgent.from_dict` refuses another class's data (`AgentLoadError`). Tools with
+        source code need `trust_remote_code=True`; `overrides` go to the constructor."""
+        trust = trust_remote_code
+        built = agent_from_dict(cls, data, model=model, trust_remote_code=trust, overrides=overrides)
+        return cast("Self", built)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the agent into `folder`: agent.json, tools/<name>.py, managed_agents/<name>/,
+        requirements.txt. Returns the folder's path."""
+        return save_agent(self, folder)
+
+    @classmethod
+    def from_folder(
+        cls,
+        folder: str | Path,
+        *,
+        model: Model | Mapping[str, Model] | None = None,
+        trust_remote_code: bool = False,
+        **overrides: Any,
+    ) -> Self:
+        """The agent `save(folder)` wrote; as `from_dict` (the folder's tool files are Python
+        code: read them before passing `trust_remote_code=True`)."""
+        trust = trust_remote_code
+        built = agent_from_folder(cls, folder, model=model, trust_remote_code=trust, overrides=overrides)
+        return cast("Self", built)
 
     async def aclose(self) -> None:
         """Release the agent's resources (its executor session)."""

@@ -1,5 +1,6 @@
 """Tools as plain dicts (`Tool.to_dict()`, `Tool.from_dict()`): name, description, input and
-output schemas, and for a `@tool` function its source code."""
+output schemas, and the source code: a `@tool` function's, or a `Tool` subclass's class (rebuilt
+by calling the class without arguments)."""
 
 from __future__ import annotations
 
@@ -38,22 +39,26 @@ def tool_to_dict(tool: Tool) -> dict[str, Any]:
     from ._schema_tool import SchemaTool
     from ._tool import FunctionTool
 
-    if isinstance(tool, SchemaTool):
+    code: str | None = None
+    if isinstance(tool, SchemaTool):  # data around a function: no source of its own
         input_schema, output_schema = tool._serialized_schemas()
     else:
         input_schema, output_schema = tool.json_schema()["parameters"], tool.output_schema
+        code = _source_code(tool.function if isinstance(tool, FunctionTool) else type(tool))
     found = ToolDict(
         name=tool.wire_name, description=tool.description, input_schema=input_schema,
-        output_type=tool.output_type, output_schema=output_schema,
-        code=_source_code(tool.function) if isinstance(tool, FunctionTool) else None,
+        output_type=tool.output_type, output_schema=output_schema, code=code,
         code_name=tool.name if tool.name != code_name(tool.wire_name) else None,
     )  # fmt: skip
     return found.model_dump(exclude_none=True)
 
 
-def _source_code(function: Callable[..., Any]) -> str | None:
+def _source_code(target: Callable[..., Any] | type) -> str | None:
+    """The source of a function or of a class defined at a module's top level (None otherwise)."""
+    if isinstance(target, type) and "<locals>" in target.__qualname__:
+        return None  # a class defined in a function: its source may use the function's names
     try:
-        return textwrap.dedent(inspect.getsource(function))
+        return textwrap.dedent(inspect.getsource(target))
     except (OSError, TypeError):  # defined in a REPL or built dynamically: no source to keep
         return None
 
@@ -86,26 +91,56 @@ def tool_from_dict(
             "Pass trust_remote_code=True only if you trust where the dict came from, or pass "
             "function=... to use your own implementation."
         )
-    function = _function_from_code(found.name, found.code)
+    tree = _parsed(found.name, found.code)
+    if any(isinstance(n, ast.ClassDef) for n in tree.body):
+        return _tool_from_class_code(found.name, tree)
+    function = _function_from_code(found.name, tree)
     return FunctionTool(function, name=found.code_name or found.name, description=found.description)
 
 
-def _function_from_code(name: str, code: str) -> Callable[..., Any]:
-    """Exec `code` (a function definition, its decorators removed) and return the function;
-    the names of `typing` and `tool` are available to it."""
+def _parsed(name: str, code: str) -> ast.Module:
     try:
-        tree = ast.parse(code)
+        return ast.parse(code)
     except SyntaxError as exc:
         raise ToolDefinitionError(f"Tool {name!r}: its source code does not parse ({exc.msg}).") from None
+
+
+def _executed(name: str, tree: ast.Module) -> dict[str, Any]:
+    """The namespace after running `tree`; the names of `typing`, `Tool` and `tool` are available."""
+    from ._tool import Tool, tool
+
+    namespace: dict[str, Any] = {"tool": tool, "Tool": Tool, "__name__": f"codeloop_tool_{name}"}
+    exec("from typing import *", namespace)  # the caller trusts this code
+    exec(compile(tree, f"<tool {name}>", "exec"), namespace)
+    return namespace
+
+
+def _function_from_code(name: str, tree: ast.Module) -> Callable[..., Any]:
+    """Exec `tree` (a function definition, its decorators removed) and return the function."""
     defs = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
     if not defs:
         raise ToolDefinitionError(f"Tool {name!r}: its source code defines no function.")
     chosen = next((d for d in defs if d.decorator_list), defs[-1])
     chosen.decorator_list = []
-    from ._tool import Tool, tool
-
-    namespace: dict[str, Any] = {"tool": tool, "Tool": Tool}
-    exec("from typing import *", namespace)  # the caller trusts this code
-    exec(compile(tree, f"<tool {name}>", "exec"), namespace)
-    function: Callable[..., Any] = namespace[chosen.name]
+    function: Callable[..., Any] = _executed(name, tree)[chosen.name]
     return function
+
+
+def _tool_from_class_code(name: str, tree: ast.Module) -> Tool:
+    """Exec `tree` (a `Tool` subclass) and return an instance, made without arguments."""
+    from ._tool import Tool
+
+    class_names = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+    namespace = _executed(name, tree)
+    classes = [namespace[n] for n in class_names if isinstance(namespace[n], type)]
+    found = [c for c in classes if issubclass(c, Tool) and c is not Tool]
+    if not found:
+        raise ToolDefinitionError(f"Tool {name!r}: its source code defines no Tool subclass.")
+    try:
+        built: Tool = found[-1]()
+    except TypeError as exc:
+        raise ToolDefinitionError(
+            f"Tool {name!r}: its class cannot be made without arguments ({exc}); rebuild it "
+            "yourself and pass it in place of the saved one."
+        ) from None
+    return built
