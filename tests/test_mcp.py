@@ -1,4 +1,7 @@
-"""MCPClient against the real `mcp-server-time` server over stdio."""
+"""MCPClient against the real `mcp-server-time` server over stdio: tools, arguments checked before
+the server, `isError` results, both agent kinds, a server SIGKILLed (prompt `MCPServerError`) or
+stopped (the call timeout). Other servers and transports (git over stdio, streamable HTTP, legacy
+SSE, images, instructions, reconnect, a real local model): tests/test_mcp_servers.py."""
 
 from __future__ import annotations
 

@@ -3,7 +3,18 @@
 The MCP session lives on a private event loop in a background thread, so the client works the
 same from sync code (`with MCPClient(...) as tools:`) and async code (`async with ...`). Each
 server tool becomes a `Tool.from_schema(...)` whose async function submits the call to that loop
-and waits for it on the caller's loop, bounded by `call_timeout_s`.
+and waits for it on the caller's loop, bounded by `call_timeout_s`. Tool names that are not Python
+identifiers (`get-tiny-image`) are called by a Python name in code (`get_tiny_image`) and by
+their real name on the wire.
+
+Transports (see `_transports`): stdio, streamable HTTP and legacy SSE. What a call returns
+(text, structured content, `ImageContent` for images, `MCPToolError` for `isError`): see
+`_results`. The server's `instructions` (from its initialize answer) are `client.instructions`;
+pass them to an agent's `instructions=` if you want the model to read them.
+
+A client does not reconnect by itself: once the server is gone, every call fails promptly with
+`MCPServerError`; `client.reconnect()` starts a new session, and the tools already handed out
+use it.
 """
 
 from __future__ import annotations
@@ -11,120 +22,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any
 
-from ..errors import AgentToolExecutionError, ConfigurationError
-from ..tools import Tool
+from ..errors import ConfigurationError
+from ..tools import Tool, code_names
+from ._results import MCPServerError, MCPToolError, field, result_value
+from ._transports import ServerParameters, check_parameters, server_label, server_streams
 
 __all__ = ["MCPClient", "MCPServerError", "MCPToolError", "ServerParameters", "ToolCollection"]
-
-ServerParameters = Any  # `mcp.StdioServerParameters` or a dict (stdio: command/args/env; HTTP: url)
-
-_IMAGE_NOTE = "image content not supported yet"
-
-
-class MCPServerError(AgentToolExecutionError):
-    """The MCP server could not be reached, crashed, or did not answer in time."""
-
-    def __init__(self, server: str, message: str) -> None:
-        super().__init__(f"MCP server {server!r}: {message}")
-        self.server = server
-
-
-class MCPToolError(AgentToolExecutionError):
-    """The MCP server ran the tool and reported an error (`isError=True`)."""
-
-    def __init__(self, server: str, tool: str, message: str) -> None:
-        super().__init__(f"MCP tool {tool!r} on server {server!r} failed: {message}")
-        self.server, self.tool = server, tool
-
-
-def _field(obj: Any, snake: str, camel: str) -> Any:
-    """An attribute under its mcp 2.x (snake_case) or 1.x (camelCase) name."""
-    return getattr(obj, snake, getattr(obj, camel, None))
-
-
-def _stdio_parameters(params: ServerParameters) -> Any:
-    from mcp import StdioServerParameters
-
-    if isinstance(params, StdioServerParameters):
-        return params
-    fields = {k: v for k, v in params.items() if k in ("command", "args", "env", "cwd")}
-    return StdioServerParameters(**fields)
-
-
-def _is_http(params: ServerParameters) -> bool:
-    return isinstance(params, Mapping) and "url" in params
-
-
-def _label(params: ServerParameters) -> str:
-    if _is_http(params):
-        return str(params["url"])
-    command = params["command"] if isinstance(params, Mapping) else params.command
-    args = params.get("args", []) if isinstance(params, Mapping) else params.args
-    return " ".join([str(command), *map(str, args)])
-
-
-@contextlib.asynccontextmanager
-async def _http_streams(params: Mapping[str, Any]) -> AsyncIterator[tuple[Any, Any]]:
-    transport = params.get("transport", "streamable-http")
-    if transport != "streamable-http":
-        raise ConfigurationError(f"MCP transport {transport!r} is not supported; use 'streamable-http'.")
-    from mcp.client import streamable_http
-
-    opener = getattr(streamable_http, "streamable_http_client", None)
-    if opener is None:  # mcp 1.x
-        opener = getattr(streamable_http, "streamablehttp_client")  # noqa: B009
-    async with opener(params["url"]) as streams:
-        yield streams[0], streams[1]
-
-
-@contextlib.asynccontextmanager
-async def _streams(params: ServerParameters) -> AsyncIterator[tuple[Any, Any]]:
-    if _is_http(params):
-        async with _http_streams(params) as streams:
-            yield streams
-        return
-    from mcp.client.stdio import stdio_client
-
-    async with stdio_client(_stdio_parameters(params)) as (read, write):
-        yield read, write
-
-
-def _content_item(item: Any) -> Any:
-    kind = getattr(item, "type", None)
-    if kind == "text":
-        return item.text
-    if kind == "image":
-        mime = _field(item, "mime_type", "mimeType")
-        return {"type": "image", "mime_type": mime, "data": item.data, "note": _IMAGE_NOTE}
-    return item.model_dump() if hasattr(item, "model_dump") else item
-
-
-def _result_value(result: Any, server: str, tool: str, structured: bool) -> Any:
-    content = list(getattr(result, "content", None) or [])
-    if _field(result, "is_error", "isError"):
-        text = "\n".join(c.text for c in content if getattr(c, "type", None) == "text")
-        raise MCPToolError(server, tool, text or "the server reported an error without a message")
-    structured_content = _field(result, "structured_content", "structuredContent")
-    if structured and structured_content is not None:
-        return structured_content
-    items = [_content_item(c) for c in content]
-    if all(isinstance(i, str) for i in items):
-        return "\n".join(items)
-    return items
 
 
 class MCPClient:
     """Connects to one MCP server and offers its tools as codeloop `Tool`s.
 
-    `server_parameters`: `mcp.StdioServerParameters`, a dict `{"command", "args", "env"}` for a
-    stdio server, or `{"url": ..., "transport": "streamable-http"}`. `allowed_tools` keeps only
-    those tool names. `structured_output` returns a tool's `structuredContent` (a dict) when it
-    has one, and keeps its output schema. `call_timeout_s` bounds every call to the server.
+    `server_parameters`: `mcp.StdioServerParameters`, a dict `{"command", "args", "env", "cwd"}`
+    for a stdio server, or `{"url": ..., "transport": "streamable-http" | "sse"}`. `allowed_tools`
+    keeps only those tool names. `structured_output` returns a tool's `structuredContent` (a dict)
+    when it has one, and keeps its output schema. `call_timeout_s` bounds every call to the
+    server. After connecting, `instructions` holds the server's instructions (or None).
     """
 
     def __init__(
@@ -136,8 +54,9 @@ class MCPClient:
         call_timeout_s: float = 60.0,
         connect: bool = False,
     ) -> None:
+        check_parameters(server_parameters)
         self.server_parameters = server_parameters
-        self.server_name = _label(server_parameters)
+        self.server_name = server_label(server_parameters)
         self.allowed_tools = list(allowed_tools) if allowed_tools is not None else None
         self.structured_output = structured_output
         self.call_timeout_s = call_timeout_s
@@ -147,6 +66,8 @@ class MCPClient:
         self._session: Any = None
         self._done: Future[None] | None = None
         self._tools: list[Tool] | None = None
+        self.instructions: str | None = None
+        """What the server tells clients about using it (its initialize answer), once connected."""
         if connect:
             self.connect()
 
@@ -181,10 +102,11 @@ class MCPClient:
         self._stop = asyncio.Event()
         try:
             async with (
-                _streams(self.server_parameters) as (read, write),
+                server_streams(self.server_parameters) as (read, write),
                 ClientSession(read, write) as session,
             ):
-                await session.initialize()
+                initialized = await session.initialize()
+                self.instructions = getattr(initialized, "instructions", None) or None
                 self._session = session
                 ready.set_result(await self._list_tools(session))
                 await self._stop.wait()
@@ -207,7 +129,7 @@ class MCPClient:
 
                 page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor))
             tools.extend(page.tools)
-            cursor = _field(page, "next_cursor", "nextCursor")
+            cursor = field(page, "next_cursor", "nextCursor")
             if not cursor:
                 return tools
 
@@ -227,6 +149,12 @@ class MCPClient:
         if not loop.is_running():
             loop.close()
         self._tools = None
+
+    def reconnect(self) -> None:
+        """A new session with the server (after it restarted, say); tools handed out before keep
+        working and call the new session. Tools the server no longer offers fail when called."""
+        self.disconnect()
+        self.connect()
 
     def get_tools(self) -> list[Tool]:
         """The server's tools (after `allowed_tools`), connecting first if needed."""
@@ -260,18 +188,20 @@ class MCPClient:
                     f"it offers: {', '.join(map(repr, names)) or '(none)'}."
                 )
             server_tools = [t for t in server_tools if t.name in self.allowed_tools]
-        return [self._tool(t) for t in server_tools]
+        python_names = code_names(t.name for t in server_tools)
+        return [self._tool(t, python_names[t.name]) for t in server_tools]
 
-    def _tool(self, server_tool: Any) -> Tool:
+    def _tool(self, server_tool: Any, python_name: str) -> Tool:
         output_schema = (
-            _field(server_tool, "output_schema", "outputSchema") if self.structured_output else None
+            field(server_tool, "output_schema", "outputSchema") if self.structured_output else None
         )
         return Tool.from_schema(
             server_tool.name,
             server_tool.description,
-            _field(server_tool, "input_schema", "inputSchema"),
+            field(server_tool, "input_schema", "inputSchema"),
             self._caller(server_tool.name),
             output_schema,
+            code_name=python_name,
         )
 
     def _caller(self, name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
@@ -284,15 +214,17 @@ class MCPClient:
     async def call_tool(self, name: str, arguments: Mapping[str, Any]) -> Any:
         """Call a server tool from any event loop; the converted result (see module doc)."""
         loop = self._loop
-        if loop is None or self._session is None:
-            raise MCPServerError(self.server_name, "not connected (use the client as a context manager).")
+        if loop is None:
+            raise MCPServerError(
+                self.server_name, "not connected (use the client as a context manager, or call connect())."
+            )
         future = asyncio.run_coroutine_threadsafe(self._call_on_loop(name, dict(arguments)), loop)
         return await asyncio.wrap_future(future)
 
     async def _call_on_loop(self, name: str, arguments: dict[str, Any]) -> Any:
         session, done = self._session, self._done
         if session is None or done is None or done.done():
-            raise MCPServerError(self.server_name, "the session has ended (did the server exit?).")
+            raise MCPServerError(self.server_name, f"the session has ended{self._end_reason()}.")
         try:
             result = await asyncio.wait_for(session.call_tool(name, arguments), timeout=self.call_timeout_s)
         except asyncio.TimeoutError as error:
@@ -301,14 +233,27 @@ class MCPClient:
             ) from error
         except Exception as error:
             raise MCPServerError(self.server_name, f"tool {name!r} failed: {error!r}") from error
-        return _result_value(result, self.server_name, name, self.structured_output)
+        return result_value(result, self.server_name, name, self.structured_output)
+
+    def _end_reason(self) -> str:
+        """Why the session ended, for error messages: the server's or the transport's error."""
+        done = self._done
+        if done is None or not done.done() or done.cancelled():
+            return " (did the server exit?); it does not reconnect by itself: call reconnect()"
+        error = done.exception()
+        while getattr(error, "exceptions", None):  # an exception group: its first member
+            error = error.exceptions[0]  # type: ignore[union-attr]
+        cause = f" ({error!r})" if error is not None else " (the client closed it)"
+        return f"{cause}; it does not reconnect by itself: call reconnect()"
 
 
 class ToolCollection:
-    """smolagents' `ToolCollection.from_mcp(...)`: a context manager whose value has `.tools`."""
+    """smolagents' `ToolCollection.from_mcp(...)`: a context manager whose value has `.tools`
+    (and `.instructions`, the server's instructions or None)."""
 
-    def __init__(self, tools: Sequence[Tool]) -> None:
+    def __init__(self, tools: Sequence[Tool], instructions: str | None = None) -> None:
         self.tools = list(tools)
+        self.instructions = instructions
 
     @classmethod
     @contextlib.contextmanager
@@ -334,4 +279,4 @@ class ToolCollection:
             call_timeout_s=call_timeout_s,
         )  # fmt: skip
         with client as tools:
-            yield cls(tools)
+            yield cls(tools, client.instructions)
