@@ -61,6 +61,20 @@ city = CodeAgent(
     output_type=City,
 )
 
+counter = CodeAgent(
+    [],
+    ScriptedModel(
+        [  # two runs of two steps; `who` comes from each call's additional_args
+            fenced("x = 'one'\nprint(x)"),
+            fenced("final_answer(who + ':' + x)"),
+            fenced("x = 'two'\nprint(x)"),
+            fenced("final_answer(who + ':' + x)"),
+        ],
+        latency_s=0.05,  # each step waits on the "model": two unserialized runs would interleave
+    ),
+    name="counter",
+)
+
 
 def make_price_desk() -> ToolCallingAgent:
     """A factory: `codeloop mcp serve mcp_serve_agents:make_price_desk` calls it."""

@@ -121,6 +121,20 @@ async def test_a_factory_builds_the_agent_and_invalid_agent_arguments_are_refuse
     assert text_of(result) == "An apple costs 0.5."
 
 
+async def test_concurrent_calls_run_one_after_the_other() -> None:
+    """Two calls at once: each run must see its own steps and variables (run one at a time,
+    a run gets the script's replies 1-2 or 3-4; interleaved, a run would mix both)."""
+    async with stdio_session("mcp_serve_agents:counter", "--name", "count") as session:
+        assert [t.name for t in (await session.list_tools()).tools] == ["count"]
+        a, b = await asyncio.gather(
+            session.call_tool("count", {"task": "Count.", "additional_args": {"who": "A"}}),
+            session.call_tool("count", {"task": "Count.", "additional_args": {"who": "B"}}),
+        )
+    assert not a.is_error and not b.is_error, (text_of(a), text_of(b))
+    assert text_of(a).startswith("A:") and text_of(b).startswith("B:")
+    assert {text_of(a)[2:], text_of(b)[2:]} == {"one", "two"}
+
+
 async def test_exposed_tool_calls_are_validated_and_run_through_the_tool() -> None:
     async with stdio_session("mcp_serve_agents:shop", "--expose-tools") as session:
         ok = await session.call_tool("get_price", {"item": "pear"})
@@ -242,7 +256,7 @@ async def _announced_url(proc: asyncio.subprocess.Process) -> str:
     [
         ("mcp_serve_agents", "is not module:attribute; e.g. codeloop mcp serve my_agents:agent"),
         ("no_such_module:agent", "no module named 'no_such_module'"),
-        ("mcp_serve_agents:nothing", "has no attribute 'nothing'; its agents: city, shop, stuck"),
+        ("mcp_serve_agents:nothing", "has no attribute 'nothing'; its agents: city, counter, shop, stuck"),
         ("mcp_serve_agents:not_an_agent", "is 42 (of type int), not an agent"),
         ("mcp_serve_agents:City", "is the class City, not an agent"),
         ("mcp_serve_agents:needs_a_model", "needs arguments"),
