@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from mcp import ClientSession, StdioServerParameters
+from mcp import ClientSession, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -64,6 +64,8 @@ async def test_lists_the_agent_tool_and_its_own_tools_with_schemas() -> None:
 async def test_without_expose_tools_only_the_agent_is_listed() -> None:
     async with stdio_session("mcp_serve_agents:shop") as session:
         names = [t.name for t in (await session.list_tools()).tools]
+        with pytest.raises(MCPError, match="Unknown tool 'get_price'; this server offers 'shop_assistant'"):
+            await session.call_tool("get_price", {"item": "pear"})
     assert names == ["shop_assistant"]
 
 
