@@ -94,6 +94,7 @@ def test_tool_collection_requires_trust_remote_code() -> None:
             pass
     with ToolCollection.from_mcp(TIME_SERVER, trust_remote_code=True) as collection:
         assert {t.name for t in collection.tools} == {"get_current_time", "convert_time"}
+        assert collection.instructions is None  # this server sends none (see test_mcp_servers.py)
 
 
 def test_code_agent_uses_the_server_tool() -> None:

@@ -38,7 +38,7 @@ from tests.mcp_servers import (
 
 from codeloop import CodeAgent, ConfigurationError, RunState, ScriptedModel, ToolCallingAgent
 from codeloop.events import CodeAction, RunFinished, ToolCallRequested
-from codeloop.mcp import MCPClient, MCPServerError, MCPToolError
+from codeloop.mcp import MCPClient, MCPServerError, MCPToolError, ToolCollection
 from codeloop.mcp._results import result_value
 from codeloop.memory import Memory
 from codeloop.messages import ImageContent
@@ -133,6 +133,13 @@ def test_http_text_output_without_structured_output(streamable: HttpServer) -> N
     with MCPClient({"url": streamable.url}, structured_output=False) as tools:  # streamable-http: the default
         text = by_name(tools)["get_structured_content"](location="Chicago")
     assert isinstance(text, str) and '"temperature":36' in text.replace(" ", "")
+
+
+def test_tool_collection_carries_the_instructions(streamable: HttpServer) -> None:
+    params = {"url": streamable.url, "transport": "streamable-http"}
+    with ToolCollection.from_mcp(params, trust_remote_code=True) as collection:
+        assert "echo" in {t.name for t in collection.tools}
+        assert collection.instructions is not None and collection.instructions.startswith("# Everything")
 
 
 def _check_tiny_image(value: Any) -> None:
