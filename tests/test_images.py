@@ -344,12 +344,18 @@ async def test_url_images_go_as_urls(provider: str) -> None:
     )
 
 
-async def test_text_only_local_models_refuse_images() -> None:
-    from codeloop import TransformersModel
+async def test_text_only_local_models_refuse_images(tmp_path: Path) -> None:
+    from codeloop import LlamaCppModel, TransformersModel
 
     messages = [ChatMessage(role=Role.USER, content="What is this?", images=(as_image(PNG),))]
     with pytest.raises(ConfigurationError, match="takes text only; images need a vision model"):
         await TransformersModel("no-such/model").agenerate(messages)
+    weights = tmp_path / "text-only.gguf"
+    weights.write_bytes(b"GGUF")  # refused before any server starts: the file is never loaded
+    with pytest.raises(ConfigurationError, match=r"takes text only: .*server_options=\{\"mmproj.path\""):
+        await LlamaCppModel(weights).agenerate(messages)
+    with pytest.raises(ConfigurationError, match="takes text only"):
+        await anext(LlamaCppModel(weights).astream(messages))
 
 
 # -- tools returning images, end to end -----------------------------------------------------------------

@@ -158,6 +158,7 @@ class LlamaCppModel(Model):
         tools: Sequence[ToolSchema] | None = None,
         **settings: Any,
     ) -> ChatMessage:
+        self._refuse_images(messages)
         delegate = await self._ensure_started()
         with self._context_hint():
             return await delegate.agenerate(messages, stop=stop, tools=tools, **settings)
@@ -170,12 +171,21 @@ class LlamaCppModel(Model):
         tools: Sequence[ToolSchema] | None = None,
         **settings: Any,
     ) -> AsyncIterator[MessageDelta]:
+        self._refuse_images(messages)
         delegate = await self._ensure_started()
         with self._context_hint():
             async for delta in delegate.astream(messages, stop=stop, tools=tools, **settings):
                 yield delta
 
     # -- plumbing -------------------------------------------------------------------------
+    def _refuse_images(self, messages: Sequence[ChatMessage]) -> None:
+        """A text-only model (no multimodal projector given) is told so before any server starts."""
+        if any(m.images for m in messages) and not any(k.startswith("mmproj") for k in self.server_options):
+            raise ConfigurationError(
+                f"LlamaCppModel({self.model_id!r}) takes text only: images need a vision GGUF model "
+                'with its projector, e.g. server_options={"mmproj.path": "mmproj.gguf"}.'
+            )
+
     def _start(self) -> tuple[str, Model]:
         with self._lock:
             server, delegate = self._server, self._delegate
