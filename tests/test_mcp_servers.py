@@ -2,7 +2,8 @@
 
 - `mcp-server-git` over stdio, on a repository the test creates: calls, `isError` results, both
   agent kinds.
-- `@modelcontextprotocol/server-everything` (npm) over streamable HTTP and legacy SSE: the
+- `@modelcontextprotocol/server-everything` (npm) over stdio (its image shown to the model as an
+  image), streamable HTTP and legacy SSE: the
   server's instructions, text / structured / image results, `isError`, hyphenated tool names
   called from code, both agent kinds, the server killed in the middle of a tool call, calls
   after the server died (prompt `MCPServerError`) and `reconnect()` once it is back.
@@ -28,6 +29,7 @@ pytest.importorskip("mcp")
 from mcp import types
 from tests.mcp_servers import (
     HttpServer,
+    everything_stdio,
     free_port,
     git_repository,
     git_server,
@@ -205,6 +207,21 @@ def test_tool_calling_agent_over_http(http_client: MCPClient) -> None:
     assert not summed.is_error and "The sum of 2 and 3 is 5." in summed.content
     assert not weather.is_error and "Cloudy" in weather.content
     assert Memory.from_json(result.memory.to_json()).to_json() == result.memory.to_json()
+
+
+def test_everything_over_stdio_its_image_reaches_the_model_as_an_image() -> None:
+    model = ScriptedModel([
+        [call("get-sum", a=2, b=3), call("get-tiny-image")],
+        [call("final_answer", answer="seen")],
+    ])  # fmt: skip
+    with MCPClient(everything_stdio()) as tools:
+        result = ToolCallingAgent(tools, model, max_steps=3).run("Sum and image?", return_full_result=True)
+    assert result.output == "seen"
+    summed, image = result.memory.action_steps()[0].tool_results
+    assert "The sum of 2 and 3 is 5." in summed.content and "image/png" in image.content
+    shown = [i for m in model.requests[1] for i in m.images]  # the second request carries it
+    assert len(shown) == 1 and shown[0].data.startswith(PNG_MAGIC)
+    assert Memory.from_json(result.memory.to_json()).action_steps()[0].observations_images == shown
 
 
 # -- a server killed mid-run, calls afterwards, reconnect ---------------------------------------
