@@ -55,6 +55,9 @@ def tool_to_dict(tool: Tool) -> dict[str, Any]:
 
 def _source_code(target: Callable[..., Any] | type) -> str | None:
     """The source of a function or of a class defined at a module's top level (None otherwise)."""
+    kept = getattr(target, "__dict__", {}).get("_codeloop_source")
+    if isinstance(kept, str):  # rebuilt by from_dict: the source it was rebuilt from
+        return kept
     if isinstance(target, type) and "<locals>" in target.__qualname__:
         return None  # a class defined in a function: its source may use the function's names
     try:
@@ -93,8 +96,11 @@ def tool_from_dict(
         )
     tree = _parsed(found.name, found.code)
     if any(isinstance(n, ast.ClassDef) for n in tree.body):
-        return _tool_from_class_code(found.name, tree)
+        built = _tool_from_class_code(found.name, tree)
+        type(built)._codeloop_source = found.code  # type: ignore[attr-defined]  # to_dict gives it again
+        return built
     function = _function_from_code(found.name, tree)
+    function._codeloop_source = found.code  # type: ignore[attr-defined]
     return FunctionTool(function, name=found.code_name or found.name, description=found.description)
 
 
