@@ -116,6 +116,8 @@ def test_what_is_not_an_image_says_what_is_accepted() -> None:
 
 
 def test_describe_image() -> None:
+    assert repr(ImageContent(data=PNG)) == f"ImageContent('image/png', {len(PNG)} bytes)"  # never the bytes
+    assert repr(as_image("https://x.test/a.gif")) == "ImageContent('image/gif', url='https://x.test/a.gif')"
     assert describe_image(ImageContent(data=PNG)) == f"image/png, {len(PNG)} bytes"
     assert describe_image(as_image(ImageContent(data=PNG).as_data_url())) == f"image/png, {len(PNG)} bytes"
     assert describe_image(as_image("https://x.test/a.gif")) == "image/gif, https://x.test/a.gif"

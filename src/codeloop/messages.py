@@ -27,7 +27,9 @@ class Role(str, Enum):
 
 @dataclass(frozen=True)
 class ImageContent:
-    """An image attached to a message: raw bytes plus their MIME type, or a URL."""
+    """An image attached to a message: raw bytes plus their MIME type, or a URL.
+
+    `codeloop.as_image` makes one from a PIL image, bytes, a file or a URL."""
 
     data: bytes = b""
     mime_type: str = "image/png"
@@ -37,6 +39,10 @@ class ImageContent:
         if self.url:
             return self.url
         return f"data:{self.mime_type};base64,{base64.b64encode(self.data).decode()}"
+
+    def __repr__(self) -> str:  # never the bytes: an image in a log or error stays one line
+        where = f"url={self.url[:60]!r}" if self.url else f"{len(self.data)} bytes"
+        return f"ImageContent({self.mime_type!r}, {where})"
 
 
 @dataclass(frozen=True)
