@@ -292,3 +292,20 @@ def test_overrides_reach_the_constructor() -> None:
         data, model=ScriptedModel([]), trust_remote_code=True, max_steps=2, name="other"
     )
     assert (loaded.max_steps, loaded.name) == (2, "other")
+
+
+def test_executor_settings_are_saved_and_restored() -> None:
+    original = CodeAgent(
+        [],
+        ScriptedModel([]),
+        executor_type="local",
+        executor_kwargs={"timeout_seconds": 3},
+        max_print_outputs_length=500,
+    )
+    data = json.loads(json.dumps(original.to_dict()))
+    assert data["executor_type"] == "monty"  # codeloop's executor for smolagents' "local"
+    assert data["executor_limits"]["timeout_s"] == 3 and data["executor_limits"]["max_output_chars"] == 500
+    loaded = CodeAgent.from_dict(data, model=ScriptedModel([fenced("print('x' * 2000)")]))
+    assert loaded.executor_limits == original.executor_limits
+    result = loaded.run("Print a lot", return_full_result=True)
+    assert len(result.memory.action_steps()[0].observations) < 1000  # the saved output limit applies

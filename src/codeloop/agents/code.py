@@ -110,6 +110,7 @@ class CodeAgent(MultiStepAgent):
                 raise ConfigurationError("Pass executor= or executor_type= (smolagents' name), not both.")
             executor, executor_kwargs, limits = executor_from_type(executor_type, executor_kwargs, limits)
         executor = "monty" if executor is None else executor
+        self.executor_kwargs, self.executor_limits = dict(executor_kwargs or {}), limits  # for save()
         self.executor_type: str | None = executor if isinstance(executor, str) else None
         """The name of the codeloop executor that runs the code (None for an instance or factory)."""
         self._make_executor = _executor_factory(

@@ -43,6 +43,7 @@ A folder (`save`) holds:
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import sys
 import warnings
@@ -128,8 +129,10 @@ def _code_agent_settings(agent: MultiStepAgent) -> dict[str, Any]:
         return {}
     found = {key: getattr(agent, attr) for key, (attr, _) in _CODE_AGENT.items() if hasattr(agent, attr)}
     limits = getattr(agent, "executor_limits", None)
-    if limits is not None:
-        found["executor_limits"] = {k: getattr(limits, k) for k in vars(limits)}
+    if dataclasses.is_dataclass(limits) and not isinstance(limits, type):
+        found["executor_limits"] = dataclasses.asdict(limits)
+    if found.get("executor_type") is None:  # an Executor instance or factory: its options are its own
+        found.pop("executor_kwargs", None)
     for key in [k for k, v in found.items() if not is_json(v)]:
         warnings.warn(f"Agent {agent.name!r}: its {key} is not JSON data and is not saved.", stacklevel=3)
         del found[key]
