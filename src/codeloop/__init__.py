@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     # agents
+    "AgentLoadError": "agents",
     "CodeAgent": "agents",
     "ManagedAgentTool": "agents",
     "MultiStepAgent": "agents",
@@ -24,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "OutputGuardRejected": "agents",
     "OutputValidationError": "agents",
     "PromptTemplates": "prompts",
+    "UntrustedCodeError": "agents",
     # tools
     "FinalAnswerTool": "tools",
     "MCPClient": "mcp",
@@ -104,6 +106,7 @@ __all__ = [
     "ActionStep",
     "AgentError",
     "AgentExecutionError",
+    "AgentLoadError",
     "AgentParsingError",
     "AgentToolCallError",
     "AgentToolExecutionError",
@@ -174,6 +177,7 @@ __all__ = [
     "ToolCollection",
     "ToolDefinitionError",
     "TransformersModel",
+    "UntrustedCodeError",
     "Usage",
     "__version__",
     "as_image",
@@ -203,6 +207,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from . import events
     from .agents import (
+        AgentLoadError,
         CodeAgent,
         GuardAction,
         GuardrailTripped,
@@ -213,6 +218,7 @@ if TYPE_CHECKING:
         OutputGuardRejected,
         OutputValidationError,
         ToolCallingAgent,
+        UntrustedCodeError,
     )
     from .agents.callbacks import CallbackRegistry
     from .errors import (

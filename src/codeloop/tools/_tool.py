@@ -125,8 +125,9 @@ class Tool:
 
     def to_dict(self) -> dict[str, Any]:
         """`{"name", "description", "input_schema", "output_type", "output_schema"}` (the
-        latter when known), plus `"code"`, the function's source, for a `@tool` function and
-        `"code_name"` when the Python name is not the one derived from the name."""
+        latter when known), plus `"code"`, the source of a `@tool` function or of a `Tool`
+        subclass (rebuilt by calling it without arguments), and `"code_name"` when the Python
+        name is not the one derived from the name."""
         from ._serialize import tool_to_dict
 
         return tool_to_dict(self)
