@@ -346,6 +346,16 @@ async def test_a_new_database_gets_the_latest_schema(store: RunStore) -> None:
     assert await store.schema_version() == _schema.LATEST_VERSION
 
 
+async def test_workers_opening_a_new_database_at_once_create_the_tables_once(backend: Backend) -> None:
+    stores = [backend.store() for _ in range(4)]
+    try:
+        await asyncio.gather(*(store.open() for store in stores))
+        assert [await store.schema_version() for store in stores] == [_schema.LATEST_VERSION] * 4
+    finally:
+        for store in stores:
+            await store.close()
+
+
 async def test_a_version_1_database_is_read(backend: Backend) -> None:
     dialect = "sqlite" if backend.name == "sqlite" else "postgres"
     backend.execute(
