@@ -7,9 +7,12 @@ the protocol on stdout.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel
 
 from codeloop import CodeAgent, ScriptedModel, ToolCallingAgent, tool
+from codeloop.messages import ChatMessage, Role
 
 PRICES = {"apple": 0.5, "pear": 0.75}
 
@@ -61,16 +64,21 @@ city = CodeAgent(
     output_type=City,
 )
 
+
+def _count_step(messages: Sequence[ChatMessage]) -> str:
+    """For "Count for A.": step 1 sets `x` from the task, step 2 answers `who` (the call's
+    additional_args) and `x`. Two runs sharing one session would see each other's `x` and `who`."""
+    task = next(m.content for m in messages if m.role is Role.USER)
+    if not any(m.role is Role.ASSISTANT for m in messages):
+        return fenced(f"x = {'one' if 'for A' in task else 'two'!r}\nprint(x)")
+    return fenced("final_answer(who + ':' + x)")
+
+
 counter = CodeAgent(
     [],
     ScriptedModel(
-        [  # two runs of two steps; `who` comes from each call's additional_args
-            fenced("x = 'one'\nprint(x)"),
-            fenced("final_answer(who + ':' + x)"),
-            fenced("x = 'two'\nprint(x)"),
-            fenced("final_answer(who + ':' + x)"),
-        ],
-        latency_s=0.05,  # each step waits on the "model": two unserialized runs would interleave
+        [_count_step] * 4,  # two runs of two steps, each reply made from its run's messages
+        latency_s=0.05,  # each step waits on the "model": the two runs interleave
     ),
     name="counter",
 )

@@ -46,6 +46,7 @@ class Event:
 @dataclass(frozen=True, kw_only=True)
 class RunStarted(Event):
     task: str
+    run_id: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

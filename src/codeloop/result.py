@@ -36,6 +36,8 @@ class RunResult:
     error: str | None = None
     exception: Exception | None = field(default=None, repr=False, compare=False)
     """The exception that ended a failed run (not serialized; `error` is its description)."""
+    run_id: str = ""
+    """The run's id (`uuid4().hex`), also on its `RunStarted` event."""
 
     @property
     def steps(self) -> list[MemoryStep]:

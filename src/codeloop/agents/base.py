@@ -26,7 +26,7 @@ from .loop import AgentLoop
 from .output import OutputSpec
 from .persist import agent_from_dict, agent_from_folder, agent_to_dict, save_agent
 from .replay import replay
-from .run import answer_or_raise
+from .run import Run, answer_or_raise
 from .setup import check_arguments, checked_model, collect_tools, renderers, with_base_tools
 
 if TYPE_CHECKING:
@@ -51,7 +51,11 @@ class MultiStepAgent(AgentLoop):
     does not fit is sent back with what was wrong, and `RunResult.output` is the validated value
     (see `codeloop.agents.output`). `input_guards`, `output_guards` and `tool_guards` check the
     task, the final answer and each tool call (see `codeloop.agents.guardrails`);
-    `final_answer_checks` run as the first output guards."""
+    `final_answer_checks` run as the first output guards.
+
+    An agent is a definition: each `run()`/`arun()`/`stream()` is its own run (`Run`, with its
+    `run_id`), so one agent can run many tasks at once. `agent.memory` is the memory of the latest
+    run started; `reset=False` continues it (and a CodeAgent's variables)."""
 
     prompt_name: ClassVar[str]
     base_tools_include_python: ClassVar[bool] = True  # add_base_tools adds python_interpreter
@@ -108,7 +112,7 @@ class MultiStepAgent(AgentLoop):
             tools = with_base_tools(tools, python=self.base_tools_include_python)
         self.tools = collect_tools(tools, managed_agents)
         self._final_answer_tool = FinalAnswerTool()
-        self._interrupt_requested = False
+        self._active_runs: dict[str, Run] = {}
         self.memory = Memory(system_prompt=SystemPromptStep(system_prompt=self.system_prompt))
 
     # ---- public API -------------------------------------------------------------------------
@@ -191,11 +195,15 @@ class MultiStepAgent(AgentLoop):
         additional_args: Mapping[str, Any] | None = None,
         max_steps: int | None = None,
     ) -> AsyncIterator[Event]:
-        """The engine: run the task, yielding every event; the last one is `RunFinished`."""
+        """The engine: run the task, yielding every event; the last one is `RunFinished`.
+        Each call is its own run (`Run`): one agent can run many tasks at once."""
         run = await self._start_run(task, reset, images, additional_args, max_steps)
-        async for event in self._events(run, task):
-            await self._dispatch(event)
-            yield event
+        try:
+            async for event in self._events(run, task):
+                await self._dispatch(event)
+                yield event
+        finally:
+            await self._end_run(run)
 
     def step(self, memory_step: ActionStep) -> Any:
         """Run one action step by hand, on the current memory (smolagents' manual stepping).
@@ -210,17 +218,21 @@ class MultiStepAgent(AgentLoop):
         """The async form of `step`."""
         run = self._new_run(self.max_steps, memory_step.step_number)
         await self._open_executor(run, fresh=False)
-        async for event in self._query(run, memory_step):
-            await self._dispatch(event)
-        async for event in self._act_and_observe(run, memory_step):
-            await self._dispatch(event)
+        try:
+            async for event in self._query(run, memory_step):
+                await self._dispatch(event)
+            async for event in self._act_and_observe(run, memory_step):
+                await self._dispatch(event)
+        finally:
+            await self._end_run(run)
         return memory_step.action_output if memory_step.is_final_answer else None
 
     def interrupt(self) -> None:
-        """Stop the current run once the step in progress is over. The run ends with
-        `RunState.INTERRUPTED` (`run()` raises `RunInterrupted`). Callable from a step callback,
-        an event handler or another thread."""
-        self._interrupt_requested = True
+        """Stop every run of this agent in progress once its step in progress is over. Each
+        ends with `RunState.INTERRUPTED` (`run()` raises `RunInterrupted`). Callable from a step
+        callback, an event handler or another thread."""
+        for run in list(self._active_runs.values()):
+            run.interrupt_requested = True
 
     def replay(self, detailed: bool = False, *, file: IO[str] | None = None) -> None:
         """Print the run held in memory as it was shown live (to `file`, default stdout).
@@ -276,7 +288,7 @@ class MultiStepAgent(AgentLoop):
         return cast("Self", built)
 
     async def aclose(self) -> None:
-        """Release the agent's resources (its executor session)."""
+        """Release the agent's resources (the executor session it retains for `reset=False`)."""
 
     def close(self) -> None:
         run_sync(self.aclose())

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import ast
-import asyncio
 import dataclasses
-import inspect
 import reprlib
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -20,17 +17,17 @@ from ..errors import (
 )
 from ..events import ActionOutput, CodeAction, Event, Observation
 from ..executors import create_executor
-from ..executors.base import CodeOutput, ExecutionFailure, Executor, ExecutorLimits, HostFunction
-from ..images import as_image, describe_image, is_image
-from ..memory import ActionStep
+from ..executors.base import CodeOutput, ExecutionFailure, Executor, ExecutorLimits
+from ..images import describe_image
+from ..memory import ActionStep, Memory
 from ..messages import ImageContent, ToolCall
 from ..models.base import Model
 from ..parsing import answer_literal, code_end, extract_code, plain_answer
 from ..tools import Tool
 from .base import MultiStepAgent
+from .code_session import CodeSession
 from .executor_types import LOCAL_NOTE, executor_from_type
 from .guards import (
-    RESULTS_SHOWN,
     SILENT_STEP,
     Definition,
     RunGuard,
@@ -59,7 +56,9 @@ class CodeAgent(MultiStepAgent):
     `executor` is a name (`"monty"`, the default, a secure sandbox), an `Executor` instance, or
     a zero-argument factory returning one. `executor_type` takes smolagents' names instead
     (see `codeloop.agents.executor_types`: its `"local"` runs in Monty). Variables persist
-    across the steps of a run, and across runs with `reset=False`.
+    across the steps of a run, and across runs with `reset=False`. Each run has its own executor
+    session (`codeloop.agents.code_session`), so runs at the same time never see each other's
+    variables; an `Executor` instance is one session, so it serves one run at a time.
 
     Guards for models that lose their way (see `codeloop.agents.guards`): the code cannot
     redefine a tool or `final_answer` (the definition is ignored, and the model told so); a step
@@ -120,35 +119,58 @@ class CodeAgent(MultiStepAgent):
         self.importable_modules: list[str] = list(
             getattr(probe, "importable_modules", None) or self.additional_authorized_imports
         )
-        self._session: Executor | None = None
-        self._definitions: dict[str, Definition] = {}  # the session's functions and classes
-        self._imports: dict[str, str] = {}  # the session's import statements, by bound name
-        self._tool_calls = 0  # calls of tools (managed agents included) by the code, ever
-        # the current code action's last tool calls (name, args, kwargs, result), shown if it fails
-        self._step_calls: deque[_Call] = deque(maxlen=RESULTS_SHOWN + 1)
-        self._step_images: list[tuple[str, ImageContent]] = []  # (placeholder, image) of this action
-        self._held_images: dict[str, Any] = {}  # placeholder -> the tool's own image object, this session
+        self._retained: CodeSession | None = None
+        """The session of the run whose memory is `agent.memory`, kept for `reset=False`."""
         super().__init__(tools, model, **kwargs)
 
-    def _new_run(self, max_steps: int, step_number: int) -> Run:
-        run = super()._new_run(max_steps, step_number)
-        run.guard = RunGuard(max_repeats=self.max_repeats, tool_calls_at_start=self._tool_calls)
+    def _new_run(self, max_steps: int, step_number: int, memory: Memory | None = None) -> Run:
+        run = super()._new_run(max_steps, step_number, memory)
+        run.guard = RunGuard(max_repeats=self.max_repeats)
         return run
 
     async def _open_executor(
         self, run: Run, *, fresh: bool, variables: Mapping[str, Any] | None = None
     ) -> None:
-        if fresh or self._session is None:
-            await self.aclose()
-            self._session = self._make_executor()
-            self._definitions, self._imports, self._held_images = {}, {}, {}
-            await self._session.start(self._host_functions())
+        """The run's session: the retained one (`reset=False`, a manual step), else a new one.
+        A `reset=True` run closes the retained session: its variables go with the memory the
+        run replaces. Runs in progress at the same time each have their own session."""
+        session, self._retained = self._retained, None
+        if fresh and session is not None:
+            await session.close()
+            session = None
+        session = session or await self._new_session()
+        session.run, run.session, run.executor = run, session, session.executor
+        run.guard.tool_calls_at_start = session.tool_calls
         if variables:
-            await self._session.send_variables(dict(variables))
-        run.executor = self._session
+            await session.executor.send_variables(dict(variables))
+
+    async def _new_session(self) -> CodeSession:
+        executor = self._make_executor()
+        if any(r.session is not None and r.session.executor is executor for r in self._active_runs.values()):
+            raise ConfigurationError(
+                "This CodeAgent was given one Executor instance, which runs one session at a time, "
+                "and a run of it is in progress. For runs at the same time, pass executor= a name "
+                "or a factory returning a new Executor."
+            )
+        return await CodeSession.start(executor, self)
+
+    async def _end_run(self, run: Run) -> None:
+        """The run's session is retained if its memory is still `agent.memory` (a `reset=False`
+        run continues both), else closed."""
+        await super()._end_run(run)
+        session = run.session
+        if session is None or session.run is not run:
+            return
+        session.run = None
+        if run.memory is not self.memory:  # a later run replaced agent.memory
+            await session.close()
+            return
+        previous, self._retained = self._retained, session
+        if previous is not None and previous.executor is not session.executor:
+            await previous.close()
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
+        session, self._retained = self._retained, None
         if session is not None:
             await session.close()
 
@@ -181,15 +203,14 @@ class CodeAgent(MultiStepAgent):
         run.guard.see_code(snippet, step.step_number)
         if self.check_invented_data:
             run.guard.tables += [(step.step_number, n) for n in snippet.data_tables(latest_task(run.memory))]
-        assert run.executor is not None
-        self._step_calls.clear()
-        self._step_images = []
-        execution = self._spawn(run, run.executor.run(shielded.code))
+        session = _session_of(run)
+        session.begin_action()
+        execution = self._spawn(run, session.executor.run(shielded.code))
         async for event in self._while_running(run, execution):
             yield event
-        out = self._located(execution.result())
-        self._definitions.update(snippet.definitions(_ran_through(out.error)))
-        self._imports.update(snippet.imports(_ran_through(out.error)))
+        out = _located(execution.result(), session.definitions)
+        session.definitions.update(snippet.definitions(_ran_through(out.error)))
+        session.imports.update(snippet.imports(_ran_through(out.error)))
         async for event in self._outcome(run, step, out, snippet, shielded.code, shielded.notes):
             yield event
 
@@ -197,25 +218,26 @@ class CodeAgent(MultiStepAgent):
         self, run: Run, step: ActionStep, out: CodeOutput, snippet: Snippet, fed: str, notes: tuple[str, ...]
     ) -> AsyncIterator[Event]:
         """What the model sees of a finished code action (or the final answer it gave)."""
+        session = _session_of(run)
         step.observations = out.logs
         if out.logs:
             yield Observation(agent=self.name, step=step.step_number, text=out.logs)
-        if self._step_images:
-            step.observations_images = [*(step.observations_images or []), *(i for _, i in self._step_images)]
-            async for event in self._observe(step, _images_note(self._step_images)):
+        if images := session.step_images:
+            step.observations_images = [*(step.observations_images or []), *(i for _, i in images)]
+            async for event in self._observe(step, _images_note(images)):
                 yield event
         if out.error is not None:
-            raise AgentExecutionError("\n".join([_described(out.error, fed, snippet.code), *notes,
-                                                  *self._error_notes(out.error, snippet)]))  # fmt: skip
+            helps = self._error_notes(out.error, snippet, session)
+            raise AgentExecutionError("\n".join([_described(out.error, fed, snippet.code), *notes, *helps]))
         if out.is_final_answer:  # an image's placeholder given as the answer gives the image
-            held = self._held_images.get(out.output) if isinstance(out.output, str) else None
+            held = session.held_images.get(out.output) if isinstance(out.output, str) else None
             await self._accept(run, step, out.output if held is None else held)
             return
         step.action_output = out.output
         if out.output is not None:
             step.observations += f"{_NEWLINE if out.logs else ''}Last output: {short_repr(out.output)}"
             yield ActionOutput(agent=self.name, step=step.step_number, output=out.output)
-        elif not out.logs and not self._step_images:
+        elif not out.logs and not session.step_images:
             notes = (_silent_note(snippet), *notes)
         for note in notes:
             async for event in self._observe(step, note):
@@ -229,22 +251,15 @@ class CodeAgent(MultiStepAgent):
         )
         yield Observation(agent=self.name, step=step.step_number, text=note)
 
-    def _located(self, out: CodeOutput) -> CodeOutput:
-        """An error raised in a function of an earlier step shows that function's line."""
-        if out.error is None:
-            return out
-        message = with_earlier_line(out.error.message, self._definitions)
-        return dataclasses.replace(out, error=dataclasses.replace(out.error, message=message))
-
-    def _error_notes(self, error: ExecutionFailure, snippet: Snippet) -> list[str]:
+    def _error_notes(self, error: ExecutionFailure, snippet: Snippet, session: CodeSession) -> list[str]:
         """What helps fix a failed action: the tools the model can call instead of a missing
         name, and what the tools returned before the error."""
         unknown = unknown_name_note(error.message, snippet.code, self.tools)
         calls = [
             (_call_text(name, args, kwargs), _SHORT.repr(value))
-            for name, args, kwargs, value in self._step_calls
+            for name, args, kwargs, value in session.step_calls
         ]
-        used = {name for name, *_ in self._step_calls}
+        used = {name for name, *_ in session.step_calls}
         missing = missing_key_note(error.type, error.message, self.tools, used) if used else None
         notes = (unknown, tool_results_note(calls), missing)
         return [note for note in notes if note is not None]
@@ -263,14 +278,15 @@ class CodeAgent(MultiStepAgent):
             if self.plain_answer_at_last_step and run.on_last_step and answer is not None:
                 return None
             if answer is not None and self.tools and not run.guard.asked_for_tools:
-                if self._tool_calls == run.guard.tool_calls_at_start:  # nothing came from a tool
+                if _session_of(run).tool_calls == run.guard.tool_calls_at_start:  # nothing came from a tool
                     run.guard.asked_for_tools = True
                     raise AgentParsingError(no_tool_answer_hint(answer, self.tools)) from None
             raise
 
     async def _accept(self, run: Run, step: ActionStep, answer: Any) -> None:
         """End the step with `answer` if every check accepts it (a function stands for its source)."""
-        code = handed_back(answer, self._definitions, self._imports)
+        session = _session_of(run)
+        code = handed_back(answer, session.definitions, session.imports)
         step.action_output = answer = answer if code is None else code.source
         if code is not None and self.check_handed_back_code and not run.on_last_step:
             await self._check_code(run, code)
@@ -282,9 +298,10 @@ class CodeAgent(MultiStepAgent):
     async def _check_code(self, run: Run, code: HandedBack) -> None:
         """Hold back code whose docstring examples fail (twice a run at most), or that was
         never run (once a run)."""
-        guard, executor = run.guard, run.executor
-        if code.examples and guard.examples_rejected < 2 and executor is not None:
-            outcomes = [(e, self._located(await executor.run(e.code()))) for e in code.examples]
+        guard, session = run.guard, _session_of(run)
+        if code.examples and guard.examples_rejected < 2:
+            run_code, defined = session.executor.run, session.definitions
+            outcomes = [(e, _located(await run_code(e.code()), defined)) for e in code.examples]
             failures = [f for e, out in outcomes if (f := e.failure(out)) is not None]
             if failures:
                 guard.examples_rejected += 1
@@ -297,7 +314,7 @@ class CodeAgent(MultiStepAgent):
         guard = run.guard
         if not self.check_invented_data or guard.data_checked or not guard.tables:
             return
-        if not self.tools or self._tool_calls > guard.tool_calls_at_start:
+        if not self.tools or _session_of(run).tool_calls > guard.tool_calls_at_start:
             return
         guard.data_checked = True
         raise FinalAnswerRejected(invented_data_note(guard.tables, self.tools))
@@ -311,51 +328,6 @@ class CodeAgent(MultiStepAgent):
         if unused:
             run.guard.gave_up_asked = True
             raise FinalAnswerRejected(gave_up_note(answer, unused))
-
-    def _host_functions(self) -> dict[str, HostFunction]:
-        return {name: self._counted(_off_the_loop(t.as_host_function()), t) for name, t in self.tools.items()}
-
-    def _counted(self, function: HostFunction, tool: Tool) -> HostFunction:
-        """The host function the code calls: tool guards first (a rejection raises
-        `GuardRejected` in the snippet), then the tool, counted and remembered."""
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            args, kwargs = self._images_back(tool, args, kwargs)
-            await self.guardrails.check_tool(call.__name__, _named(tool, args, kwargs), self)
-            self._tool_calls += 1
-            value = function(*args, **kwargs)
-            value = await value if inspect.isawaitable(value) else value
-            self._step_calls.append((call.__name__, args, kwargs, value))  # formatted only on an error
-            return self._images_out(call.__name__, tool, value)
-
-        call.__name__ = getattr(function, "__name__", "tool")
-        return call
-
-    def _images_out(self, name: str, tool: Tool, value: Any) -> Any:
-        """An image result stays out of the sandbox: it is shown to the model after the step,
-        and the code gets a placeholder string instead (in a list, each image is replaced)."""
-        items = value if isinstance(value, (list, tuple)) else [value]
-        if not any(is_image(item, tool.output_type) for item in items):
-            return value
-        shown = [self._hold(name, item) if is_image(item, tool.output_type) else item for item in items]
-        return shown if isinstance(value, (list, tuple)) else shown[0]
-
-    def _hold(self, name: str, original: Any) -> str:
-        image = as_image(original)
-        placeholder = f"<image {len(self._held_images) + 1} from {name}: shown to you after this step>"
-        self._held_images[placeholder] = original
-        self._step_images.append((placeholder, image))
-        return placeholder
-
-    def _images_back(
-        self, tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """A placeholder passed to a tool's "image" input becomes the image it stands for."""
-        held = self._held_images
-        if not held or not any(spec.get("type") == "image" for spec in tool.inputs.values()):
-            return args, kwargs
-        back = [held.get(a, a) if isinstance(a, str) else a for a in args]
-        return tuple(back), {k: held.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()}
 
     def _output_note(self) -> str | None:
         spec = self.output_spec
@@ -399,23 +371,17 @@ def _probe(make: Callable[[], Executor], executor_type: str | None) -> Executor:
         raise ConfigurationError(f"{exc} {LOCAL_NOTE}") from exc
 
 
-def _off_the_loop(function: Callable[..., Any]) -> HostFunction:
-    """Sync tools called from code run in a worker thread, so they never block other runs."""
-    if inspect.iscoroutinefunction(function):
-        return function
-
-    async def call(*args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(function, *args, **kwargs)
-
-    call.__name__ = function.__name__
-    return call
+def _session_of(run: Run) -> CodeSession:
+    assert run.session is not None, "a CodeAgent's run has its session from _open_executor on"
+    return run.session
 
 
-def _named(tool: Tool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """A call's arguments by parameter name, as a tool guard sees them."""
-    names = list(tool.inputs)
-    named = {names[i] if i < len(names) else f"arg{i}": value for i, value in enumerate(args)}
-    return {**named, **kwargs}
+def _located(out: CodeOutput, definitions: Mapping[str, Definition]) -> CodeOutput:
+    """An error raised in a function of an earlier step shows that function's line."""
+    if out.error is None:
+        return out
+    message = with_earlier_line(out.error.message, definitions)
+    return dataclasses.replace(out, error=dataclasses.replace(out.error, message=message))
 
 
 def _described(failure: ExecutionFailure, fed: str, code: str) -> str:
@@ -458,7 +424,6 @@ class _ShortRepr(reprlib.Repr):
 
 
 _SHORT = _ShortRepr()
-_Call = tuple[str, tuple[Any, ...], dict[str, Any], Any]
 
 
 def _call_text(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

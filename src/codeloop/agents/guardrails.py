@@ -106,8 +106,6 @@ class Guardrails:
     output: tuple[Guard, ...] = ()
     tool: tuple[Guard, ...] = ()
     final_answer_checks: list[Guard] = field(default_factory=list)
-    tripped: GuardrailTripped | None = None
-    """The stop a tool guard called for in the current action (raised by the loop after it)."""
 
     async def check_input(self, task: str, agent: MultiStepAgent) -> str:
         """The task as the model will see it: with each rejecting guard's reason appended."""
@@ -128,21 +126,14 @@ class Guardrails:
                 raise OutputGuardRejected(_name(guard), "output", reason)
 
     async def check_tool(self, name: str, arguments: Mapping[str, Any], agent: MultiStepAgent) -> None:
-        """Raise `GuardRejected` if a guard rejects the call; record and raise `GuardrailTripped`
-        if one stops the run (`tripped` lets the loop end the run even when the raise is caught,
-        as in code run by an executor)."""
+        """Raise `GuardRejected` if a guard rejects the call, `GuardrailTripped` if one stops the
+        run. The caller records a stop on its run (`Run.tripped`), so the loop ends that run even
+        when the raise is caught, as in code run by an executor: guardrails are configuration,
+        shared by every run of the agent."""
         for guard in self.tool:
-            try:
-                reason = await _verdict(guard, (name, dict(arguments)), agent, "tool")
-            except GuardrailTripped as tripped:
-                self.tripped = self.tripped or tripped
-                raise
+            reason = await _verdict(guard, (name, dict(arguments)), agent, "tool")
             if reason is not None:
                 raise GuardRejected(_name(guard), "tool", reason)
-
-    def take_tripped(self) -> GuardrailTripped | None:
-        tripped, self.tripped = self.tripped, None
-        return tripped
 
 
 async def _verdict(guard: Guard, args: tuple[Any, ...], agent: MultiStepAgent, kind: GuardKind) -> str | None:

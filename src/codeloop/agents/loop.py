@@ -77,7 +77,8 @@ class AgentLoop:
     tools: dict[str, Tool]
     memory: Memory
     _final_answer_tool: FinalAnswerTool
-    _interrupt_requested: bool
+    _active_runs: dict[str, Run]
+    """The runs in progress, by id (`interrupt()` reaches each of them)."""
 
     @property
     def _agent(self) -> MultiStepAgent:
@@ -99,7 +100,7 @@ class AgentLoop:
     # ---- the loop ---------------------------------------------------------------------------
 
     async def _events(self, run: Run, task: str) -> AsyncIterator[Event]:
-        yield RunStarted(agent=self.name, task=task)
+        yield RunStarted(agent=self.name, task=task, run_id=run.run_id)
         try:
             async for event in self._loop(run):
                 yield event
@@ -119,7 +120,7 @@ class AgentLoop:
 
     def _ended(self, run: Run) -> bool:
         """Whether the run is over; ends it here if it was interrupted, is stuck or is out of steps."""
-        if run.result is None and self._interrupt_requested:
+        if run.result is None and run.interrupt_requested:
             run.finish(
                 RunState.INTERRUPTED,
                 error=f"Interrupted by agent.interrupt() after {run.steps_taken} action step(s).",
@@ -160,7 +161,7 @@ class AgentLoop:
     async def _act_and_observe(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
         """Act on the model's message; an error the model can fix is recorded on the step. A
         tool guard that stopped the run ends it here, even if the model's code caught the error."""
-        self.guardrails.take_tripped()
+        run.take_tripped()
         try:
             async for event in self._act(run, step):
                 yield event
@@ -168,7 +169,7 @@ class AgentLoop:
             step.error, step.is_final_answer = StepError.from_exception(exc), False
             yield StepErrored(agent=self.name, step=step.step_number, error=step.error)
         step.timing.end_time = time.time()
-        tripped = self.guardrails.take_tripped()
+        tripped = run.take_tripped()
         if tripped is not None:
             raise tripped
 
@@ -280,26 +281,35 @@ class AgentLoop:
         additional_args: Mapping[str, Any] | None,
         max_steps: int | None,
     ) -> Run:
-        """A new run; one an input guard stopped is already finished (no step will run)."""
-        self._interrupt_requested = False
-        if reset:
-            self.memory = Memory()
-        run = self._new_run(max_steps or self.max_steps, len(self.memory.action_steps()) + 1)
+        """A new run, in progress until `_end_run`; one an input guard stopped is already
+        finished (no step will run). `agent.memory` becomes its memory: a fresh one if `reset`."""
+        memory = self.memory = Memory() if reset else self.memory
+        run = self._new_run(max_steps or self.max_steps, len(memory.action_steps()) + 1, memory)
         try:
             shown = await self.guardrails.check_input(task, self._agent)
         except GuardrailTripped as exc:
             shown = task
             run.finish(RunState.GUARDRAIL, error=str(exc), exception=exc)
         text = "\n".join(filter(None, [task_text(shown, additional_args), self._output_note()]))
-        self.memory.steps.append(TaskStep(task=text, images=tuple(images or ())))
-        await self._open_executor(run, fresh=reset, variables=additional_args)
+        memory.steps.append(TaskStep(task=text, images=tuple(images or ())))
+        self._active_runs[run.run_id] = run
+        try:
+            await self._open_executor(run, fresh=reset, variables=additional_args)
+        except BaseException:
+            await self._end_run(run)
+            raise
         return run
 
-    def _new_run(self, max_steps: int, step_number: int) -> Run:
+    async def _end_run(self, run: Run) -> None:
+        """The run is over (or its consumer stopped reading it): release what it holds."""
+        self._active_runs.pop(run.run_id, None)
+
+    def _new_run(self, max_steps: int, step_number: int, memory: Memory | None = None) -> Run:
+        memory = self.memory if memory is None else memory
         prompt = self.system_prompt
-        self.memory.system_prompt = SystemPromptStep(system_prompt=prompt)
+        memory.system_prompt = SystemPromptStep(system_prompt=prompt)
         return Run(
-            memory=self.memory,
+            memory=memory,
             max_steps=max_steps,
             step_number=step_number,
             system_prompt=prompt,
@@ -310,7 +320,8 @@ class AgentLoop:
     async def _open_executor(
         self, run: Run, *, fresh: bool, variables: Mapping[str, Any] | None = None
     ) -> None:
-        """Agents that run code start their executor session here (a new one if `fresh`)."""
+        """Agents that run code give the run its executor session here: a new one if `fresh`,
+        else the agent's retained one (see `CodeAgent`)."""
 
     @staticmethod
     def _spawn(run: Run, work: Awaitable[T]) -> asyncio.Future[T]:

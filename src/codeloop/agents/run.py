@@ -1,17 +1,19 @@
 """The state of one run, and how a run's outcome becomes a result (or an exception).
 
-Agents hold configuration; a `Run` holds everything that changes while a task runs: its memory,
-the step counters, the executor session, the latest model message, and at the end its
-`RunResult`.
+Agents hold configuration; a `Run` holds everything that changes while a task runs: its id, its
+memory, the step counters, the executor session (a CodeAgent's `CodeSession`), the latest model
+message, an interruption or a tool guard's stop asked for, and at the end its `RunResult`. One
+agent can drive any number of runs at once: they share nothing but its configuration.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MaxStepsExceeded, RunFailed, RunInterrupted, RunStuck
 from ..events import Event
@@ -19,7 +21,11 @@ from ..executors.base import Executor
 from ..memory import Memory, TaskStep, Timing
 from ..messages import ChatMessage
 from ..result import RunResult, RunState
+from .guardrails import GuardrailTripped
 from .guards import RunGuard
+
+if TYPE_CHECKING:
+    from .code_session import CodeSession
 
 __all__ = ["Run", "answer_or_raise", "describe_failure", "latest_task", "short_repr", "task_text"]
 
@@ -45,6 +51,18 @@ class Run:
     """`steps_taken` when the latest plan was made: one plan per due point."""
     guard: RunGuard = field(default_factory=RunGuard)
     """The watch for a model that repeats itself; `guard.stuck` ends the run."""
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    session: CodeSession | None = None
+    """A CodeAgent's executor session and what it knows of the code run in it."""
+    interrupt_requested: bool = False
+    """Set by `agent.interrupt()`: the run ends once the step in progress is over."""
+    tripped: GuardrailTripped | None = None
+    """The stop a tool guard called for in the current action (the loop ends the run after it,
+    even when the model's code caught the error)."""
+
+    def take_tripped(self) -> GuardrailTripped | None:
+        tripped, self.tripped = self.tripped, None
+        return tripped
 
     @property
     def on_last_step(self) -> bool:
@@ -68,6 +86,7 @@ class Run:
             timing=Timing(start_time=self.started, end_time=time.time()),
             error=error,
             exception=exception,
+            run_id=self.run_id,
         )
 
 

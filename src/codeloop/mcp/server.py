@@ -17,14 +17,13 @@ code action, tool call and finished step).
 through its `Tool`: arguments are validated first, and invalid ones or a failing tool give a
 tool error saying what was wrong.
 
-One agent object holds the state of its run, so runs are served one at a time: concurrent calls
-of the agent tool (and of a managed agent's tool) wait on a lock, in arrival order. Other exposed
-tools run concurrently.
+Each call is its own run of the agent (a run holds its own memory, executor session and
+variables), so concurrent calls of the agent tool, of a managed agent's tool and of the other
+exposed tools all run at the same time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import socket
@@ -73,7 +72,6 @@ class AgentServer:
         self.agent = agent
         self.name = name or agent.name
         self.tools: dict[str, Tool] = dict(_exposed(agent, self.name)) if expose_tools else {}
-        self._run_lock = asyncio.Lock()
         self.on_listening: Callable[[str], Any] = _announce
         """Called with the URL once a streamable HTTP server listens (default: says so on stderr)."""
 
@@ -109,11 +107,10 @@ class AgentServer:
             call = AgentCall.model_validate(arguments)
         except pydantic.ValidationError as exc:
             return error_result(f"Invalid arguments for {self.name}: {_problems(exc)}")
-        async with self._run_lock:
-            try:
-                result = await self._run(call.task, call.additional_args, progress)
-            except Exception as exc:  # a failure outside the loop's own handling (a guard, a bug)
-                return error_result(f"The agent {self.name} failed: {type(exc).__name__}: {exc}")
+        try:
+            result = await self._run(call.task, call.additional_args, progress)
+        except Exception as exc:  # a failure outside the loop's own handling (a guard, a bug)
+            return error_result(f"The agent {self.name} failed: {type(exc).__name__}: {exc}")
         if not result.succeeded:
             return failed_run_result(self.name, result)
         return answer_result(result, self.agent.output_spec)
@@ -139,15 +136,10 @@ class AgentServer:
         return result
 
     async def _call_exposed(self, tool: Tool, arguments: dict[str, Any]) -> types.CallToolResult:
-        from ..agents.managed import ManagedAgentTool
         from ._serve_content import error_result, value_result
 
-        lock: contextlib.AbstractAsyncContextManager[Any] = (
-            self._run_lock if isinstance(tool, ManagedAgentTool) else contextlib.nullcontext()
-        )
         try:
-            async with lock:
-                value = await tool.acall(arguments)
+            value = await tool.acall(arguments)
         except AgentError as exc:  # invalid arguments (AgentToolCallError) or a failing tool
             return error_result(str(exc))
         return value_result(value)
