@@ -17,6 +17,9 @@ _EXPORTS: dict[str, str] = {
     "ManagedAgentTool": "agents",
     "MultiStepAgent": "agents",
     "ToolCallingAgent": "agents",
+    "Budget": "agents.budget",
+    "BudgetExceeded": "agents.budget",
+    "Price": "agents.budget",
     "CallbackRegistry": "agents.callbacks",
     "GuardAction": "agents",
     "GuardRejected": "agents",
@@ -112,6 +115,8 @@ __all__ = [
     "AgentToolExecutionError",
     "AmazonBedrockModel",
     "AnthropicModel",
+    "Budget",
+    "BudgetExceeded",
     "CallbackRegistry",
     "ChatMessage",
     "CodeAgent",
@@ -156,6 +161,7 @@ __all__ = [
     "OutputGuardRejected",
     "OutputValidationError",
     "PlanningStep",
+    "Price",
     "PromptTemplates",
     "RetryBudgetExhausted",
     "RetryPolicy",
@@ -220,6 +226,7 @@ if TYPE_CHECKING:
         ToolCallingAgent,
         UntrustedCodeError,
     )
+    from .agents.budget import Budget, BudgetExceeded, Price
     from .agents.callbacks import CallbackRegistry
     from .errors import (
         AgentError,

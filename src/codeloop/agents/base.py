@@ -20,6 +20,7 @@ from ..models.retry import RetryPolicy, with_retries
 from ..prompts import default_prompt_templates, merge_prompt_templates
 from ..result import RunResult
 from ..tools import FinalAnswerTool, Tool
+from .budget import Budget
 from .callbacks import CallbackRegistry, StepCallbacks
 from .guardrails import Guard, Guardrails
 from .loop import AgentLoop
@@ -51,7 +52,8 @@ class MultiStepAgent(AgentLoop):
     does not fit is sent back with what was wrong, and `RunResult.output` is the validated value
     (see `codeloop.agents.output`). `input_guards`, `output_guards` and `tool_guards` check the
     task, the final answer and each tool call (see `codeloop.agents.guardrails`);
-    `final_answer_checks` run as the first output guards.
+    `final_answer_checks` run as the first output guards. `budget` (a `Budget`: tokens, cost,
+    duration) ends a run that reaches one of its limits (see `codeloop.agents.budget`).
 
     An agent is a definition: each `run()`/`arun()`/`stream()` is its own run (`Run`, with its
     `run_id`), so one agent can run many tasks at once. `agent.memory` is the memory of the latest
@@ -84,6 +86,7 @@ class MultiStepAgent(AgentLoop):
         input_guards: Sequence[Guard] = (),
         output_guards: Sequence[Guard] = (),
         tool_guards: Sequence[Guard] = (),
+        budget: Budget | None = None,
     ) -> None:
         model = checked_model(type(self).__name__, model)
         check_arguments(max_steps, planning_interval)
@@ -101,6 +104,9 @@ class MultiStepAgent(AgentLoop):
             tool=tuple(tool_guards),
             final_answer_checks=list(final_answer_checks),
         )
+        self.budget = budget
+        if budget is not None:
+            budget.check_model(model.model_id)
         self.return_full_result = return_full_result
         self.stream_outputs = stream_outputs
         self.event_handlers = list(event_handlers) + renderers(verbosity_level)

@@ -44,6 +44,7 @@ from ..models.base import Model, assemble_message, message_to_delta
 from ..prompts import PromptTemplates, TemplateTool, populate_template
 from ..result import RunState
 from ..tools import FinalAnswerTool, Tool
+from .budget import Budget, BudgetExceeded
 from .callbacks import CallbackRegistry, maybe_await
 from .guardrails import Guardrails, GuardrailTripped
 from .managed import with_event_sink
@@ -70,6 +71,7 @@ class AgentLoop:
     stream_outputs: bool
     step_callbacks: CallbackRegistry
     output_spec: OutputSpec | None
+    budget: Budget | None
     guardrails: Guardrails
     event_handlers: list[Callable[[Event], Any]]
     prompt_templates: PromptTemplates
@@ -129,7 +131,14 @@ class AgentLoop:
             run.finish(RunState.STUCK, error=run.guard.stuck)
         elif run.result is None and run.steps_taken >= run.max_steps:
             run.finish(RunState.MAX_STEPS, error=f"Reached max_steps={run.max_steps} without a final answer.")
+        elif run.result is None and (spent := self._over_budget(run)) is not None:
+            run.finish(RunState.BUDGET_EXCEEDED, error=str(spent), exception=spent)
         return run.result is not None
+
+    def _over_budget(self, run: Run) -> BudgetExceeded | None:
+        if self.budget is None:
+            return None
+        return self.budget.exceeded(run.memory.usage(), self.model.model_id, run.started)
 
     async def _step(self, run: Run) -> AsyncIterator[Event]:
         step = ActionStep(step_number=run.step_number)
