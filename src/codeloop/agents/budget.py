@@ -34,7 +34,7 @@ class Price:
 
 
 DEFAULT_PRICES: Mapping[str, Price] = {
-    # Published list prices (US$ per million tokens) as of 2026; override with `prices=`.
+    # The providers' published list prices (US$ per million tokens, 2025); override with `prices=`.
     "gpt-4o-mini*": Price(0.15, 0.60),
     "gpt-4o*": Price(2.50, 10.00),
     "gpt-4.1-mini*": Price(0.40, 1.60),
