@@ -31,6 +31,7 @@ __all__ = [
     "ModelError",
     "ModelHTTPError",
     "RetryBudgetExhausted",
+    "RunCancelled",
     "RunFailed",
     "RunInterrupted",
     "RunStuck",
@@ -97,6 +98,11 @@ class MaxStepsExceeded(RunFailed):
 
 class RunInterrupted(RunFailed):
     """`agent.interrupt()` stopped the run between two steps."""
+
+
+class RunCancelled(RunFailed):
+    """The run was cancelled (`agent.cancel()`, or the task running it was cancelled) while a
+    step was under way; the model call, tool or code action in progress was stopped."""
 
 
 class RunStuck(RunFailed):

@@ -19,6 +19,8 @@ class RunState(str, Enum):
     INTERRUPTED = "interrupted"
     STUCK = "stuck"
     """The model repeated itself (`CodeAgent(max_repeats=...)` times in a row)."""
+    CANCELLED = "cancelled"
+    """`agent.cancel()` (or cancelling the task running it) stopped the run mid-step."""
     BUDGET_EXCEEDED = "budget_exceeded"
     """The run reached a limit of its `Budget` (`RunResult.exception` is `BudgetExceeded`)."""
     GUARDRAIL = "guardrail_tripped"

@@ -240,6 +240,16 @@ class MultiStepAgent(AgentLoop):
         for run in list(self._active_runs.values()):
             run.interrupt_requested = True
 
+    def cancel(self, run_id: str | None = None, reason: str = "cancelled by agent.cancel()") -> None:
+        """Stop a run of this agent now (every run in progress when `run_id` is None): the model
+        stream, tool call or code action under way is stopped and the run ends with
+        `RunState.CANCELLED` (`run()` raises `RunCancelled`). Callable from any thread."""
+        for run in list(self._active_runs.values()):
+            if run_id not in (None, run.run_id) or run.task is None or run.loop is None:
+                continue
+            run.cancel_reason = reason
+            run.loop.call_soon_threadsafe(run.task.cancel)
+
     def replay(self, detailed: bool = False, *, file: IO[str] | None = None) -> None:
         """Print the run held in memory as it was shown live (to `file`, default stdout).
         `detailed=True` also prints the messages the model was given before each step."""

@@ -103,9 +103,19 @@ class AgentLoop:
 
     async def _events(self, run: Run, task: str) -> AsyncIterator[Event]:
         yield RunStarted(agent=self.name, task=task, run_id=run.run_id)
+        run.task, run.loop = asyncio.current_task(), asyncio.get_running_loop()
         try:
             async for event in self._loop(run):
                 yield event
+                run.task = asyncio.current_task()  # sync iteration resumes each time in a new task
+                if run.cancel_reason is not None:  # asked while the consumer held the event
+                    await asyncio.sleep(0)  # where agent.cancel() already cancelled this task
+                    raise asyncio.CancelledError
+        except asyncio.CancelledError:  # the step under way was stopped; memory stays as it is
+            reason = run.cancel_reason or "the task running the run was cancelled"
+            run.finish(RunState.CANCELLED, error=f"Cancelled: {reason}.")
+            if not _absorbed(run):
+                raise  # cancelled from outside: asyncio's rule, the caller sees CancelledError
         except Exception as exc:  # ends the run; memory stays as it is
             state = RunState.GUARDRAIL if isinstance(exc, GuardrailTripped) else RunState.ERROR
             run.finish(state, error=describe_failure(exc), exception=exc)
@@ -392,3 +402,13 @@ class AgentLoop:
         }
 
     stop_sequences: ClassVar[list[str] | None] = None
+
+
+def _absorbed(run: Run) -> bool:
+    """Whether a cancellation `agent.cancel()` asked for is taken back here, so the run ends
+    like any other (a `RunResult`, or `RunCancelled` from `run()`); Python 3.11+ only."""
+    uncancel = getattr(run.task, "uncancel", None)
+    if run.cancel_reason is None or uncancel is None:
+        return False
+    uncancel()
+    return True

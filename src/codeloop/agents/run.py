@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MaxStepsExceeded, RunFailed, RunInterrupted, RunStuck
+from ..errors import MaxStepsExceeded, RunCancelled, RunFailed, RunInterrupted, RunStuck
 from ..events import Event
 from ..executors.base import Executor
 from ..memory import Memory, TaskStep, Timing
@@ -56,6 +56,11 @@ class Run:
     """A CodeAgent's executor session and what it knows of the code run in it."""
     interrupt_requested: bool = False
     """Set by `agent.interrupt()`: the run ends once the step in progress is over."""
+    task: asyncio.Task[Any] | None = None
+    """The task the run's loop runs in (what `agent.cancel()` cancels), with its event loop."""
+    loop: asyncio.AbstractEventLoop | None = None
+    cancel_reason: str | None = None
+    """Why `agent.cancel()` stopped the run (None: not cancelled through the agent)."""
     tripped: GuardrailTripped | None = None
     """The stop a tool guard called for in the current action (the loop ends the run after it,
     even when the model's code caught the error)."""
@@ -110,6 +115,8 @@ def answer_or_raise(result: RunResult) -> Any:
         raise MaxStepsExceeded(result.error or "max_steps exceeded", result)
     if result.state is RunState.INTERRUPTED:
         raise RunInterrupted(result.error or "the run was interrupted", result)
+    if result.state is RunState.CANCELLED:
+        raise RunCancelled(result.error or "the run was cancelled", result)
     if result.state is RunState.STUCK:
         raise RunStuck(result.error or "the model repeated itself", result)
     if isinstance(result.exception, RunFailed):

@@ -401,6 +401,7 @@ class MontyExecutor:
 
         if not isinstance(exc, pm.MontyError | _Stuck):
             self._needs_restart = True  # cancelled or a host-side failure: the snippet is mid-flight
+            await asyncio.shield(self._close_session())  # it stops now, not at the next action
             if isinstance(exc, Exception) and not isinstance(exc, ExecutorError):
                 raise ExecutorError(f"The Monty sandbox failed: {exc}") from exc
             raise exc
