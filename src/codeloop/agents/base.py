@@ -22,12 +22,13 @@ from ..result import RunResult
 from ..tools import FinalAnswerTool, Tool
 from .budget import Budget
 from .callbacks import CallbackRegistry, StepCallbacks
+from .durable import StoreSpec, resume_run
 from .guardrails import Guard, Guardrails
 from .loop import AgentLoop
 from .output import OutputSpec
 from .persist import agent_from_dict, agent_from_folder, agent_to_dict, save_agent
 from .replay import replay
-from .run import Run, answer_or_raise
+from .run import Run, answer_or_raise, latest_task
 from .setup import check_arguments, checked_model, collect_tools, renderers, with_base_tools
 
 if TYPE_CHECKING:
@@ -54,6 +55,12 @@ class MultiStepAgent(AgentLoop):
     task, the final answer and each tool call (see `codeloop.agents.guardrails`);
     `final_answer_checks` run as the first output guards. `budget` (a `Budget`: tokens, cost,
     duration) ends a run that reaches one of its limits (see `codeloop.agents.budget`).
+
+    `store` (a `RunStore`, a path or URL for `codeloop.store.open_store`, or True for the default
+    SQLite file) makes runs durable: every step and tool result is stored as it happens, and
+    `resume(run_id)` continues a run in any process after its worker died (see
+    `codeloop.agents.durable`). A worker holds a run for `lease_ttl_s` seconds at a time, renewed
+    while it runs; a dead worker's run can be resumed elsewhere once that time has passed.
 
     An agent is a definition: each `run()`/`arun()`/`stream()` is its own run (`Run`, with its
     `run_id`), so one agent can run many tasks at once. `agent.memory` is the memory of the latest
@@ -87,6 +94,8 @@ class MultiStepAgent(AgentLoop):
         output_guards: Sequence[Guard] = (),
         tool_guards: Sequence[Guard] = (),
         budget: Budget | None = None,
+        store: StoreSpec = None,
+        lease_ttl_s: float = 30.0,
     ) -> None:
         model = checked_model(type(self).__name__, model)
         check_arguments(max_steps, planning_interval)
@@ -119,6 +128,8 @@ class MultiStepAgent(AgentLoop):
         self.tools = collect_tools(tools, managed_agents)
         self._final_answer_tool = FinalAnswerTool()
         self._active_runs: dict[str, Run] = {}
+        self.store: StoreSpec = None if store is False else store
+        self.lease_ttl_s = lease_ttl_s
         self.memory = Memory(system_prompt=SystemPromptStep(system_prompt=self.system_prompt))
 
     # ---- public API -------------------------------------------------------------------------
@@ -210,6 +221,48 @@ class MultiStepAgent(AgentLoop):
                 yield event
         finally:
             await self._end_run(run)
+
+    def resume(
+        self, run_id: str, *, max_steps: int | None = None, return_full_result: bool | None = None
+    ) -> Any:
+        """Continue the stored run `run_id` (needs `store=`) to its end; returns as `run()`.
+
+        Memory comes from the stored steps; a CodeAgent's variables from running its stored code
+        again with every tool call answered from the journal; a step whose reply was stored but
+        which never ended runs again from that reply without repeating journaled tool calls.
+        A run that already succeeded returns its stored answer. Raises `RunLeaseHeld` when
+        another worker holds the run. `max_steps`: the run's total (default: the stored one)."""
+        return run_sync(self.aresume(run_id, max_steps=max_steps, return_full_result=return_full_result))
+
+    async def aresume(
+        self, run_id: str, *, max_steps: int | None = None, return_full_result: bool | None = None
+    ) -> Any:
+        """The async form of `resume`."""
+        result: RunResult | None = None
+        async for event in self.astream_resume(run_id, max_steps=max_steps):
+            if isinstance(event, RunFinished) and event.depth == 0:
+                result = event.result
+        assert result is not None  # astream_resume always ends with RunFinished
+        full = self.return_full_result if return_full_result is None else return_full_result
+        return result if full else answer_or_raise(result)
+
+    async def astream_resume(self, run_id: str, *, max_steps: int | None = None) -> AsyncIterator[Event]:
+        """`resume` as `astream`: the continued run's events, ending with `RunFinished`."""
+        resumed = await resume_run(self, run_id, max_steps)
+        if isinstance(resumed, RunResult):  # it had already succeeded
+            yield RunFinished(agent=self.name, result=resumed)
+            return
+        try:
+            async for event in self._events(resumed, latest_task(resumed.memory)):
+                await self._dispatch(event)
+                yield event
+        finally:
+            await self._end_run(resumed)
+
+    async def _replay_actions(self, run: Run) -> str | None:
+        """Rebuild the executor's state of a resumed run; a note for the model if it could not
+        be rebuilt whole (a CodeAgent replays its code; other agents have nothing to rebuild)."""
+        return None
 
     def step(self, memory_step: ActionStep) -> Any:
         """Run one action step by hand, on the current memory (smolagents' manual stepping).

@@ -26,6 +26,7 @@ from ..parsing import answer_literal, code_end, extract_code, plain_answer
 from ..tools import Tool
 from .base import MultiStepAgent
 from .code_session import CodeSession
+from .durable import variables_note
 from .executor_types import LOCAL_NOTE, executor_from_type
 from .guards import (
     SILENT_STEP,
@@ -174,6 +175,26 @@ class CodeAgent(MultiStepAgent):
         if session is not None:
             await session.close()
 
+    async def _replay_actions(self, run: Run) -> str | None:
+        """A resumed run's variables: its stored code actions run again, in order, in the fresh
+        session, every tool call answered from the journal (see `codeloop.agents.durable`). A
+        call the journal cannot answer stops the replay: the note returned says what may be gone."""
+        durable, session = run.durable, _session_of(run)
+        assert durable is not None
+        codes = [s for s in run.memory.action_steps() if s.code_action is not None]
+        for position, step in enumerate(codes):
+            code = step.code_action or ""
+            durable.journal_step, durable.strict = step.step_number, True
+            session.begin_action(step.step_number)
+            snippet = Snippet.parse(code)
+            out = await session.executor.run(shield(code, snippet.tree, {*self.tools, "final_answer"}).code)
+            session.definitions.update(snippet.definitions(_ran_through(out.error)))
+            session.imports.update(snippet.imports(_ran_through(out.error)))
+            if durable.diverged is not None:
+                return variables_note(durable.diverged, [s.code_action or "" for s in codes[position:]])
+        durable.journal_step, durable.strict = None, False
+        return None
+
     async def _act(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
         """Run the reply's code and observe it; a step that repeats an earlier one is told so."""
         try:
@@ -204,7 +225,7 @@ class CodeAgent(MultiStepAgent):
         if self.check_invented_data:
             run.guard.tables += [(step.step_number, n) for n in snippet.data_tables(latest_task(run.memory))]
         session = _session_of(run)
-        session.begin_action()
+        session.begin_action(step.step_number)
         execution = self._spawn(run, session.executor.run(shielded.code))
         async for event in self._while_running(run, execution):
             yield event

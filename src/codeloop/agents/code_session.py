@@ -21,6 +21,8 @@ from ..executors.base import Executor, HostFunction
 from ..images import as_image, is_image
 from ..messages import ImageContent
 from ..tools import Tool
+from ..tools.context import ToolCallContext
+from .durable import journaled
 from .guardrails import GuardrailTripped
 from .guards import RESULTS_SHOWN, Definition
 
@@ -53,6 +55,9 @@ class CodeSession:
     """(placeholder, image) of the current code action."""
     run: Run | None = None
     """The run whose code runs in the session now (None between runs)."""
+    action_step: int = 0
+    """The action step whose code runs now; its tool calls are counted from 0 in `call_index`."""
+    call_index: int = 0
 
     @classmethod
     async def start(cls, executor: Executor, agent: MultiStepAgent) -> CodeSession:
@@ -62,10 +67,19 @@ class CodeSession:
         await executor.start(functions)
         return session
 
-    def begin_action(self) -> None:
-        """A code action starts: forget the previous one's calls and images."""
+    def begin_action(self, step_number: int = 0) -> None:
+        """A code action of step `step_number` starts: forget the previous one's calls and
+        images, and count this one's tool calls from 0."""
         self.step_calls.clear()
         self.step_images = []
+        self.action_step, self.call_index = step_number, 0
+
+    def _next_call(self) -> ToolCallContext:
+        """The next tool call's place: run, step, index (its idempotency key)."""
+        run_id = "" if self.run is None else self.run.run_id
+        context = ToolCallContext(run_id, self.action_step, self.call_index)
+        self.call_index += 1
+        return context
 
     async def close(self) -> None:
         self.run = None
@@ -73,22 +87,27 @@ class CodeSession:
 
     def _host_function(self, tool: Tool, agent: MultiStepAgent) -> HostFunction:
         """The host function the code calls: tool guards first (a rejection raises
-        `GuardRejected` in the snippet; a stop is recorded on the run), then the tool, counted
-        and remembered."""
+        `GuardRejected` in the snippet; a stop is recorded on the run), then the tool, counted,
+        journaled in a durable run (or answered from the journal when it replays) and remembered."""
         function = _off_the_loop(tool.as_host_function())
         name = getattr(function, "__name__", "tool")
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             args, kwargs = self._images_back(tool, args, kwargs)
+            named = _named(tool, args, kwargs)
             try:
-                await agent.guardrails.check_tool(name, _named(tool, args, kwargs), agent)
+                await agent.guardrails.check_tool(name, named, agent)
             except GuardrailTripped as tripped:
                 if self.run is not None:
                     self.run.tripped = self.run.tripped or tripped
                 raise
             self.tool_calls += 1
-            value = function(*args, **kwargs)
-            value = await value if inspect.isawaitable(value) else value
+
+            async def invoke() -> Any:
+                value = function(*args, **kwargs)
+                return await value if inspect.isawaitable(value) else value
+
+            value = await journaled(self.run, self._next_call(), name, named, invoke)
             self.step_calls.append((name, args, kwargs, value))  # formatted only on an error
             return self._images_out(name, tool, value)
 

@@ -44,6 +44,7 @@ from ..models.base import Model, assemble_message, message_to_delta
 from ..prompts import PromptTemplates, TemplateTool, populate_template
 from ..result import RunState
 from ..tools import FinalAnswerTool, Tool
+from . import durable
 from .budget import Budget, BudgetExceeded
 from .callbacks import CallbackRegistry, maybe_await
 from .guardrails import Guardrails, GuardrailTripped
@@ -120,6 +121,7 @@ class AgentLoop:
             state = RunState.GUARDRAIL if isinstance(exc, GuardrailTripped) else RunState.ERROR
             run.finish(state, error=describe_failure(exc), exception=exc)
         assert run.result is not None
+        await durable.after_run(run)  # a run with a store: its last steps and outcome stored
         if run.result.succeeded:
             yield FinalAnswer(agent=self.name, step=run.step_number - 1, output=run.result.output)
         yield RunFinished(agent=self.name, result=run.result)
@@ -129,6 +131,7 @@ class AgentLoop:
             step = self._plan(run) if self._planning_due(run) else self._step(run)
             async for event in step:
                 yield event
+            await durable.after_step(run)  # a run with a store: the step stored, lease checked
 
     def _ended(self, run: Run) -> bool:
         """Whether the run is over; ends it here if it was interrupted, is stuck or is out of steps."""
@@ -154,6 +157,7 @@ class AgentLoop:
         step = ActionStep(step_number=run.step_number)
         async for event in self._query(run, step):
             yield event
+        await durable.reply_ready(run, step)  # stored before acting: a resumed run acts on it
         run.memory.steps.append(step)
         async for event in self._act_and_observe(run, step):
             yield event
@@ -168,10 +172,12 @@ class AgentLoop:
             run.finish(RunState.SUCCESS, output=step.action_output)
 
     async def _query(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
-        messages = run.memory.to_messages(run.system_prompt)
-        stop, tools, settings = self.stop_sequences, run.tool_schemas, run.model_settings
-        async for event in self._ask(run, messages, stop=stop, tools=tools, settings=settings):
-            yield event
+        run.message = durable.stored_reply(run, step)  # a resumed run's reply, made before it died
+        if run.message is None:
+            messages = run.memory.to_messages(run.system_prompt)
+            stop, tools, settings = self.stop_sequences, run.tool_schemas, run.model_settings
+            async for event in self._ask(run, messages, stop=stop, tools=tools, settings=settings):
+                yield event
         message = run.message
         assert message is not None
         step.model_output, step.reasoning, step.usage = message.content, message.reasoning, message.usage
@@ -313,6 +319,7 @@ class AgentLoop:
         memory.steps.append(TaskStep(task=text, images=tuple(images or ())))
         self._active_runs[run.run_id] = run
         try:
+            await durable.begin(self._agent, run, additional_args)  # with a store: the run's row
             await self._open_executor(run, fresh=reset, variables=additional_args)
         except BaseException:
             await self._end_run(run)
@@ -322,6 +329,7 @@ class AgentLoop:
     async def _end_run(self, run: Run) -> None:
         """The run is over (or its consumer stopped reading it): release what it holds."""
         self._active_runs.pop(run.run_id, None)
+        await durable.release(run)
 
     def _new_run(self, max_steps: int, step_number: int, memory: Memory | None = None) -> Run:
         memory = self.memory if memory is None else memory

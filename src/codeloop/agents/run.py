@@ -26,6 +26,7 @@ from .guards import RunGuard
 
 if TYPE_CHECKING:
     from .code_session import CodeSession
+    from .durable import DurableRun
 
 __all__ = ["Run", "answer_or_raise", "describe_failure", "latest_task", "short_repr", "task_text"]
 
@@ -64,6 +65,8 @@ class Run:
     tripped: GuardrailTripped | None = None
     """The stop a tool guard called for in the current action (the loop ends the run after it,
     even when the model's code caught the error)."""
+    durable: DurableRun | None = None
+    """The run's link to its run store (`codeloop.agents.durable`); None without `store=`."""
 
     def take_tripped(self) -> GuardrailTripped | None:
         tripped, self.tripped = self.tripped, None

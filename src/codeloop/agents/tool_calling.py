@@ -17,7 +17,9 @@ from ..messages import ChatMessage, ToolCall
 from ..models.base import json_schema_response_format
 from ..parsing import parse_tool_calls_from_text
 from ..tools import Tool
+from ..tools.context import ToolCallContext
 from .base import MultiStepAgent
+from .durable import journaled
 from .run import Run, short_repr
 
 __all__ = ["ToolCallingAgent", "answer_parameters"]
@@ -38,7 +40,7 @@ class ToolCallingAgent(MultiStepAgent):
         step.tool_calls = tuple(calls)
         for call in calls:
             yield ToolCallRequested(agent=self.name, step=step.step_number, call=call)
-        work = self._spawn(run, asyncio.gather(*(self._call_tool(c) for c in calls)))
+        work = self._spawn(run, asyncio.gather(*(self._call_tool(run, c, i) for i, c in enumerate(calls))))
         async for event in self._while_running(run, work):
             yield event
         outcomes: list[tuple[ToolResult, Any]] = work.result()
@@ -101,8 +103,10 @@ class ToolCallingAgent(MultiStepAgent):
         found = self.tools.get(name)
         return found or next((t for t in self.tools.values() if t.wire_name == name), None)
 
-    async def _call_tool(self, call: ToolCall) -> tuple[ToolResult, Any]:
-        """Run one call (after the tool guards); any failure is an error result for the model."""
+    async def _call_tool(self, run: Run, call: ToolCall, index: int) -> tuple[ToolResult, Any]:
+        """Run one call (after the tool guards); any failure is an error result for the model.
+        A tool's call is journaled in a durable run (its key: the call's position `index` in the
+        message), or answered from the journal when a resumed run acts on a stored reply."""
         chosen = self._final_answer_tool if call.name == "final_answer" else self._tool_named(call.name)
         if chosen is None:
             known = ", ".join([*self.tools, "final_answer"])
@@ -113,9 +117,15 @@ class ToolCallingAgent(MultiStepAgent):
                 is_error=True,
             ), None
         try:
-            if chosen is not self._final_answer_tool:
+            arguments = self._wrapped_answer(call)
+            if chosen is self._final_answer_tool:
+                value = await chosen.acall(arguments)
+            else:
                 await self.guardrails.check_tool(call.name, _arguments(call), self)
-            value = await chosen.acall(self._wrapped_answer(call))
+                context = ToolCallContext(run.run_id, run.step_number, index)
+                value = await journaled(
+                    run, context, call.name, _arguments(call), lambda: chosen.acall(arguments)
+                )
         except AgentError as exc:
             return ToolResult(call_id=call.id, name=call.name, content=f"Error: {exc}", is_error=True), None
         return ToolResult(call_id=call.id, name=call.name, content=_observation_text(value)), value

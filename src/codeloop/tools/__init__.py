@@ -51,5 +51,16 @@ from ._names import code_names
 from ._schema import AUTHORIZED_TYPES
 from ._schema_tool import SchemaTool
 from ._tool import FinalAnswerTool, FunctionTool, Tool, tool
+from .context import ToolCallContext, current_call
 
-__all__ = ["AUTHORIZED_TYPES", "FinalAnswerTool", "FunctionTool", "SchemaTool", "Tool", "code_names", "tool"]
+__all__ = [
+    "AUTHORIZED_TYPES",
+    "FinalAnswerTool",
+    "FunctionTool",
+    "SchemaTool",
+    "Tool",
+    "ToolCallContext",
+    "code_names",
+    "current_call",
+    "tool",
+]
