@@ -178,23 +178,42 @@ async def test_interrupt_stops_every_run_in_progress_and_no_later_one() -> None:
 
 
 async def test_a_tool_guards_stop_ends_only_the_run_that_called_the_tool() -> None:
+    """Run A's code trips the guard (and catches the error), then waits until run B has
+    finished a whole step and started the next: B's step ends while A's stop is pending."""
+    b_went_on = asyncio.Event()
+
+    @tool
+    async def wait_for_b() -> str:
+        """Wait until the other run is in its second step."""
+        await asyncio.wait_for(b_went_on.wait(), BARRIER_TIMEOUT_S)
+        return "B went on"
+
+    @tool
+    def tell_a() -> str:
+        """Tell the other run this one is in its second step."""
+        b_went_on.set()
+        return "told"
+
     def stop_key(name: str, arguments: dict[str, Any]) -> GuardResult | None:
         return GuardResult.stop("this key stops the run") if arguments.get("key") == "stop" else None
 
     def reply(messages: Sequence[ChatMessage]) -> str:
         if "Trip" in latest_task(messages):  # catches the error: the stop must still end its run
-            return fenced("try:\n    lookup('stop')\nexcept Exception:\n    pass\nprint(meet('a'))")
+            trip = "try:\n    lookup('stop')\nexcept Exception:\n    pass\n"
+            return fenced(trip + "print(meet('a'), wait_for_b())")
         if not any(m.role is Role.ASSISTANT for m in messages):
             return fenced("print(meet('b'))")
-        return fenced("final_answer(lookup('fine'))")
+        return fenced("tell_a()\nfinal_answer(lookup('fine'))")
 
-    agent = CodeAgent([barrier(2), lookup], script(reply, 3), tool_guards=[stop_key])
+    tools = [barrier(2), lookup, wait_for_b, tell_a]
+    agent = CodeAgent(tools, script(reply, 3), tool_guards=[stop_key])
     async with agent:
         tripped, calm = await asyncio.gather(
             agent.arun("Trip the guard.", return_full_result=True),
             agent.arun("Stay calm.", return_full_result=True),
         )
     assert tripped.state is RunState.GUARDRAIL and "stop_key" in (tripped.error or "")
+    assert tripped.memory.action_steps()[0].observations.startswith("met a B went on")
     assert calm.state is RunState.SUCCESS and calm.output == "value-fine"
 
 
