@@ -18,6 +18,8 @@ _EXPORTS: dict[str, str] = {
     "MultiStepAgent": "agents",
     "ToolCallingAgent": "agents",
     "Budget": "agents.budget",
+    "RunLeaseHeld": "agents.durable",
+    "StoreWriteFailed": "agents.durable",
     "BudgetExceeded": "agents.budget",
     "Price": "agents.budget",
     "CallbackRegistry": "agents.callbacks",
@@ -36,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "SchemaTool": "tools",
     "Tool": "tools",
     "code_names": "tools",
+    "current_call": "tools",
     "tool": "tools",
     # models
     "AmazonBedrockModel": "models.bedrock",
@@ -171,11 +174,13 @@ __all__ = [
     "RunCancelled",
     "RunFailed",
     "RunInterrupted",
+    "RunLeaseHeld",
     "RunResult",
     "RunState",
     "RunStuck",
     "SchemaTool",
     "ScriptedModel",
+    "StoreWriteFailed",
     "SystemPromptStep",
     "TaskStep",
     "Timing",
@@ -191,6 +196,7 @@ __all__ = [
     "as_image",
     "code_names",
     "create_executor",
+    "current_call",
     "events",
     "tool",
 ]
@@ -230,6 +236,7 @@ if TYPE_CHECKING:
     )
     from .agents.budget import Budget, BudgetExceeded, Price
     from .agents.callbacks import CallbackRegistry
+    from .agents.durable import RunLeaseHeld, StoreWriteFailed
     from .errors import (
         AgentError,
         AgentExecutionError,
@@ -284,4 +291,4 @@ if TYPE_CHECKING:
     from .prompts import PromptTemplates
     from .render import ConsoleRenderer
     from .result import RunResult, RunState
-    from .tools import FinalAnswerTool, SchemaTool, Tool, code_names, tool
+    from .tools import FinalAnswerTool, SchemaTool, Tool, code_names, current_call, tool
