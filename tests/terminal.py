@@ -58,11 +58,13 @@ def run_cli(
     env: Mapping[str, str] | None = None,
     command: Sequence[str] | None = None,
     timeout: float = 120,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> CliResult:
-    """Run `codeloop ARGS` to the end (stdin empty, no terminal). `env` is added to a copy of
-    this process's environment without its OPENAI_* and CODELOOP_* variables."""
+    """Run `codeloop ARGS` to the end (stdin empty, no terminal, in `cwd`). `env` is added to a
+    copy of this process's environment without its OPENAI_* and CODELOOP_* variables."""
     done = subprocess.run(
         [*(command or cli_command()), *args],
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         env=_environment(env),

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from ..errors import ConfigurationError, RunFailed
 from .mcp import add_mcp_command
 from .models import LOCAL_MODELS, build_model, prepare_model
+from .resume import add_resume_command
 from .runs import add_runs_command
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stream-text", action="store_true", help="also stream the model's text as it comes")
     add_mcp_command(commands)
     add_runs_command(commands)
+    add_resume_command(commands)
     return parser
 
 
