@@ -255,7 +255,7 @@ async def _announced_url(proc: asyncio.subprocess.Process) -> str:
 @pytest.mark.parametrize(
     ("spec", "says"),
     [
-        ("mcp_serve_agents", "is not module:attribute; e.g. codeloop mcp serve my_agents:agent"),
+        ("mcp_serve_agents", "is not module:attribute; e.g. my_agents:agent"),
         ("no_such_module:agent", "no module named 'no_such_module'"),
         ("mcp_serve_agents:nothing", "has no attribute 'nothing'; its agents: city, counter, shop, stuck"),
         ("mcp_serve_agents:not_an_agent", "is 42 (of type int), not an agent"),
