@@ -330,6 +330,15 @@ def hostile_load(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row
     return list(figure_rows(args))
 
 
+# ---- 11. store overhead per step (benchmarks/store_overhead.py) -----------------------------------
+
+
+def store_overhead(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
+    from .store_overhead import figure_rows
+
+    return list(figure_rows(args))
+
+
 def _figure(name: str) -> Figure:
     (figure,) = [f for f in FIGURES if f.name == name]
     return figure
@@ -344,6 +353,7 @@ FIGURES = [
     Figure("concurrency", "concurrent runs against a 200 ms model", concurrency),
     Figure("smolagents_cases", "smolagents' interpreter test cases through each executor", smolagents_cases),
     Figure("hostile_load", "event-loop latency while 100 runs execute hostile code", hostile_load),
+    Figure("store_overhead", "store overhead per step: none, SQLite, PostgreSQL", store_overhead),
     Figure("tasks", "task success with a real local model", task_success, needs_real_model=True),
     Figure("tool_tasks", "tool-heavy tasks with a real local model", _task_set("tool_tasks"),
            needs_real_model=True),

@@ -1,0 +1,280 @@
+"""Store overhead per step: what `store=` costs a CodeAgent per step, in one run, side by side.
+
+    python -m benchmarks.store_overhead [--steps 20] [--repeats 15]
+    (also the `store_overhead` figure of `python -m benchmarks`, measured in one fresh process)
+
+A CodeAgent with a `ScriptedModel` (instant replies) and the Monty executor runs `--steps`-step
+tasks: every step but the last calls a tool (so every step writes its in-progress reply, one
+journaled tool call and the ended step), the last gives the final answer. Three variants run
+interleaved, round after round (the order rotates each round, so drift hits all alike):
+
+* no store;
+* SQLite: a `SQLiteStore` on a temporary file (WAL, synchronous=FULL, as the store sets it);
+* PostgreSQL: a `PostgresStore` on a PostgreSQL server this benchmark starts on 127.0.0.1 (its
+  cluster made by `initdb` in a temporary folder, as `nobody` when run as root, stopped and
+  removed at the end; default durability settings: fsync and synchronous_commit on).
+
+Each store is opened once and shared by the runs (a worker's steady state); the run's row and
+lease (taken at the start of each run) are part of the measured time. It prints one JSON line:
+per variant, the wall time per step of every round, and the PostgreSQL server's version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import json
+import os
+import pwd
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PostgresServer", "figure_rows", "main", "measure"]
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ("none", "sqlite", "postgres")
+LABELS = {"none": "no store", "sqlite": "SQLite", "postgres": "PostgreSQL"}
+_PG_USER = "codeloop"
+
+
+# ---- a throwaway PostgreSQL server (the approach of tests/pg_server.py) ---------------------------
+
+
+class PostgresUnavailable(RuntimeError):
+    """The PostgreSQL server programs are missing, or the server did not start."""
+
+
+def _pg_binary(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+
+    # Debian keeps the server programs out of PATH, in /usr/lib/postgresql/<version>/bin.
+    def version(path: str) -> int:
+        name = Path(path).parent.parent.name
+        return int(name) if name.isdigit() else 0
+
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=version)
+    if not candidates:
+        raise PostgresUnavailable(f"PostgreSQL's `{name}` was not found: apt-get install postgresql.")
+    return candidates[-1]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class PostgresServer:
+    """`PostgresServer.start()`, `dsn()`, `stop()`: a cluster in a temporary folder, served on a
+    free 127.0.0.1 port, as `nobody` when run as root (PostgreSQL refuses root)."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="codeloop-bench-pg-"))
+        self.data = self.folder / "data"
+        self.port = _free_port()
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            os.chown(self.folder, nobody.pw_uid, nobody.pw_gid)
+            runuser = shutil.which("runuser")
+            if runuser is None:
+                raise PostgresUnavailable("Running as root, the benchmark needs `runuser` (util-linux).")
+            self._as_user = [runuser, "-u", "nobody", "--"]
+
+    @classmethod
+    def start(cls) -> PostgresServer:
+        server = cls()
+        try:
+            server._run(_pg_binary("initdb"), "-D", str(server.data), "-U", _PG_USER, "--auth=trust",
+                        "-E", "UTF8", "--locale=C")  # fmt: skip
+            options = f"-p {server.port} -k {server.folder} -c listen_addresses=127.0.0.1"
+            server._pg_ctl("start", "-l", str(server.folder / "log"), "-t", "60", "-o", options)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def _run(self, *command: str) -> None:
+        done = subprocess.run(
+            [*self._as_user, *command], cwd=self.folder, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            log = self.folder / "log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise PostgresUnavailable(
+                f"{Path(command[0]).name} failed ({done.returncode}): {done.stderr.strip()}\n{tail}"
+            )
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run(_pg_binary("pg_ctl"), "-D", str(self.data), "-w", *args)
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://{_PG_USER}@127.0.0.1:{self.port}/{database}"
+
+    def version(self) -> str:
+        import psycopg
+
+        with psycopg.connect(self.dsn(), autocommit=True) as connection:
+            row = connection.execute("SHOW server_version").fetchone()
+        return str(row[0]) if row else "?"
+
+    def stop(self) -> None:
+        try:
+            if (self.data / "postmaster.pid").exists():
+                self._pg_ctl("stop", "-m", "fast")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# ---- the measurement --------------------------------------------------------------------------------
+
+
+def record(i: int) -> int:
+    """Record a value and return it doubled.
+
+    Args:
+        i: The value.
+    """
+    return i * 2
+
+
+def _replies(steps: int) -> list[str]:
+    codes = [f"x = record({i})\nprint(x)" for i in range(steps - 1)] + ["final_answer(x)"]
+    return [f"Thought: next.\n```python\n{code}\n```" for code in codes]
+
+
+async def _one_run(store: Any, steps: int) -> float:
+    """Wall seconds per step of one `steps`-step run; checks that it ran every step."""
+    from codeloop import CodeAgent, ScriptedModel, tool
+
+    model = ScriptedModel(_replies(steps), chunk_size=10_000)
+    async with CodeAgent([tool(record)], model, max_steps=steps, max_repeats=None, store=store) as agent:
+        start = time.perf_counter()
+        result = await agent.arun("Benchmark task.")
+        elapsed = time.perf_counter() - start
+    if result != (steps - 2) * 2:
+        raise RuntimeError(f"the scripted run ended with {result!r}, not {(steps - 2) * 2}")
+    if len(model.requests) != steps:
+        raise RuntimeError(f"the scripted run made {len(model.requests)} model calls, not {steps}")
+    return elapsed / steps
+
+
+async def _check_stored(name: str, store: Any, steps: int, runs: int) -> None:
+    """Every run was stored whole: its state, its steps and one journaled call per tool step."""
+    stored = await store.list_runs(limit=10_000)
+    if len(stored) != runs:
+        raise RuntimeError(f"{name}: {len(stored)} runs stored, expected {runs}")
+    for run in stored:
+        calls = await store.tool_calls(run.run_id)
+        if run.state != "success" or run.step_count < steps or len(calls) != steps - 1:
+            raise RuntimeError(
+                f"{name}: run {run.run_id} stored as {run.state}, {run.step_count} steps, {len(calls)} calls"
+            )
+
+
+async def _measure(dsn: str, sqlite_path: Path, steps: int, repeats: int) -> dict[str, list[float]]:
+    from codeloop.store import PostgresStore, SQLiteStore
+
+    sqlite, postgres = SQLiteStore(sqlite_path), PostgresStore(dsn)
+    await sqlite.open()
+    await postgres.open()
+    stores: dict[str, Any] = {"none": None, "sqlite": sqlite, "postgres": postgres}
+    try:
+        for name in VARIANTS:  # warm-up: imports, schema, first connections, caches
+            await _one_run(stores[name], steps)
+        ms: dict[str, list[float]] = {name: [] for name in VARIANTS}
+        for round_index in range(repeats):
+            shift = round_index % len(VARIANTS)
+            for name in VARIANTS[shift:] + VARIANTS[:shift]:
+                ms[name].append(await _one_run(stores[name], steps) * 1000)
+        for name in ("sqlite", "postgres"):
+            await _check_stored(name, stores[name], steps, runs=repeats + 1)
+        return ms
+    finally:
+        await sqlite.close()
+        await postgres.close()
+
+
+def measure(steps: int, repeats: int) -> dict[str, Any]:
+    """Start PostgreSQL, measure the three variants interleaved, stop it; the JSON-able result."""
+    server = PostgresServer.start()
+    try:
+        database = "bench"
+        import psycopg
+
+        with psycopg.connect(server.dsn(), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{database}"')
+        with tempfile.TemporaryDirectory(prefix="codeloop-bench-sqlite-") as folder:
+            ms = asyncio.run(_measure(server.dsn(database), Path(folder) / "runs.db", steps, repeats))
+        version = server.version()
+    finally:
+        server.stop()
+    return {"steps": steps, "repeats": repeats, "ms_per_step": ms, "postgres_version": version}
+
+
+# ---- the figure -------------------------------------------------------------------------------------
+
+
+def figure_rows(args: argparse.Namespace) -> list[Any]:
+    """The `store_overhead` figure, measured in one fresh process: wall time per step for each
+    variant, and each store's overhead per step against no store (difference and ratio, paired
+    round by round)."""
+    from benchmarks.common import Stat
+    from benchmarks.figures import Row
+
+    steps, repeats = (5, 3) if args.quick else (20, 15)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.store_overhead", "--steps", str(steps), "--repeats", str(repeats)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmarks.store_overhead failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    ms: dict[str, list[float]] = report["ms_per_step"]
+    note = (
+        f"CodeAgent, ScriptedModel (instant), Monty executor, {steps}-step runs ({steps - 1} tool calls), "
+        f"{repeats} rounds, variants interleaved; stores opened once and shared by the runs; "
+        f"SQLite: temp file, WAL, synchronous=FULL; PostgreSQL {report['postgres_version']} on 127.0.0.1 "
+        "started by the benchmark, default fsync/synchronous_commit"
+    )
+    rows = [Row("store overhead", "no store: wall per step", "ms", Stat.of(ms["none"]), None, note=note)]
+    for name in ("sqlite", "postgres"):
+        label = LABELS[name]
+        extra = [a - b for a, b in zip(ms[name], ms["none"], strict=True)]
+        ratio = [a / b for a, b in zip(ms[name], ms["none"], strict=True)]
+        rows += [
+            Row("store overhead", f"{label}: wall per step", "ms", Stat.of(ms[name]), None),
+            Row("store overhead", f"{label}: overhead per step vs no store", "ms", Stat.of(extra), None),
+            Row("store overhead", f"{label}: wall per step / no store", "x", Stat.of(ratio), None,
+                note=f"paired round by round; ratio of medians "
+                f"{statistics.median(ms[name]) / statistics.median(ms['none']):.3g}x"),
+        ]  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.store_overhead", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--steps", type=int, default=20, help="steps per run (the last one answers)")
+    parser.add_argument("--repeats", type=int, default=15, help="measured rounds, after one warm-up")
+    args = parser.parse_args(argv)
+    if args.steps < 2:
+        parser.error("--steps must be at least 2")
+    print(json.dumps(measure(args.steps, args.repeats)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
