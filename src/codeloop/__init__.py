@@ -20,6 +20,9 @@ _EXPORTS: dict[str, str] = {
     "Budget": "agents.budget",
     "RunLeaseHeld": "agents.durable",
     "StoreWriteFailed": "agents.durable",
+    "ApprovalDenied": "agents.approval",
+    "ApprovalRequired": "agents.approval",
+    "pending_approvals": "agents.approval",
     "BudgetExceeded": "agents.budget",
     "Price": "agents.budget",
     "CallbackRegistry": "agents.callbacks",
@@ -119,6 +122,8 @@ __all__ = [
     "AgentToolExecutionError",
     "AmazonBedrockModel",
     "AnthropicModel",
+    "ApprovalDenied",
+    "ApprovalRequired",
     "Budget",
     "BudgetExceeded",
     "CallbackRegistry",
@@ -198,6 +203,7 @@ __all__ = [
     "create_executor",
     "current_call",
     "events",
+    "pending_approvals",
     "tool",
 ]
 
@@ -234,6 +240,7 @@ if TYPE_CHECKING:
         ToolCallingAgent,
         UntrustedCodeError,
     )
+    from .agents.approval import ApprovalDenied, ApprovalRequired, pending_approvals
     from .agents.budget import Budget, BudgetExceeded, Price
     from .agents.callbacks import CallbackRegistry
     from .agents.durable import RunLeaseHeld, StoreWriteFailed

@@ -25,6 +25,9 @@ class RunState(str, Enum):
     """The run reached a limit of its `Budget` (`RunResult.exception` is `BudgetExceeded`)."""
     GUARDRAIL = "guardrail_tripped"
     """A guard stopped the run (`RunResult.exception` is the `GuardrailTripped` naming it)."""
+    AWAITING_APPROVAL = "awaiting_approval"
+    """Tool calls wait for a human's answer (`RunResult.exception` is the `ApprovalRequired`
+    listing them); `agent.resume(run_id, approvals=...)` continues the run."""
 
 
 @dataclass(kw_only=True)

@@ -20,6 +20,7 @@ from ..models.retry import RetryPolicy, with_retries
 from ..prompts import default_prompt_templates, merge_prompt_templates
 from ..result import RunResult
 from ..tools import FinalAnswerTool, Tool
+from .approval import Answer, ApprovalPolicy, check_setup, take_answers
 from .budget import Budget
 from .callbacks import CallbackRegistry, StepCallbacks
 from .durable import StoreSpec, resume_run
@@ -62,6 +63,11 @@ class MultiStepAgent(AgentLoop):
     `codeloop.agents.durable`). A worker holds a run for `lease_ttl_s` seconds at a time, renewed
     while it runs; a dead worker's run can be resumed elsewhere once that time has passed.
 
+    `approval_policy` (`(tool_name, arguments) -> "allow" | "deny" | "ask"`, or a `(decision,
+    reason)` pair; sync or async) decides each tool call; without it, the calls of tools with
+    `requires_approval` are "ask". A call asked about pauses the run until a human answers it
+    with `resume(run_id, approvals=...)` (see `codeloop.agents.approval`); approvals need `store=`.
+
     An agent is a definition: each `run()`/`arun()`/`stream()` is its own run (`Run`, with its
     `run_id`), so one agent can run many tasks at once. `agent.memory` is the memory of the latest
     run started; `reset=False` continues it (and a CodeAgent's variables)."""
@@ -96,6 +102,7 @@ class MultiStepAgent(AgentLoop):
         budget: Budget | None = None,
         store: StoreSpec = None,
         lease_ttl_s: float = 30.0,
+        approval_policy: ApprovalPolicy | None = None,
     ) -> None:
         model = checked_model(type(self).__name__, model)
         check_arguments(max_steps, planning_interval)
@@ -130,6 +137,8 @@ class MultiStepAgent(AgentLoop):
         self._active_runs: dict[str, Run] = {}
         self.store: StoreSpec = None if store is False else store
         self.lease_ttl_s = lease_ttl_s
+        check_setup(self.tools, approval_policy, self.store)
+        self.approval_policy = approval_policy
         self.memory = Memory(system_prompt=SystemPromptStep(system_prompt=self.system_prompt))
 
     # ---- public API -------------------------------------------------------------------------
@@ -223,7 +232,12 @@ class MultiStepAgent(AgentLoop):
             await self._end_run(run)
 
     def resume(
-        self, run_id: str, *, max_steps: int | None = None, return_full_result: bool | None = None
+        self,
+        run_id: str,
+        *,
+        max_steps: int | None = None,
+        return_full_result: bool | None = None,
+        approvals: Mapping[str, Answer] | None = None,
     ) -> Any:
         """Continue the stored run `run_id` (needs `store=`) to its end; returns as `run()`.
 
@@ -231,28 +245,44 @@ class MultiStepAgent(AgentLoop):
         again with every tool call answered from the journal; a step whose reply was stored but
         which never ended runs again from that reply without repeating journaled tool calls.
         A run that already succeeded returns its stored answer. Raises `RunLeaseHeld` when
-        another worker holds the run. `max_steps`: the run's total (default: the stored one)."""
-        return run_sync(self.aresume(run_id, max_steps=max_steps, return_full_result=return_full_result))
+        another worker holds the run. `max_steps`: the run's total (default: the stored one).
+        `approvals` answers the tool calls a paused run waits for, by call id (see
+        `codeloop.agents.approval`): True approves, False or a reason denies."""
+        full = return_full_result
+        coro = self.aresume(run_id, max_steps=max_steps, return_full_result=full, approvals=approvals)
+        return run_sync(coro)
 
     async def aresume(
-        self, run_id: str, *, max_steps: int | None = None, return_full_result: bool | None = None
+        self,
+        run_id: str,
+        *,
+        max_steps: int | None = None,
+        return_full_result: bool | None = None,
+        approvals: Mapping[str, Answer] | None = None,
     ) -> Any:
         """The async form of `resume`."""
         result: RunResult | None = None
-        async for event in self.astream_resume(run_id, max_steps=max_steps):
+        async for event in self.astream_resume(run_id, max_steps=max_steps, approvals=approvals):
             if isinstance(event, RunFinished) and event.depth == 0:
                 result = event.result
         assert result is not None  # astream_resume always ends with RunFinished
         full = self.return_full_result if return_full_result is None else return_full_result
         return result if full else answer_or_raise(result)
 
-    async def astream_resume(self, run_id: str, *, max_steps: int | None = None) -> AsyncIterator[Event]:
+    async def astream_resume(
+        self,
+        run_id: str,
+        *,
+        max_steps: int | None = None,
+        approvals: Mapping[str, Answer] | None = None,
+    ) -> AsyncIterator[Event]:
         """`resume` as `astream`: the continued run's events, ending with `RunFinished`."""
         resumed = await resume_run(self, run_id, max_steps)
         if isinstance(resumed, RunResult):  # it had already succeeded
             yield RunFinished(agent=self.name, result=resumed)
             return
         try:
+            await take_answers(resumed, approvals)
             async for event in self._events(resumed, latest_task(resumed.memory)):
                 await self._dispatch(event)
                 yield event

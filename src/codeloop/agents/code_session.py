@@ -107,7 +107,7 @@ class CodeSession:
                 value = function(*args, **kwargs)
                 return await value if inspect.isawaitable(value) else value
 
-            value = await journaled(self.run, self._next_call(), name, named, invoke)
+            value = await journaled(self.run, self._next_call(), name, named, invoke, tool)
             self.step_calls.append((name, args, kwargs, value))  # formatted only on an error
             return self._images_out(name, tool, value)
 

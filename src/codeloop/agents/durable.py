@@ -52,7 +52,9 @@ from ..memory import ActionStep, FinalAnswerStep, Memory, MemoryStep, PlanningSt
 from ..messages import ChatMessage, Role, ToolCall, Usage
 from ..result import RunResult, RunState
 from ..store import RunRecord, RunStore, StepRecord, StoreError, ToolCallRecord, open_store
+from ..tools import Tool
 from ..tools.context import ToolCallContext, _current
+from .approval import ApprovalDenied, ApprovalRequired, gate, pending_of
 from .run import latest_task
 
 if TYPE_CHECKING:
@@ -301,7 +303,11 @@ async def after_run(run: Run) -> None:
         await durable.checkpoint(run)
         output = _output_json(result.output) if result.succeeded else None
         update = durable.store.update_run(
-            run.run_id, state=result.state.value, error=result.error, output_json=output
+            run.run_id,
+            state=result.state.value,
+            error=result.error,
+            output_json=output,
+            pending=pending_of(result),
         )
         await durable.write("store the run's outcome", update)
     except StoreWriteFailed as exc:
@@ -333,9 +339,11 @@ async def journaled(
     name: str,
     arguments: Mapping[str, Any],
     invoke: Callable[[], Awaitable[Any]],
+    tool: Tool | None = None,
 ) -> Any:
     """Make one tool call with `current_call()` set: answered from the journal when the run
-    replays or resumes it, else made and its result journaled the moment it returns."""
+    replays or resumes it, else made and its result journaled the moment it returns. A call
+    that needs approval goes through `approval.gate` first (a denial is journaled as an error)."""
     durable = None if run is None else run.durable
     arguments_json = json.dumps(arguments, sort_keys=True, default=repr)
     if durable is not None:
@@ -344,7 +352,10 @@ async def journaled(
             return _replayed(found)
     token = _current.set(context)
     try:
+        await gate(run, context, name, arguments, tool)
         value = await invoke()
+    except ApprovalRequired:
+        raise  # not made: the run waits for a human's answer
     except Exception as exc:
         if durable is not None:
             await durable.record(context, name, arguments_json, None, exc)
@@ -369,6 +380,8 @@ def _replayed(record: ToolCallRecord) -> Any:
     data = json.loads(record.result_json or "{}")
     if not record.is_error:
         return data.get("value")
+    if data.get("error") == ApprovalDenied.__name__:
+        raise ApprovalDenied(str(data.get("message", "")))
     kind = getattr(builtins, str(data.get("error")), None)
     if isinstance(kind, type) and issubclass(kind, Exception) and kind.__module__ == "builtins":
         raise kind(data.get("message", ""))

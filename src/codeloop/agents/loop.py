@@ -44,7 +44,7 @@ from ..models.base import Model, assemble_message, message_to_delta
 from ..prompts import PromptTemplates, TemplateTool, populate_template
 from ..result import RunState
 from ..tools import FinalAnswerTool, Tool
-from . import durable
+from . import approval, durable
 from .budget import Budget, BudgetExceeded
 from .callbacks import CallbackRegistry, maybe_await
 from .guardrails import Guardrails, GuardrailTripped
@@ -78,6 +78,7 @@ class AgentLoop:
     prompt_templates: PromptTemplates
     managed_agents: dict[str, MultiStepAgent]
     tools: dict[str, Tool]
+    approval_policy: approval.ApprovalPolicy | None
     memory: Memory
     _final_answer_tool: FinalAnswerTool
     _active_runs: dict[str, Run]
@@ -116,10 +117,10 @@ class AgentLoop:
             reason = run.cancel_reason or "the task running the run was cancelled"
             run.finish(RunState.CANCELLED, error=f"Cancelled: {reason}.")
             if not _absorbed(run):
+                await durable.after_run(run)  # stored as cancelled, so it can be resumed
                 raise  # cancelled from outside: asyncio's rule, the caller sees CancelledError
-        except Exception as exc:  # ends the run; memory stays as it is
-            state = RunState.GUARDRAIL if isinstance(exc, GuardrailTripped) else RunState.ERROR
-            run.finish(state, error=describe_failure(exc), exception=exc)
+        except Exception as exc:  # ends the run (or pauses it for approvals); memory stays as it is
+            run.finish(_state_after(exc), error=describe_failure(exc), exception=exc)
         assert run.result is not None
         await durable.after_run(run)  # a run with a store: its last steps and outcome stored
         if run.result.succeeded:
@@ -191,12 +192,14 @@ class AgentLoop:
             async for event in self._act(run, step):
                 yield event
         except AgentError as exc:
+            approval.pause_if_waiting(run, step)  # the code stopped at a call that waits for a human
             step.error, step.is_final_answer = StepError.from_exception(exc), False
             yield StepErrored(agent=self.name, step=step.step_number, error=step.error)
         step.timing.end_time = time.time()
         tripped = run.take_tripped()
         if tripped is not None:
             raise tripped
+        approval.pause_if_waiting(run, step)  # raises ApprovalRequired: the run waits
 
     async def _plan(self, run: Run) -> AsyncIterator[Event]:
         step = PlanningStep(plan="")
@@ -342,6 +345,7 @@ class AgentLoop:
             system_prompt=prompt,
             tool_schemas=self._tool_schemas(),
             model_settings=self._model_settings(),
+            approval=approval.for_run(self.tools, self.approval_policy),
         )
 
     async def _open_executor(
@@ -410,6 +414,13 @@ class AgentLoop:
         }
 
     stop_sequences: ClassVar[list[str] | None] = None
+
+
+def _state_after(exc: Exception) -> RunState:
+    """The state of a run that `exc` ended (or paused)."""
+    if isinstance(exc, approval.ApprovalRequired):
+        return RunState.AWAITING_APPROVAL
+    return RunState.GUARDRAIL if isinstance(exc, GuardrailTripped) else RunState.ERROR
 
 
 def _absorbed(run: Run) -> bool:

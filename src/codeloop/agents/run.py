@@ -25,6 +25,7 @@ from .guardrails import GuardrailTripped
 from .guards import RunGuard
 
 if TYPE_CHECKING:
+    from .approval import RunApproval
     from .code_session import CodeSession
     from .durable import DurableRun
 
@@ -67,6 +68,8 @@ class Run:
     even when the model's code caught the error)."""
     durable: DurableRun | None = None
     """The run's link to its run store (`codeloop.agents.durable`); None without `store=`."""
+    approval: RunApproval | None = None
+    """The run's approvals of tool calls (`codeloop.agents.approval`); None when none are needed."""
 
     def take_tripped(self) -> GuardrailTripped | None:
         tripped, self.tripped = self.tripped, None

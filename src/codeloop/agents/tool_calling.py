@@ -18,6 +18,7 @@ from ..models.base import json_schema_response_format
 from ..parsing import parse_tool_calls_from_text
 from ..tools import Tool
 from ..tools.context import ToolCallContext
+from .approval import gather
 from .base import MultiStepAgent
 from .durable import journaled
 from .run import Run, short_repr
@@ -40,6 +41,8 @@ class ToolCallingAgent(MultiStepAgent):
         step.tool_calls = tuple(calls)
         for call in calls:
             yield ToolCallRequested(agent=self.name, step=step.step_number, call=call)
+        if await gather(run, self._approvable(run, calls)):
+            return  # some calls wait for a human: none runs, and the step waits (see approval)
         work = self._spawn(run, asyncio.gather(*(self._call_tool(run, c, i) for i, c in enumerate(calls))))
         async for event in self._while_running(run, work):
             yield event
@@ -97,6 +100,15 @@ class ToolCallingAgent(MultiStepAgent):
         step.observations_images = shown or step.observations_images
         return kept
 
+    def _approvable(self, run: Run, calls: list[ToolCall]) -> list[tuple[ToolCallContext, str, Any, Tool]]:
+        """The step's calls of the agent's tools, each with its place (call id) and tool."""
+        found = [(i, c, self._tool_named(c.name)) for i, c in enumerate(calls) if c.name != "final_answer"]
+        return [
+            (ToolCallContext(run.run_id, run.step_number, i), c.name, _arguments(c), t)
+            for i, c, t in found
+            if t is not None
+        ]
+
     def _tool_named(self, name: str) -> Tool | None:
         """The tool the model called: by its name, or by its wire name (a schema tool such as
         `math.factorial` is `math_factorial` in code and keeps its real name in the schema)."""
@@ -124,7 +136,7 @@ class ToolCallingAgent(MultiStepAgent):
                 await self.guardrails.check_tool(call.name, _arguments(call), self)
                 context = ToolCallContext(run.run_id, run.step_number, index)
                 value = await journaled(
-                    run, context, call.name, _arguments(call), lambda: chosen.acall(arguments)
+                    run, context, call.name, _arguments(call), lambda: chosen.acall(arguments), chosen
                 )
         except AgentError as exc:
             return ToolResult(call_id=call.id, name=call.name, content=f"Error: {exc}", is_error=True), None

@@ -203,7 +203,9 @@ class SchemaTool(Tool):
         output_schema: Mapping[str, Any] | None = None,
         *,
         code_name: str | None = None,
+        requires_approval: bool = False,
     ) -> None:
+        self.requires_approval = requires_approval
         if not isinstance(name, str) or not name:
             raise ToolDefinitionError(f"A tool's name must be a non-empty string, got {name!r}.")
         if not callable(function):

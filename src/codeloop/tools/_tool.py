@@ -38,7 +38,9 @@ class Tool:
       one entry per `forward` parameter (optional when `forward` has type hints and a docstring
       describing its parameters); `output_type`: a smolagents type name (optional when
       `forward` has a return hint);
-    * `forward(self, ...)`: the implementation, sync or `async def`.
+    * `forward(self, ...)`: the implementation, sync or `async def`;
+    * `requires_approval` (optional, default False): each call waits for a human's answer
+      (see `codeloop.agents.approval`); set it on the class or in `__init__`.
 
     The definition is checked when the class is created (or, for attributes set in `__init__`,
     when the instance is first used) and `ToolDefinitionError` says what to fix.
@@ -50,6 +52,8 @@ class Tool:
     output_type: str
     output_schema: dict[str, Any] | None
     is_initialized: bool = False
+    requires_approval: bool = False
+    """Each call of the tool waits for a human's answer (`codeloop.agents.approval`)."""
     _codeloop_derived: ClassVar[frozenset[str]]
     _codeloop_class_spec: ClassVar[Spec]
 
@@ -113,15 +117,24 @@ class Tool:
         output_schema: Mapping[str, Any] | None = None,
         *,
         code_name: str | None = None,
+        requires_approval: bool = False,
     ) -> Tool:
         """A tool from a name, a description and a JSON schema of its arguments (what an MCP
         server or another framework gives), calling `function` (sync or async) with the
         validated arguments as keyword arguments by their real names. Names that are not Python
         identifiers get a Python name for code (`code_name` chooses it; `code_names()` picks
-        distinct ones for several tools). See `SchemaTool`."""
+        distinct ones for several tools). `requires_approval`: see `Tool`. See `SchemaTool`."""
         from ._schema_tool import SchemaTool
 
-        return SchemaTool(name, description, input_schema, function, output_schema, code_name=code_name)
+        return SchemaTool(
+            name,
+            description,
+            input_schema,
+            function,
+            output_schema,
+            code_name=code_name,
+            requires_approval=requires_approval,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """`{"name", "description", "input_schema", "output_type", "output_schema"}` (the
@@ -254,8 +267,14 @@ class FunctionTool(Tool):
     is a tool bound to `obj` whose schema leaves out `self`."""
 
     def __init__(
-        self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        requires_approval: bool = False,
     ) -> None:
+        self.requires_approval = requires_approval
         if isinstance(fn, staticmethod):
             fn = fn.__func__
         if isinstance(fn, classmethod) or not callable(fn):
@@ -319,23 +338,29 @@ class FunctionTool(Tool):
 def tool(fn: Callable[..., Any], /) -> FunctionTool: ...
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None
+    *, name: str | None = None, description: str | None = None, requires_approval: bool = False
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 def tool(
-    fn: Callable[..., Any] | None = None, /, *, name: str | None = None, description: str | None = None
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    requires_approval: bool = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a tool from a function with type hints and a Google-style docstring.
 
     Works bare (`@tool`) or with options (`@tool(name="search", description="...")`). The
     docstring summary is the description; its `Args:` section must describe every parameter
     (or use `Annotated[T, Field(description=...)]`). Parameters with defaults are optional.
-    Problems raise `ToolDefinitionError` here, at definition time.
+    Problems raise `ToolDefinitionError` here, at definition time. `requires_approval=True`:
+    each call waits for a human's answer (see `codeloop.agents.approval`).
     """
     if fn is not None:
-        return FunctionTool(fn, name=name, description=description)
+        return FunctionTool(fn, name=name, description=description, requires_approval=requires_approval)
 
     def decorate(func: Callable[..., Any]) -> FunctionTool:
-        return FunctionTool(func, name=name, description=description)
+        return FunctionTool(func, name=name, description=description, requires_approval=requires_approval)
 
     return decorate
 
