@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -100,3 +101,40 @@ async def test_cancelling_the_task_running_arun_propagates_and_stops_the_code() 
         await running  # asyncio's rule: an outside cancellation reaches the caller
     assert agent.memory.action_steps()[0].code_action is not None  # memory kept what happened
     assert await CodeAgent([], ScriptedModel([fenced("final_answer(3)")])).arun("x") == 3
+
+
+@needs_uncancel
+@pytest.mark.parametrize("how", ["agent.cancel", "task.cancel"])
+async def test_a_cancelled_run_is_stored_as_cancelled_and_can_be_resumed(how: str, tmp_path: Path) -> None:
+    from codeloop.store import open_store
+
+    store = str(tmp_path / "runs.db")
+    spin = ScriptedModel([fenced("x = 20\nprint(x)"), fenced("while True:\n    pass")])
+    agent = CodeAgent([], spin, store=store, max_steps=5)
+    if how == "agent.cancel":
+        result = await cancel_on_second_action(agent)
+    else:
+        running = asyncio.ensure_future(agent.arun("Spin.", return_full_result=True))
+        while len(agent.memory.action_steps()) < 2:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+    async with open_store(store) as opened:
+        (record,) = await opened.list_runs()
+    assert record.state == "cancelled"
+    if how == "agent.cancel":
+        assert record.run_id == result.run_id
+    again = CodeAgent([], ScriptedModel([fenced("final_answer(x + 1)")]), store=store, max_steps=5)
+    assert await again.aresume(record.run_id) == 21  # x replayed; the spinning step is not repeated
+
+
+async def cancel_on_second_action(agent: CodeAgent) -> Any:
+    result, actions = None, 0
+    async for event in agent.astream("Spin."):
+        actions += isinstance(event, CodeAction)
+        if actions == 2 and isinstance(event, CodeAction):
+            agent.cancel(reason="stop")
+        result = getattr(event, "result", result)
+    return result

@@ -181,7 +181,7 @@ class CodeAgent(MultiStepAgent):
         call the journal cannot answer stops the replay: the note returned says what may be gone."""
         durable, session = run.durable, _session_of(run)
         assert durable is not None
-        codes = [s for s in run.memory.action_steps() if s.code_action is not None]
+        codes = [s for s in run.memory.action_steps() if s.code_action is not None and not _stopped(s)]
         for position, step in enumerate(codes):
             code = step.code_action or ""
             durable.journal_step, durable.strict = step.step_number, True
@@ -363,6 +363,12 @@ class CodeAgent(MultiStepAgent):
             "code_block_opening_tag": "```python",
             "code_block_closing_tag": "```",
         }
+
+
+def _stopped(step: ActionStep) -> bool:
+    """A step whose action was cancelled or stopped by the time limit: replaying it would only
+    hit the same stop (and restart the sandbox, losing what the earlier steps restored)."""
+    return step.error is not None and step.error.type in ("Cancelled", "TimeoutError")
 
 
 def _executor_factory(

@@ -115,6 +115,7 @@ class AgentLoop:
                     raise asyncio.CancelledError
         except asyncio.CancelledError:  # the step under way was stopped; memory stays as it is
             reason = run.cancel_reason or "the task running the run was cancelled"
+            _mark_stopped_step(run, reason)
             run.finish(RunState.CANCELLED, error=f"Cancelled: {reason}.")
             if not _absorbed(run):
                 await durable.after_run(run)  # stored as cancelled, so it can be resumed
@@ -421,6 +422,13 @@ def _state_after(exc: Exception) -> RunState:
     if isinstance(exc, approval.ApprovalRequired):
         return RunState.AWAITING_APPROVAL
     return RunState.GUARDRAIL if isinstance(exc, GuardrailTripped) else RunState.ERROR
+
+
+def _mark_stopped_step(run: Run, reason: str) -> None:
+    """The action step the cancellation stopped says so (a resumed run does not replay it)."""
+    steps = run.memory.action_steps()
+    if steps and steps[-1].error is None and not steps[-1].observations:
+        steps[-1].error = StepError(type="Cancelled", message=f"The step was cancelled: {reason}.")
 
 
 def _absorbed(run: Run) -> bool:
