@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ..errors import ConfigurationError, RunFailed
+from .approve import add_approve_command
 from .mcp import add_mcp_command
 from .models import LOCAL_MODELS, build_model, prepare_model
 from .resume import add_resume_command
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     add_mcp_command(commands)
     add_runs_command(commands)
     add_resume_command(commands)
+    add_approve_command(commands)
     return parser
 
 
