@@ -9,8 +9,13 @@ listed at the end with its reason. The allowed reasons are the patterns below, i
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pg_server import PostgresServer
 
 ALLOWED_SKIP_REASONS: dict[str, str] = {
     r"needs E2B_API_KEY": "credential: an E2B account",
@@ -55,3 +60,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _unexpected and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (`tests/pg_server.py`), stopped at the end;
+    a missing PostgreSQL fails the tests that need it, naming the package to install."""
+    from pg_server import PostgresServer, PostgresUnavailable
+
+    try:
+        server = PostgresServer.start()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()

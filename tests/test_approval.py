@@ -10,12 +10,11 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pg_server import PostgresServer, PostgresUnavailable
+from pg_server import PostgresServer
 
 from codeloop import CodeAgent, ScriptedModel, ToolCallingAgent, tool
 from codeloop.agents.approval import ApprovalRequired, PendingApproval, pending_approvals
@@ -25,16 +24,6 @@ from codeloop.store import open_store
 from codeloop.tools import Tool, current_call
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer.start()
-    except PostgresUnavailable as exc:
-        pytest.fail(str(exc))
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -17,13 +17,12 @@ import random
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from crash_worker import ANSWER, CALLS
-from pg_server import PostgresServer, PostgresUnavailable
+from pg_server import PostgresServer
 
 from codeloop.store import RunRecord, open_store
 
@@ -31,16 +30,6 @@ RUNS_PER_STORE = 25
 PARALLEL = 4
 KILLS_AT_MOST = 3
 WORKER = str(Path(__file__).with_name("crash_worker.py"))
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer.start()
-    except PostgresUnavailable as exc:
-        pytest.fail(str(exc))
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

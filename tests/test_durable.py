@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from pg_server import PostgresServer, PostgresUnavailable
+from pg_server import PostgresServer
 
 from codeloop import CodeAgent, ScriptedModel, ToolCallingAgent, tool
 from codeloop.agents.durable import RunLeaseHeld, StoreWriteFailed
@@ -21,16 +20,6 @@ from codeloop.memory import ActionStep, FinalAnswerStep, TaskStep
 from codeloop.result import RunState
 from codeloop.store import open_store
 from codeloop.tools import current_call
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer.start()
-    except PostgresUnavailable as exc:
-        pytest.fail(str(exc))
-    yield server
-    server.stop()
 
 
 @dataclasses.dataclass

@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from pg_server import PostgresServer, PostgresUnavailable
+from pg_server import PostgresServer
 
 from codeloop import CodeAgent, RunState, ScriptedModel
 from codeloop.store import open_store
@@ -48,16 +46,6 @@ try:
 except RunLeaseHeld as exc:
     print("held", exc)
 """
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer.start()
-    except PostgresUnavailable as exc:
-        pytest.fail(str(exc))
-    yield server
-    server.stop()
 
 
 def test_two_workers_racing_for_one_run_only_one_continues_it(

@@ -18,13 +18,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
 import pytest
-from pg_server import PostgresServer, PostgresUnavailable
+from pg_server import PostgresServer
 
 from codeloop.memory import ActionStep, FinalAnswerStep, Memory, PlanningStep, TaskStep
 from codeloop.messages import ImageContent, ToolCall, Usage
@@ -46,16 +46,6 @@ from codeloop.store import (
     open_store,
     step_from_json,
 )
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer.start()
-    except PostgresUnavailable as exc:
-        pytest.fail(str(exc))
-    yield server
-    server.stop()
 
 
 @dataclasses.dataclass
