@@ -8,7 +8,9 @@ listed at the end with its reason. The allowed reasons are the patterns below, i
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -25,6 +27,12 @@ ALLOWED_SKIP_REASONS: dict[str, str] = {
 """Skip-reason pattern (searched in the reason) -> why such a skip is acceptable."""
 
 _unexpected: list[tuple[str, str]] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Runs kept in "the user's store" (`codeloop run`'s default) go to a folder of this session,
+    for the test process and every command it starts, never to the real user data directory."""
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="codeloop-test-data-")
 
 
 def skip_allowed(reason: str) -> bool:

@@ -81,8 +81,31 @@ def test_a_run_without_an_answer_is_reported_once() -> None:
     assert (result.code, result.out) == (1, "")
     summary, message = lines(result.err)[-2:]
     assert re.fullmatch(r"max_steps_exceeded · 1 steps · 3 in / 30 out tokens · \d+\.\ds", summary)
-    assert message == "codeloop: no answer: Reached max_steps=1 without a final answer."
+    assert re.fullmatch(
+        r"codeloop: no answer: Reached max_steps=1 without a final answer\. "
+        r"\(run [0-9a-f]{32}, kept: see codeloop runs\)",
+        message,
+    )
     assert result.err.count("Reached max_steps") == 1
+
+
+def test_runs_are_kept_in_the_users_store_unless_told_otherwise(tmp_path: Path) -> None:
+    def one_run(*options: str) -> None:
+        with ReplayServer([streamed("```python\nfinal_answer(7)\n```")]) as server:
+            assert run_cli(["run", "Seven?", *served(server), "-q", *options]).out == "7\n"
+
+    default_store = Path(os.environ["XDG_DATA_HOME"]) / "codeloop" / "runs.db"
+    before = len(run_cli(["runs", "--json"]).out.splitlines())
+    one_run()
+    assert default_store.exists() and len(run_cli(["runs", "--json"]).out.splitlines()) == before + 1
+    one_run("--store", str(tmp_path / "mine.db"))
+    (mine,) = [
+        json.loads(line)
+        for line in run_cli(["runs", "--store", str(tmp_path / "mine.db"), "--json"]).out.splitlines()
+    ]
+    assert (mine["task"], mine["state"]) == ("Seven?", "success")
+    one_run("--no-store")
+    assert len(run_cli(["runs", "--json"]).out.splitlines()) == before + 1
 
 
 def test_a_model_error_is_reported_once() -> None:

@@ -103,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--imports", default="", help="comma-separated extra modules the code may import")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the answer (and errors)")
     run.add_argument("--stream-text", action="store_true", help="also stream the model's text as it comes")
+    run.add_argument("--store", help="keep the run in this store (default: the user's; see `codeloop runs`)")
+    run.add_argument("--no-store", action="store_true", help="keep no record of the run")
     add_mcp_command(commands)
     add_runs_command(commands)
     add_resume_command(commands)
@@ -149,8 +151,9 @@ def _build_agent(args: argparse.Namespace, model: Model) -> MultiStepAgent:
 
     verbosity = 2 if args.stream_text else 1
     handlers = [] if args.quiet else [ConsoleRenderer(verbosity, file=sys.stderr, run_error=False)]
+    store = None if args.no_store else (args.store or True)
     if args.agent == "tool-calling":
-        return ToolCallingAgent([], model, max_steps=args.max_steps, event_handlers=handlers)
+        return ToolCallingAgent([], model, max_steps=args.max_steps, event_handlers=handlers, store=store)
     imports = [m.strip() for m in args.imports.split(",") if m.strip()]
     return CodeAgent(
         [],
@@ -159,6 +162,7 @@ def _build_agent(args: argparse.Namespace, model: Model) -> MultiStepAgent:
         executor=args.executor,
         additional_authorized_imports=imports,
         event_handlers=handlers,
+        store=store,
     )
 
 
@@ -166,7 +170,8 @@ async def _answer(agent: MultiStepAgent, task: str) -> Any:
     try:
         return await agent.arun(task)
     except RunFailed as exc:
-        raise CommandFailed(f"no answer: {exc}", EXIT_FAILED) from None
+        kept = f" (run {exc.result.run_id}, kept: see codeloop runs)" if exc.result and agent.store else ""
+        raise CommandFailed(f"no answer: {exc}{kept}", EXIT_FAILED) from None
     finally:
         await agent.aclose()  # the sandbox workers, also when the run was cancelled
 
