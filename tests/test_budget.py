@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from codeloop import Budget, BudgetExceeded, CodeAgent, ConfigurationError, Price, RunState, ScriptedModel
@@ -61,3 +63,15 @@ def test_a_cost_budget_needs_a_price_and_limits_must_be_positive() -> None:
     CodeAgent([], model, budget=Budget(max_cost=1.0, prices={"my-private-*": Price(1.0, 2.0)}))
     with pytest.raises(ConfigurationError, match="max_duration must be positive"):
         Budget(max_duration=-1)
+
+
+def test_a_stored_run_that_hit_its_budget_is_resumed_with_a_larger_one(tmp_path: Path) -> None:
+    store = str(tmp_path / "runs.db")
+    tight = CodeAgent(
+        [], ScriptedModel(busy(2)), store=store, max_steps=6, budget=Budget(max_output_tokens=5)
+    )
+    stopped = tight.run("Count.", return_full_result=True)
+    assert stopped.state is RunState.BUDGET_EXCEEDED
+    finish = ScriptedModel(["```python\nfinal_answer(x * 10)\n```"])
+    roomy = CodeAgent([], finish, store=store, max_steps=6, budget=Budget(max_output_tokens=10_000))
+    assert roomy.resume(stopped.run_id) == 0  # x from the stored step, replayed; no step repeated
