@@ -23,12 +23,13 @@ from ..tools import FinalAnswerTool, Tool
 from .approval import Answer, ApprovalPolicy, check_setup, take_answers
 from .budget import Budget
 from .callbacks import CallbackRegistry, StepCallbacks
-from .durable import StoreSpec, resume_run
+from .durable import StoreSpec
 from .guardrails import Guard, Guardrails
 from .loop import AgentLoop
 from .output import OutputSpec
 from .persist import agent_from_dict, agent_from_folder, agent_to_dict, save_agent
 from .replay import replay
+from .resume import resume_run
 from .run import Run, answer_or_raise, latest_task
 from .setup import check_arguments, checked_model, collect_tools, renderers, with_base_tools
 

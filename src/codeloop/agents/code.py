@@ -26,7 +26,6 @@ from ..parsing import answer_literal, code_end, extract_code, plain_answer
 from ..tools import Tool
 from .base import MultiStepAgent
 from .code_session import CodeSession
-from .durable import variables_note
 from .executor_types import LOCAL_NOTE, executor_from_type
 from .guards import (
     SILENT_STEP,
@@ -43,6 +42,7 @@ from .guards import (
     with_earlier_line,
 )
 from .handback import HandedBack, examples_note, handed_back, untried_note
+from .resume import variables_note
 from .run import Run, latest_task, short_repr
 from .shield import shield
 

@@ -16,13 +16,14 @@ What is written, and when:
   run's state, error and output. A write that fails ends the run with `StoreWriteFailed`: a run
   never goes on unsaved. A lease lost to another worker ends it the same way.
 
-`resume(run_id)` takes the lease (`RunLeaseHeld` if another worker holds it), rebuilds memory
-from the stored steps and, for a CodeAgent, the sandbox's variables by running every stored code
-action again in a fresh executor, each tool call answered from the journal (no tool runs). A call
-whose name or arguments differ from the journal, or that has no usable record, stops the replay;
-the model is told, in a note added as a task step, which variables may be gone. Then the
-in-progress step, if the reply was stored but the step never ended, runs again from the stored
-reply: journaled calls are answered from the journal, the others run. Then the loop goes on.
+`resume(run_id)` (`codeloop.agents.resume`) takes the lease (`RunLeaseHeld` if another worker
+holds it), rebuilds memory from the stored steps and, for a CodeAgent, the sandbox's variables
+by running every stored code action again in a fresh executor, each tool call answered from
+the journal (no tool runs). A call whose name or arguments differ from the journal, or that has
+no usable record, stops the replay; the model is told, in a note added as a task step, which
+variables may be gone. Then the in-progress step, if the reply was stored but the step never
+ended, runs again from the stored reply: journaled calls are answered from the journal, the
+others run. Then the loop goes on.
 
 Exactly once: a worker killed between a tool's side effect and its journal write runs that call
 again on resume. A tool that must act once reads `codeloop.tools.current_call().key` (the same
@@ -31,7 +32,6 @@ on every attempt) and skips a key it already applied.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import builtins
 import contextlib
@@ -48,9 +48,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pydantic_core
 
 from ..errors import AgentToolExecutionError, ConfigurationError, RunFailed
-from ..memory import ActionStep, FinalAnswerStep, Memory, MemoryStep, PlanningStep, TaskStep, Timing
+from ..memory import ActionStep, FinalAnswerStep, Memory, MemoryStep
 from ..messages import ChatMessage, Role, ToolCall, Usage
-from ..result import RunResult, RunState
+from ..result import RunState
 from ..store import RunRecord, RunStore, StepRecord, StoreError, ToolCallRecord, open_store
 from ..tools import Tool
 from ..tools.context import ToolCallContext, _current
@@ -74,9 +74,7 @@ __all__ = [
     "process_owner",
     "release",
     "reply_ready",
-    "resume_run",
     "stored_reply",
-    "variables_note",
 ]
 
 T = TypeVar("T")
@@ -116,7 +114,7 @@ def process_owner() -> str:
     return _owner[1]
 
 
-def _open(spec: StoreSpec) -> tuple[RunStore, bool]:
+def open_spec(spec: StoreSpec) -> tuple[RunStore, bool]:
     """The store to use for one run, and whether the run opened it (and closes it)."""
     if isinstance(spec, RunStore):
         return spec, False
@@ -169,7 +167,7 @@ class DurableRun:
         for number in range(self.written, len(steps)):
             step = steps[number]
             final = isinstance(step, FinalAnswerStep)
-            output = _output_json(step.output) if isinstance(step, FinalAnswerStep) else None
+            output = output_json(step.output) if isinstance(step, FinalAnswerStep) else None
             await self.write(
                 "store a step",
                 self.store.append_step(
@@ -253,7 +251,7 @@ async def begin(agent: MultiStepAgent, run: Run, additional_args: Mapping[str, A
     """A new run of an agent with a store: its row, its lease, its first steps."""
     if agent.store is None:
         return
-    store, owned = _open(agent.store)
+    store, owned = open_spec(agent.store)
     durable = run.durable = DurableRun(
         store, owned, run.run_id, process_owner(), agent.lease_ttl_s, _metadata(agent, run, additional_args)
     )
@@ -301,7 +299,7 @@ async def after_run(run: Run) -> None:
         return
     try:
         await durable.checkpoint(run)
-        output = _output_json(result.output) if result.succeeded else None
+        output = output_json(result.output) if result.succeeded else None
         update = durable.store.update_run(
             run.run_id,
             state=result.state.value,
@@ -388,128 +386,6 @@ def _replayed(record: ToolCallRecord) -> Any:
     raise AgentToolExecutionError(str(data.get("message", "")))
 
 
-# ---- resuming -----------------------------------------------------------------------------------
-
-
-async def resume_run(agent: MultiStepAgent, run_id: str, max_steps: int | None) -> Run | RunResult:
-    """The stored run, ready to continue (lease taken, memory and variables rebuilt, its
-    in-progress reply waiting); or the stored result of a run that already succeeded."""
-    if agent.store is None:
-        raise ConfigurationError("resume() needs an agent with a store: pass store= to the agent.")
-    store, owned = _open(agent.store)
-    run: Run | None = None
-    try:
-        record = await store.get_run(run_id)
-        memory = Memory(steps=[s.to_step() for s in await store.steps(run_id)])
-        if record.state == RunState.SUCCESS.value or _ends_with_answer(memory):
-            return await _stored_result(store, record, memory)
-        run = _resumed(agent, record, memory, max_steps)
-        run.durable = DurableRun(
-            store, owned, run_id, process_owner(), agent.lease_ttl_s, dict(record.metadata)
-        )
-        run.durable.written = len(memory.steps)
-        await _take(run.durable, record)
-        await _rebuild(agent, run, record.metadata)
-        return run
-    except BaseException:
-        if run is not None:
-            await agent._end_run(run)  # gives the lease up and closes the store
-        raise
-    finally:
-        if run is None and owned:
-            await store.close()
-
-
-async def _take(durable: DurableRun, record: RunRecord) -> None:
-    if not await durable.store.acquire_lease(durable.run_id, durable.owner, durable.lease_ttl_s):
-        held = await durable.store.get_run(durable.run_id)
-        raise RunLeaseHeld(record.run_id, held.lease_owner, held.lease_expires_at)
-
-
-def _resumed(agent: MultiStepAgent, record: RunRecord, memory: Memory, max_steps: int | None) -> Run:
-    meta = record.metadata
-    actions = memory.action_steps()
-    first = int(meta.get("first_step", 1))
-    next_number = actions[-1].step_number + 1 if actions else first
-    agent.memory = memory
-    run = agent._new_run(max_steps or int(meta.get("max_steps", agent.max_steps)), next_number, memory)
-    run.run_id = record.run_id
-    run.steps_taken = next_number - first
-    if memory.steps and isinstance(memory.steps[-1], PlanningStep):
-        run.planned_at = run.steps_taken
-    agent._active_runs[run.run_id] = run
-    return run
-
-
-async def _rebuild(agent: MultiStepAgent, run: Run, meta: Mapping[str, Any]) -> None:
-    """Variables (a CodeAgent's replay), a note if they could not all be restored, the
-    in-progress reply; then the lease is renewed in the background."""
-    durable = run.durable
-    assert durable is not None
-    await agent._open_executor(run, fresh=True, variables=meta.get("additional_args"))
-    note = await agent._replay_actions(run)
-    if note is not None:
-        run.memory.steps.append(TaskStep(task=f"{note}\nYour task is still: {latest_task(run.memory)}"))
-        await durable.checkpoint(run)
-    pending = meta.get("in_progress")
-    if isinstance(pending, dict) and pending.get("step_number") == run.step_number:
-        durable.pending_reply = _message_from_json(pending["message"])
-    durable.start_heartbeat()
-
-
-def _ends_with_answer(memory: Memory) -> bool:
-    return bool(memory.steps) and isinstance(memory.steps[-1], FinalAnswerStep)
-
-
-async def _stored_result(store: RunStore, record: RunRecord, memory: Memory) -> RunResult:
-    """A finished run's result as stored (an answer stored by a worker that died before it
-    marked the run finished is marked now)."""
-    final = memory.steps[-1] if _ends_with_answer(memory) else None
-    if record.state != RunState.SUCCESS.value and isinstance(final, FinalAnswerStep):
-        await store.update_run(
-            record.run_id, state=RunState.SUCCESS.value, output_json=_output_json(final.output)
-        )
-    if isinstance(final, FinalAnswerStep):
-        output = final.output
-    else:
-        output = None if record.output_json is None else json.loads(record.output_json)
-    return RunResult(
-        output=output,
-        state=RunState.SUCCESS,
-        memory=memory,
-        usage=record.usage,
-        timing=Timing(start_time=record.created_at, end_time=record.updated_at),
-        run_id=record.run_id,
-    )
-
-
-def variables_note(problem: str, codes: Sequence[str]) -> str:
-    """What the model is told when the replay of its earlier code stopped."""
-    names = sorted(set().union(*(_assigned(code) for code in codes)))
-    shown = ", ".join(names) if names else "(none found)"
-    return (
-        f"Note: this run was resumed in a new sandbox, and replaying its earlier code stopped"
-        f" ({problem}). These variables may be gone or hold other values: {shown}. Print them"
-        " before you rely on them, or compute them again."
-    )
-
-
-def _assigned(code: str) -> set[str]:
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return set()
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names)
-    return names
-
-
 # ---- encoding -----------------------------------------------------------------------------------
 
 
@@ -527,7 +403,7 @@ def _metadata(agent: MultiStepAgent, run: Run, additional_args: Mapping[str, Any
     return meta
 
 
-def _output_json(value: Any) -> str:
+def output_json(value: Any) -> str:
     return pydantic_core.to_json(value, fallback=repr).decode()
 
 
@@ -544,7 +420,7 @@ def _message_json(message: ChatMessage) -> dict[str, Any]:
     }
 
 
-def _message_from_json(data: Mapping[str, Any]) -> ChatMessage:
+def message_from_json(data: Mapping[str, Any]) -> ChatMessage:
     usage = data.get("usage")
     return ChatMessage(
         role=Role.ASSISTANT,
