@@ -28,6 +28,12 @@ from wire import ReplayServer, Reply
 # -- scripted model replies ----------------------------------------------------------------------
 
 
+NO_ANSWER = (
+    r"codeloop: no answer: Reached max_steps=1 without a final answer\. "
+    r"\(run [0-9a-f]{32}, kept: see codeloop runs\)"
+)
+
+
 def streamed(text: str) -> Reply:
     """A streamed chat completion whose text arrives in pieces of 7 characters."""
     pieces = [chunk(text[i : i + 7]) for i in range(0, len(text), 7)]
@@ -81,11 +87,7 @@ def test_a_run_without_an_answer_is_reported_once() -> None:
     assert (result.code, result.out) == (1, "")
     summary, message = lines(result.err)[-2:]
     assert re.fullmatch(r"max_steps_exceeded · 1 steps · 3 in / 30 out tokens · \d+\.\ds", summary)
-    assert re.fullmatch(
-        r"codeloop: no answer: Reached max_steps=1 without a final answer\. "
-        r"\(run [0-9a-f]{32}, kept: see codeloop runs\)",
-        message,
-    )
+    assert re.fullmatch(NO_ANSWER, message)
     assert result.err.count("Reached max_steps") == 1
 
 
@@ -349,7 +351,7 @@ def test_the_local_model_is_joined_once_and_loaded_with_progress(
     assert re.search(rf"^{load} ready in {timed}$", second.err, re.MULTILINE)
     for result in (first, second):  # the tiny model cannot do the task in one step
         assert (result.code, result.out) == (1, "")
-        assert lines(result.err)[-1] == "codeloop: no answer: Reached max_steps=1 without a final answer."
+        assert re.fullmatch(NO_ANSWER, lines(result.err)[-1])
 
 
 @pytest.mark.slow
@@ -358,7 +360,7 @@ def test_quiet_shows_no_progress(split_smollm2: tuple[SplitModel, Path], tmp_pat
     env = {"CODELOOP_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(site)}
     result = run_cli(["run", "What is 2+2?", "--max-steps", "1", "-q"], env=env, command=_as_qwen(model))
     assert (result.code, result.out) == (1, "")
-    assert result.err == "codeloop: no answer: Reached max_steps=1 without a final answer.\n"
+    assert re.fullmatch(NO_ANSWER + "\n", result.err)  # the answer's one line, nothing else
 
 
 def test_the_parts_of_a_local_model_missing_is_a_usage_error(split_smollm2: tuple[SplitModel, Path]) -> None:
