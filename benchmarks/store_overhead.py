@@ -23,12 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import glob
 import json
-import os
-import pwd
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,104 +32,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PostgresServer", "figure_rows", "main", "measure"]
+from .pg_server import PostgresServer
+
+__all__ = ["figure_rows", "main", "measure"]
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("none", "sqlite", "postgres")
 LABELS = {"none": "no store", "sqlite": "SQLite", "postgres": "PostgreSQL"}
-_PG_USER = "codeloop"
-
-
-# ---- a throwaway PostgreSQL server (the approach of tests/pg_server.py) ---------------------------
-
-
-class PostgresUnavailable(RuntimeError):
-    """The PostgreSQL server programs are missing, or the server did not start."""
-
-
-def _pg_binary(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-
-    # Debian keeps the server programs out of PATH, in /usr/lib/postgresql/<version>/bin.
-    def version(path: str) -> int:
-        name = Path(path).parent.parent.name
-        return int(name) if name.isdigit() else 0
-
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=version)
-    if not candidates:
-        raise PostgresUnavailable(f"PostgreSQL's `{name}` was not found: apt-get install postgresql.")
-    return candidates[-1]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class PostgresServer:
-    """`PostgresServer.start()`, `dsn()`, `stop()`: a cluster in a temporary folder, served on a
-    free 127.0.0.1 port, as `nobody` when run as root (PostgreSQL refuses root)."""
-
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="codeloop-bench-pg-"))
-        self.data = self.folder / "data"
-        self.port = _free_port()
-        self._as_user: list[str] = []
-        if os.geteuid() == 0:
-            nobody = pwd.getpwnam("nobody")
-            os.chown(self.folder, nobody.pw_uid, nobody.pw_gid)
-            runuser = shutil.which("runuser")
-            if runuser is None:
-                raise PostgresUnavailable("Running as root, the benchmark needs `runuser` (util-linux).")
-            self._as_user = [runuser, "-u", "nobody", "--"]
-
-    @classmethod
-    def start(cls) -> PostgresServer:
-        server = cls()
-        try:
-            server._run(_pg_binary("initdb"), "-D", str(server.data), "-U", _PG_USER, "--auth=trust",
-                        "-E", "UTF8", "--locale=C")  # fmt: skip
-            options = f"-p {server.port} -k {server.folder} -c listen_addresses=127.0.0.1"
-            server._pg_ctl("start", "-l", str(server.folder / "log"), "-t", "60", "-o", options)
-        except BaseException:
-            server.stop()
-            raise
-        return server
-
-    def _run(self, *command: str) -> None:
-        done = subprocess.run(
-            [*self._as_user, *command], cwd=self.folder, capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0:
-            log = self.folder / "log"
-            tail = log.read_text()[-2000:] if log.exists() else ""
-            raise PostgresUnavailable(
-                f"{Path(command[0]).name} failed ({done.returncode}): {done.stderr.strip()}\n{tail}"
-            )
-
-    def _pg_ctl(self, *args: str) -> None:
-        self._run(_pg_binary("pg_ctl"), "-D", str(self.data), "-w", *args)
-
-    def dsn(self, database: str = "postgres") -> str:
-        return f"postgresql://{_PG_USER}@127.0.0.1:{self.port}/{database}"
-
-    def version(self) -> str:
-        import psycopg
-
-        with psycopg.connect(self.dsn(), autocommit=True) as connection:
-            row = connection.execute("SHOW server_version").fetchone()
-        return str(row[0]) if row else "?"
-
-    def stop(self) -> None:
-        try:
-            if (self.data / "postmaster.pid").exists():
-                self._pg_ctl("stop", "-m", "fast")
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # ---- the measurement --------------------------------------------------------------------------------
@@ -208,7 +112,7 @@ async def _measure(dsn: str, sqlite_path: Path, steps: int, repeats: int) -> dic
 
 def measure(steps: int, repeats: int) -> dict[str, Any]:
     """Start PostgreSQL, measure the three variants interleaved, stop it; the JSON-able result."""
-    server = PostgresServer.start()
+    server = PostgresServer.start(durable=True)
     try:
         database = "bench"
         import psycopg
