@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
 from .._sync import iterate_sync, run_sync
-from ..events import Event, RunFinished
+from ..events import Event, EventHandler, RunFinished
 from ..memory import ActionStep, Memory, SystemPromptStep
 from ..messages import ChatMessage, ImageContent
 from ..models.base import Model
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["MultiStepAgent"]
 
 FinalAnswerCheck = Callable[..., Any]
-EventHandler = Callable[[Event], Any]
 
 
 class MultiStepAgent(AgentLoop):
@@ -225,9 +224,10 @@ class MultiStepAgent(AgentLoop):
         """The engine: run the task, yielding every event; the last one is `RunFinished`.
         Each call is its own run (`Run`): one agent can run many tasks at once."""
         run = await self._start_run(task, reset, images, additional_args, max_steps)
+        observers = self._observers()
         try:
             async for event in self._events(run, task):
-                await self._dispatch(event)
+                await self._dispatch(event, observers)
                 yield event
         finally:
             await self._end_run(run)
@@ -282,10 +282,11 @@ class MultiStepAgent(AgentLoop):
         if isinstance(resumed, RunResult):  # it had already succeeded
             yield RunFinished(agent=self.name, result=resumed)
             return
+        observers = self._observers()
         try:
             await take_answers(resumed, approvals)
             async for event in self._events(resumed, latest_task(resumed.memory)):
-                await self._dispatch(event)
+                await self._dispatch(event, observers)
                 yield event
         finally:
             await self._end_run(resumed)

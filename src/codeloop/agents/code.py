@@ -15,7 +15,7 @@ from ..errors import (
     ConfigurationError,
     FinalAnswerRejected,
 )
-from ..events import ActionOutput, CodeAction, Event, Observation
+from ..events import ActionOutput, CodeAction, CodeActionFinished, Event, Observation
 from ..executors import create_executor
 from ..executors.base import CodeOutput, ExecutionFailure, Executor, ExecutorLimits
 from ..images import describe_image
@@ -218,18 +218,20 @@ class CodeAgent(MultiStepAgent):
         step.code_action = code
         # smolagents records a code action as a call of its python_interpreter tool
         step.tool_calls = (ToolCall(f"call_{step.step_number}", "python_interpreter", code),)
-        yield CodeAction(agent=self.name, step=step.step_number, code=code)
+        session = _session_of(run)
+        yield CodeAction(agent=self.name, step=step.step_number, code=code, **_described_executor(session))
         snippet = Snippet.parse(code)
         shielded = shield(code, snippet.tree, {*self.tools, "final_answer"})
         run.guard.see_code(snippet, step.step_number)
         if self.check_invented_data:
             run.guard.tables += [(step.step_number, n) for n in snippet.data_tables(latest_task(run.memory))]
-        session = _session_of(run)
         session.begin_action(step.step_number)
         execution = self._spawn(run, session.executor.run(shielded.code))
         async for event in self._while_running(run, execution):
             yield event
         out = _located(execution.result(), session.definitions)
+        failure = None if out.error is None else out.error.describe()
+        yield CodeActionFinished(agent=self.name, step=step.step_number, error=failure)
         session.definitions.update(snippet.definitions(_ran_through(out.error)))
         session.imports.update(snippet.imports(_ran_through(out.error)))
         async for event in self._outcome(run, step, out, snippet, shielded.code, shielded.notes):
@@ -396,6 +398,13 @@ def _probe(make: Callable[[], Executor], executor_type: str | None) -> Executor:
         if executor_type != "local":
             raise
         raise ConfigurationError(f"{exc} {LOCAL_NOTE}") from exc
+
+
+def _described_executor(session: CodeSession) -> dict[str, Any]:
+    """The executor's type name and its limits, as a `CodeAction` event carries them."""
+    limits = getattr(session.executor, "limits", None)
+    shown = dataclasses.asdict(limits) if isinstance(limits, ExecutorLimits) else {}
+    return {"executor": type(session.executor).__name__, "limits": shown}
 
 
 def _session_of(run: Run) -> CodeSession:

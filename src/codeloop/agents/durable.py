@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pydantic_core
 
 from ..errors import AgentToolExecutionError, ConfigurationError, RunFailed
+from ..events import ToolCallFinished, ToolCallStarted
 from ..memory import ActionStep, FinalAnswerStep, Memory, MemoryStep
 from ..messages import ChatMessage, Role, ToolCall, Usage
 from ..result import RunState
@@ -55,7 +56,7 @@ from ..store import RunRecord, RunStore, StepRecord, StoreError, ToolCallRecord,
 from ..tools import Tool
 from ..tools.context import ToolCallContext, _current
 from .approval import ApprovalDenied, ApprovalRequired, gate, pending_of
-from .run import latest_task
+from .run import latest_task, short_repr
 
 if TYPE_CHECKING:
     from .base import MultiStepAgent
@@ -351,18 +352,35 @@ async def journaled(
     token = _current.set(context)
     try:
         await gate(run, context, name, arguments, tool)
+        _tell(run, ToolCallStarted, context, name=name, arguments=dict(arguments))
         value = await invoke()
     except ApprovalRequired:
         raise  # not made: the run waits for a human's answer
     except Exception as exc:
+        _tell(run, ToolCallFinished, context, name=name, error=f"{type(exc).__name__}: {exc}")
         if durable is not None:
             await durable.record(context, name, arguments_json, None, exc)
         raise
     finally:
         _current.reset(token)
+    _tell(run, ToolCallFinished, context, name=name, result=_clipped(value))
     if durable is not None:
         await durable.record(context, name, arguments_json, value, None)
     return value
+
+
+def _tell(
+    run: Run | None, kind: type[ToolCallStarted | ToolCallFinished], context: ToolCallContext, **fields: Any
+) -> None:
+    """Send a tool-call event into the run's stream (the loop yields it while the step runs)."""
+    if run is not None:
+        step, index = context.step_number, context.call_index
+        run.events.put_nowait(kind(agent=run.agent_name, step=step, call_index=index, **fields))
+
+
+def _clipped(value: Any, limit: int = 500) -> str:
+    text = value if isinstance(value, str) else short_repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _result_json(value: Any, error: BaseException | None) -> str:

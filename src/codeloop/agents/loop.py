@@ -15,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from ..errors import AgentError, ModelError, RunFailed
 from ..events import (
     Event,
+    EventHandler,
     FinalAnswer,
+    ModelCallFinished,
+    ModelCallStarted,
     ModelDelta,
     ModelOutput,
     PlanReady,
@@ -29,6 +32,7 @@ from ..events import (
     RunStarted,
     StepErrored,
     StepFinished,
+    run_observers,
 )
 from ..memory import (
     ActionStep,
@@ -48,7 +52,7 @@ from . import approval, durable
 from .budget import Budget, BudgetExceeded
 from .callbacks import CallbackRegistry, maybe_await
 from .guardrails import Guardrails, GuardrailTripped
-from .managed import with_event_sink
+from .managed import forwarding_events, with_event_sink
 from .output import OutputSpec
 from .run import Run, describe_failure, latest_task, task_text
 
@@ -74,7 +78,7 @@ class AgentLoop:
     output_spec: OutputSpec | None
     budget: Budget | None
     guardrails: Guardrails
-    event_handlers: list[Callable[[Event], Any]]
+    event_handlers: list[EventHandler]
     prompt_templates: PromptTemplates
     managed_agents: dict[str, MultiStepAgent]
     tools: dict[str, Tool]
@@ -204,7 +208,7 @@ class AgentLoop:
 
     async def _plan(self, run: Run) -> AsyncIterator[Event]:
         step = PlanningStep(plan="")
-        async for event in self._ask(run, self._planning_messages(run), stop=["<end_plan>"]):
+        async for event in self._ask(run, self._planning_messages(run), stop=["<end_plan>"], purpose="plan"):
             yield event
         assert run.message is not None
         step.plan, step.usage, step.timing.end_time = run.message.content, run.message.usage, time.time()
@@ -241,11 +245,14 @@ class AgentLoop:
         stop: list[str] | None = None,
         tools: list[dict[str, Any]] | None = None,
         settings: dict[str, Any] | None = None,
+        purpose: str = "action",
     ) -> AsyncIterator[Event]:
         """Query the model, yielding its deltas; the whole message lands in `run.message`.
         Any model failure becomes a `ModelError`."""
         deltas: list[MessageDelta] = []
         settings = settings or {}
+        model_id = self.model.model_id
+        yield ModelCallStarted(agent=self.name, step=run.step_number, model_id=model_id, purpose=purpose)
         try:
             if self.stream_outputs:
                 async for delta in self._stream(messages, stop, tools, settings):
@@ -259,6 +266,9 @@ class AgentLoop:
         except Exception as exc:
             raise ModelError(f"The model call failed: {type(exc).__name__}: {exc}") from exc
         run.message = self._trimmed(assemble_message(deltas))
+        yield ModelCallFinished(
+            agent=self.name, step=run.step_number, model_id=model_id, message=run.message, purpose=purpose
+        )
 
     async def _stream(
         self,
@@ -347,6 +357,7 @@ class AgentLoop:
             tool_schemas=self._tool_schemas(),
             model_settings=self._model_settings(),
             approval=approval.for_run(self.tools, self.approval_policy),
+            agent_name=self.name,
         )
 
     async def _open_executor(
@@ -361,8 +372,8 @@ class AgentLoop:
         return asyncio.ensure_future(with_event_sink(run.events, work))
 
     async def _while_running(self, run: Run, task: asyncio.Future[Any]) -> AsyncIterator[Event]:
-        """Wait for `task`, yielding the events that managed sub-agents forward meanwhile."""
-        if not self.managed_agents:  # nothing can forward events: just wait
+        """Wait for `task`, yielding the events its tool calls and managed sub-agents send meanwhile."""
+        if not self.managed_agents and not self.tools:  # nothing can send events: just wait
             await task
             return
         try:
@@ -389,9 +400,14 @@ class AgentLoop:
         """What the task says of the answer's shape, when `output_type` asks for one."""
         return None if self.output_spec is None else self.output_spec.task_note()
 
-    async def _dispatch(self, event: Event) -> None:
-        for handler in self.event_handlers:
+    async def _dispatch(self, event: Event, observers: Sequence[EventHandler] = ()) -> None:
+        for handler in (*self.event_handlers, *observers):
             await maybe_await(handler(event))
+
+    def _observers(self) -> list[EventHandler]:
+        """The run observers' handlers for a new run (a sub-agent's run has none: its events
+        reach them through its manager's run)."""
+        return [] if forwarding_events() else run_observers(self._agent)
 
     def _model_settings(self) -> dict[str, Any]:
         """Extra arguments of the action steps' model calls (none here)."""

@@ -16,7 +16,7 @@ from ..tools import Tool
 if TYPE_CHECKING:
     from .base import MultiStepAgent
 
-__all__ = ["MIN_TASK_WORDS", "ManagedAgentTool", "with_event_sink"]
+__all__ = ["MIN_TASK_WORDS", "ManagedAgentTool", "forwarding_events", "with_event_sink"]
 
 # The queue into which managed sub-agents forward their events while a step runs.
 _EVENT_SINK: ContextVar[asyncio.Queue[Event] | None] = ContextVar("codeloop_event_sink", default=None)
@@ -87,3 +87,8 @@ class ManagedAgentTool(Tool):
 async def with_event_sink(queue: asyncio.Queue[Event], work: Awaitable[T]) -> T:
     _EVENT_SINK.set(queue)  # this task's own context: visible to the sub-agents it awaits
     return await work
+
+
+def forwarding_events() -> bool:
+    """Whether this code runs inside a step whose events its manager forwards (a sub-agent's run)."""
+    return _EVENT_SINK.get() is not None

@@ -54,6 +54,8 @@ class Run:
     guard: RunGuard = field(default_factory=RunGuard)
     """The watch for a model that repeats itself; `guard.stuck` ends the run."""
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    agent_name: str = ""
+    """The name of the agent running it (on the events its tool calls send)."""
     session: CodeSession | None = None
     """A CodeAgent's executor session and what it knows of the code run in it."""
     interrupt_requested: bool = False
