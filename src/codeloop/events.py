@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .memory import MemoryStep, StepError
@@ -50,6 +50,7 @@ __all__ = [
     "ToolCallRequested",
     "ToolCallStarted",
     "add_run_observer",
+    "event_to_dict",
     "nested",
     "run_observers",
 ]
@@ -213,3 +214,39 @@ def run_observers(agent: MultiStepAgent) -> list[EventHandler]:
     if not _OBSERVERS:
         return []
     return [h for observer in list(_OBSERVERS) if (h := observer(agent)) is not None]
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The event as JSON-compatible data: `{"type": "CodeAction", "agent": ..., ...}`.
+
+    A `RunFinished` carries its result's summary (state, output, error, usage, duration, step
+    count), not the whole memory: the steps went by as their own events. A model message keeps
+    its text, reasoning, tool calls, usage and finish reason; values JSON cannot hold are
+    written as their `repr`."""
+    data: dict[str, Any] = {"type": type(event).__name__}
+    for f in fields(event):
+        data[f.name] = _jsonable(getattr(event, f.name))
+    return data
+
+
+def _jsonable(value: Any) -> Any:
+    from pydantic_core import to_jsonable_python
+
+    from .result import RunResult
+
+    if isinstance(value, RunResult):
+        return {
+            "run_id": value.run_id,
+            "state": value.state.value,
+            "output": to_jsonable_python(value.output, fallback=repr),
+            "error": value.error,
+            "usage": to_jsonable_python(value.usage),
+            "duration": value.timing.duration,
+            "steps": len(value.memory.action_steps()),
+        }
+    if isinstance(value, MemoryStep):
+        return value.dict()
+    if isinstance(value, ChatMessage):
+        keep = ("role", "content", "reasoning", "tool_calls", "usage", "finish_reason")
+        return {k: to_jsonable_python(getattr(value, k), fallback=repr) for k in keep}
+    return to_jsonable_python(value, fallback=repr)

@@ -30,6 +30,7 @@ from .mcp import add_mcp_command
 from .models import LOCAL_MODELS, build_model, prepare_model
 from .resume import add_resume_command
 from .runs import add_runs_command
+from .ui import add_ui_command
 
 if TYPE_CHECKING:
     from ..agents import MultiStepAgent
@@ -109,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     add_runs_command(commands)
     add_resume_command(commands)
     add_approve_command(commands)
+    add_ui_command(commands)
     return parser
 
 
