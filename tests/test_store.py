@@ -354,11 +354,17 @@ async def test_a_version_1_database_is_read(backend: Backend) -> None:
         "INSERT INTO schema_version (version, applied_at) VALUES (1, 0)",
         "INSERT INTO runs (run_id, agent_name, task, state, created_at, updated_at)"
         " VALUES ('old', 'shop', 'Price?', 'success', 5, 6)",
+        "INSERT INTO tool_calls (run_id, step_number, call_index, tool_name, arguments_json, is_error,"
+        " recorded_at) VALUES ('old', 1, 0, 'price', '{}', FALSE, 7)",
     )
     async with backend.store() as store:
         stored = await store.get_run("old")
         assert (stored.state, stored.usage, stored.metadata, stored.pending) == ("success", Usage(), {}, [])
         assert await store.schema_version() == _schema.LATEST_VERSION
+        [old_call] = await store.tool_calls("old")
+        assert (old_call.recorded_at, old_call.started_at) == (7, None)  # version 2 added started_at
+        new_call = dataclasses.replace(call("old", step_number=2), started_at=6.5)
+        assert await store.record_tool_call(new_call) == new_call
 
 
 async def test_a_database_from_a_newer_codeloop_is_refused(backend: Backend) -> None:

@@ -188,6 +188,9 @@ class ActionStep(MemoryStep):
     is_final_answer: bool = False
     usage: Usage | None = None
     timing: Timing = field(default_factory=Timing)
+    model_timing: Timing | None = None
+    """When the step's model call began and ended (None: no call, e.g. a resumed run's stored
+    reply); the rest of `timing` is the action."""
 
     @property
     def token_usage(self) -> Usage | None:

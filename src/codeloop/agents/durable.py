@@ -39,6 +39,7 @@ import dataclasses
 import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -232,6 +233,7 @@ class DurableRun:
         arguments_json: str,
         value: Any,
         error: BaseException | None,
+        started_at: float | None = None,
     ) -> None:
         record = ToolCallRecord(
             run_id=self.run_id,
@@ -241,6 +243,7 @@ class DurableRun:
             arguments_json=arguments_json,
             result_json=_result_json(value, error),
             is_error=error is not None,
+            started_at=started_at,
         )
         await self.write("journal a tool call", self.store.record_tool_call(record))
 
@@ -349,23 +352,25 @@ async def journaled(
         found = await durable.lookup(context.step_number, context.call_index, name, arguments_json)
         if found is not None:
             return _replayed(found)
-    token = _current.set(context)
+    token, started, called = _current.set(context), time.time(), False
     try:
         await gate(run, context, name, arguments, tool)
         _tell(run, ToolCallStarted, context, name=name, arguments=dict(arguments))
+        called = True
         value = await invoke()
     except ApprovalRequired:
         raise  # not made: the run waits for a human's answer
     except Exception as exc:
-        _tell(run, ToolCallFinished, context, name=name, error=f"{type(exc).__name__}: {exc}")
+        if called:  # (a denied call was never made)
+            _tell(run, ToolCallFinished, context, name=name, error=f"{type(exc).__name__}: {exc}")
         if durable is not None:
-            await durable.record(context, name, arguments_json, None, exc)
+            await durable.record(context, name, arguments_json, None, exc, started)
         raise
     finally:
         _current.reset(token)
     _tell(run, ToolCallFinished, context, name=name, result=_clipped(value))
     if durable is not None:
-        await durable.record(context, name, arguments_json, value, None)
+        await durable.record(context, name, arguments_json, value, None, started)
     return value
 
 

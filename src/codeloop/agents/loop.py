@@ -42,6 +42,7 @@ from ..memory import (
     StepError,
     SystemPromptStep,
     TaskStep,
+    Timing,
 )
 from ..messages import ChatMessage, ImageContent, MessageDelta, Role
 from ..models.base import Model, assemble_message, message_to_delta
@@ -182,8 +183,10 @@ class AgentLoop:
         if run.message is None:
             messages = run.memory.to_messages(run.system_prompt)
             stop, tools, settings = self.stop_sequences, run.tool_schemas, run.model_settings
+            step.model_timing = Timing()
             async for event in self._ask(run, messages, stop=stop, tools=tools, settings=settings):
                 yield event
+            step.model_timing.end_time = time.time()
         message = run.message
         assert message is not None
         step.model_output, step.reasoning, step.usage = message.content, message.reasoning, message.usage

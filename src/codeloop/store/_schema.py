@@ -61,7 +61,10 @@ _V1 = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+_V2 = ("ALTER TABLE tool_calls ADD COLUMN started_at {real}",)
+"""When each journaled tool call began (its duration for the web UI's timeline)."""
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 LATEST_VERSION = len(MIGRATIONS)
 
 _TYPES: dict[Dialect, dict[str, str]] = {

@@ -47,7 +47,8 @@ _RUN_COLUMNS = (
 )
 _STEP_COLUMNS = "run_id, step_number, kind, data_json, created_at"
 _CALL_COLUMNS = (
-    "run_id, step_number, call_index, tool_name, arguments_json, result_json, is_error, recorded_at"
+    "run_id, step_number, call_index, tool_name, arguments_json, result_json, is_error, recorded_at,"
+    " started_at"
 )
 
 
@@ -306,10 +307,10 @@ class SQLRunStore(ABC):
     async def record_tool_call(self, record: ToolCallRecord) -> ToolCallRecord:
         values = (
             record.run_id, record.step_number, record.call_index, record.tool_name,
-            record.arguments_json, record.result_json, record.is_error, record.recorded_at,
+            record.arguments_json, record.result_json, record.is_error, record.recorded_at, record.started_at,
         )  # fmt: skip
         sql = (
-            f"INSERT INTO tool_calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            f"INSERT INTO tool_calls ({_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (run_id, step_number, call_index) DO NOTHING"
         )
         async with self._tx() as tx:
@@ -408,4 +409,5 @@ def _call_record(row: Row) -> ToolCallRecord:
     return ToolCallRecord(
         run_id=row[0], step_number=row[1], call_index=row[2], tool_name=row[3],
         arguments_json=row[4], result_json=row[5], is_error=bool(row[6]), recorded_at=row[7],
+        started_at=row[8],
     )  # fmt: skip

@@ -163,6 +163,9 @@ class ToolCallRecord:
     result_json: str | None = None
     is_error: bool = False
     recorded_at: float = field(default_factory=time.time)
+    """When the call ended (and was journaled)."""
+    started_at: float | None = None
+    """When the call began (None in journals written before schema version 2)."""
 
 
 def step_to_json(step: MemoryStep) -> str:
