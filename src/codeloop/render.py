@@ -3,19 +3,24 @@
 `verbosity_level=1` shows each step's code or tool calls, observations, errors and the answer;
 `verbosity_level=2` also streams the model's text as it is generated. Each failure is shown once:
 a tool's error result (an `Observation` with `is_error`) is shown by the step error that follows
-it.
+it. A run ends with its summary line: state, steps, tokens, cost and time, e.g.
+`success · 2 steps · 1200 in / 80 out tokens · $0.0002 · 3.1s`. The cost is shown when the
+model's price is known and not zero (`codeloop.agents.budget` prices, by model id); a local
+model, or one without a price, shows no cost rather than a made-up one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import singledispatchmethod
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .events import (
     ActionOutput,
     CodeAction,
     Event,
     FinalAnswer,
+    ModelCallStarted,
     ModelDelta,
     ModelOutput,
     Observation,
@@ -26,7 +31,11 @@ from .events import (
     ToolCallRequested,
 )
 
-__all__ = ["ConsoleRenderer"]
+if TYPE_CHECKING:
+    from .agents.budget import Price
+    from .result import RunResult
+
+__all__ = ["ConsoleRenderer", "run_cost", "run_summary"]
 
 _MAX_OBSERVATION = 1500
 
@@ -37,18 +46,27 @@ class ConsoleRenderer:
 
     `run_error=False` leaves out the error under a failed top-level run's summary line, for a
     caller that reports it itself (the `codeloop` command prints it once, after the view).
+    `prices` (model-id glob -> `Price`, default `DEFAULT_PRICES`) price the summary's cost.
     """
 
     def __init__(
-        self, verbosity_level: int = 1, file: IO[str] | None = None, *, run_error: bool = True
+        self,
+        verbosity_level: int = 1,
+        file: IO[str] | None = None,
+        *,
+        run_error: bool = True,
+        prices: Mapping[str, Price] | None = None,
     ) -> None:
         from rich.console import Console
 
         self.verbosity_level = verbosity_level
         self.run_error = run_error
+        self.prices = prices
         self.console = Console(file=file, highlight=False, soft_wrap=True)
         self._streaming = False
         self._step_shown: set[tuple[str, int]] = set()
+        self._model_ids: dict[tuple[str, int], str] = {}
+        """The model each running agent (name, depth) calls: the price of its summary."""
 
     def __call__(self, event: Event) -> None:
         self._step_header(event)
@@ -73,7 +91,16 @@ class ConsoleRenderer:
 
     @render.register
     def _(self, event: RunStarted) -> None:
-        self.console.rule(f"[bold]{event.agent}[/]: {_clip(event.task, 200)}", style="cyan")
+        from rich.padding import Padding
+        from rich.rule import Rule
+
+        self._model_ids.pop((event.agent, event.depth), None)
+        rule = Rule(f"[bold]{_escape(event.agent)}[/]: {_escape(_clip(event.task, 200))}", style="cyan")
+        self.console.print(Padding(rule, (0, 0, 0, 2 * event.depth)))  # a sub-agent's: indented
+
+    @render.register
+    def _(self, event: ModelCallStarted) -> None:
+        self._model_ids[(event.agent, event.depth)] = event.model_id
 
     @render.register
     def _(self, event: ModelDelta) -> None:
@@ -124,14 +151,12 @@ class ConsoleRenderer:
     @render.register
     def _(self, event: RunFinished) -> None:
         r = event.result
-        duration = f"{r.timing.duration:.1f}s" if r.timing.duration is not None else "?"
+        model_id = self._model_ids.pop((event.agent, event.depth), None)
+        cost = run_cost(r, model_id, self.prices) if model_id is not None else None
+        summary = run_summary(r, cost)
         style = "green" if r.succeeded else "red"
-        summary = (
-            f"· {len(r.memory.action_steps())} steps · "
-            f"{r.usage.input_tokens} in / {r.usage.output_tokens} out tokens · {duration}"
-        )
         show_error = r.error and (self.run_error or event.depth > 0)
-        self._line(event, r.state.value, style, summary + (f"\n{r.error}" if show_error else ""))
+        self._line(event, r.state.value, style, "· " + summary + (f"\n{r.error}" if show_error else ""))
 
     def _panel(self, event: Event, body: Any, title: str, color: str) -> None:
         from rich.padding import Padding
@@ -143,6 +168,37 @@ class ConsoleRenderer:
     def _line(self, event: Event, label: str, style: str, text: str) -> None:
         """Print `label` styled, then `text` verbatim (never interpreted as markup)."""
         self.console.print(f"{self._indent(event)}[{style}]{_escape(label)}[/] {_escape(text)}")
+
+
+def run_cost(result: RunResult, model_id: str, prices: Mapping[str, Price] | None = None) -> float | None:
+    """What the run's tokens cost in US dollars with `model_id`'s price in `prices` (default
+    `DEFAULT_PRICES`); None when the model has no price there."""
+    from .agents.budget import DEFAULT_PRICES, price_for
+
+    price = price_for(model_id, DEFAULT_PRICES if prices is None else prices)
+    if price is None:
+        return None
+    usage = result.usage
+    return (usage.input_tokens * price.input + usage.output_tokens * price.output) / 1e6
+
+
+def run_summary(result: RunResult, cost: float | None = None) -> str:
+    """`2 steps · 1200 in / 80 out tokens · $0.0002 · 3.1s`: the cost only when there is one to
+    tell (None: unknown; 0: a free model, nothing to tell)."""
+    duration = f"{result.timing.duration:.1f}s" if result.timing.duration is not None else "?"
+    parts = [
+        f"{len(result.memory.action_steps())} steps",
+        f"{result.usage.input_tokens} in / {result.usage.output_tokens} out tokens",
+    ]
+    if cost:
+        parts.append(_dollars(cost))
+    return " · ".join([*parts, duration])
+
+
+def _dollars(cost: float) -> str:
+    if cost < 0.0001:
+        return "<$0.0001"
+    return f"${cost:.4f}" if cost < 1 else f"${cost:.2f}"
 
 
 def _thought(text: str) -> str:
