@@ -3,6 +3,9 @@
     codeloop run "What is the 20th Fibonacci number?"
 
 runs a CodeAgent with a live view of its steps on stderr and prints the answer on stdout.
+`--json` prints the run's events instead, one JSON object per line (see `codeloop.cli.jsonl`),
+with no live view: stdout is pure JSON Lines for another program, its last line the
+`RunFinished` that carries the answer (`output`) or the failure (`state`, `error`).
 `--model` picks the model (the rule is in `codeloop.cli.models`): the packaged local
 Qwen2.5-Coder-1.5B by default, or any model on an OpenAI-compatible API.
 
@@ -104,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--imports", default="", help="comma-separated extra modules the code may import")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the answer (and errors)")
     run.add_argument("--stream-text", action="store_true", help="also stream the model's text as it comes")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print the run's events on stdout, one JSON object per line (no live view; the answer "
+        "is in the last line, RunFinished); with --stream-text the model's text pieces too",
+    )
     run.add_argument("--store", help="keep the run in this store (default: the user's; see `codeloop runs`)")
     run.add_argument("--no-store", action="store_true", help="keep no record of the run")
     add_mcp_command(commands)
@@ -120,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     task = args.task.strip()
     if not task:
         raise CommandFailed(EMPTY_TASK, EXIT_USAGE)
-    display = Display(sys.stderr, quiet=args.quiet)
+    display = Display(sys.stderr, quiet=args.quiet or args.json)
     model = _configured(lambda: build_model(args.model, args.api_base, args.api_key, display=display))
     try:
         agent = _configured(lambda: _build_agent(args, model))
@@ -128,7 +137,8 @@ def _run(args: argparse.Namespace) -> int:
         answer = asyncio.run(_answer(agent, task))  # Ctrl-C cancels it, then raises KeyboardInterrupt
     finally:
         _close(model)
-    print(answer)
+    if not args.json:  # its RunFinished line carries the answer
+        print(answer)
     return 0
 
 
@@ -149,23 +159,39 @@ def _load(model: Model, display: Display) -> None:
 
 def _build_agent(args: argparse.Namespace, model: Model) -> MultiStepAgent:
     from ..agents import CodeAgent, ToolCallingAgent
-    from ..render import ConsoleRenderer
+    from .jsonl import JsonLines
 
-    verbosity = 2 if args.stream_text else 1
-    handlers = [] if args.quiet else [ConsoleRenderer(verbosity, file=sys.stderr, run_error=False)]
+    handlers = _event_handlers(args)
     store = None if args.no_store else (args.store or True)
+    agent: MultiStepAgent
     if args.agent == "tool-calling":
-        return ToolCallingAgent([], model, max_steps=args.max_steps, event_handlers=handlers, store=store)
-    imports = [m.strip() for m in args.imports.split(",") if m.strip()]
-    return CodeAgent(
-        [],
-        model,
-        max_steps=args.max_steps,
-        executor=args.executor,
-        additional_authorized_imports=imports,
-        event_handlers=handlers,
-        store=store,
-    )
+        agent = ToolCallingAgent([], model, max_steps=args.max_steps, event_handlers=handlers, store=store)
+    else:
+        agent = CodeAgent(
+            [],
+            model,
+            max_steps=args.max_steps,
+            executor=args.executor,
+            additional_authorized_imports=[m.strip() for m in args.imports.split(",") if m.strip()],
+            event_handlers=handlers,
+            store=store,
+        )
+    for handler in handlers:
+        if isinstance(handler, JsonLines):  # nobody reads the events any more: stop the run
+            handler.on_closed = lambda: agent.cancel(reason="the reader of the JSON output went away")
+    return agent
+
+
+def _event_handlers(args: argparse.Namespace) -> list[Any]:
+    """The JSON lines on stdout (--json), the live view on stderr, or nothing (--quiet)."""
+    from ..render import ConsoleRenderer
+    from .jsonl import JsonLines
+
+    if args.json:
+        return [JsonLines(deltas=args.stream_text)]
+    if args.quiet:
+        return []
+    return [ConsoleRenderer(2 if args.stream_text else 1, file=sys.stderr, run_error=False)]
 
 
 async def _answer(agent: MultiStepAgent, task: str) -> Any:
