@@ -89,6 +89,7 @@ _EXPORTS: dict[str, str] = {
     "create_executor": "executors",
     # events and rendering
     "ConsoleRenderer": "render",
+    "GradioUI": "gradio_ui",  # imports Gradio only when it is built
     "events": "events",
     # errors
     "AgentError": "errors",
@@ -140,6 +141,7 @@ __all__ = [
     "FinalAnswerRejected",
     "FinalAnswerStep",
     "FinalAnswerTool",
+    "GradioUI",
     "GuardAction",
     "GuardRejected",
     "GuardResult",
@@ -270,6 +272,7 @@ if TYPE_CHECKING:
     from .executors.jail import JailExecutor
     from .executors.local import LocalExecutor
     from .executors.monty import MontyExecutor
+    from .gradio_ui import GradioUI
     from .images import as_image
     from .mcp import MCPClient, ToolCollection
     from .memory import (

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .agents.budget import Price
     from .result import RunResult
 
-__all__ = ["ConsoleRenderer", "run_cost", "run_summary"]
+__all__ = ["ConsoleRenderer", "reply_thought", "run_cost", "run_summary"]
 
 _MAX_OBSERVATION = 1500
 
@@ -113,7 +113,7 @@ class ConsoleRenderer:
         if self._streaming:
             self.console.print()
             self._streaming = False
-        elif thought := _thought(event.message.content):
+        elif thought := reply_thought(event.message.content):
             self._line(event, "", "dim", _clip(thought, 600))
 
     @render.register
@@ -201,7 +201,7 @@ def _dollars(cost: float) -> str:
     return f"${cost:.4f}" if cost < 1 else f"${cost:.2f}"
 
 
-def _thought(text: str) -> str:
+def reply_thought(text: str) -> str:
     """The prose before the first code fence or tag of a reply."""
     cut = min((i for marker in ("```", "<code>") if (i := text.find(marker)) != -1), default=len(text))
     return text[:cut].strip()
