@@ -74,13 +74,16 @@ def test_a_message_runs_the_agent_and_the_chat_streams_its_steps(forty_two: tupl
     ]
     (observation,) = titled(reply, "📝 Observation")
     assert observation["content"] == "```\n42\n```"
-    # each step's code and observation sit in its box, which is done once the step is
+    # each step's code and observation sit in its box, whose spinner stops when the step is done
     assert [c["metadata"]["parent_id"] for c in codes] == [
         step_1[0]["metadata"]["id"],
         step_2[0]["metadata"]["id"],
     ]
     assert observation["metadata"]["parent_id"] == step_1[0]["metadata"]["id"]
-    assert {m["metadata"]["status"] for m in step_1 + step_2} == {"done"}
+    assert [m["metadata"].get("status") for m in step_1 + step_2] == [None, None]
+    assert any(
+        box["metadata"].get("status") == "pending" for shown in streamed for box in titled(shown, "Step 1")
+    )
     answer, summary = reply[-2:]
     assert answer["content"] == "**Final answer:** 42"
     assert summary["content"].startswith("*success · 2 steps · ") and summary["content"].endswith("s*")
@@ -140,9 +143,7 @@ def test_a_sub_agents_run_is_a_box_inside_the_step_that_called_it() -> None:
     (box,) = titled(reply, "🤖 researcher")
     assert box["content"] == "What is the capital of France?"
     assert ids[box["metadata"]["parent_id"]]["metadata"]["title"] == "Step 1"  # the manager's step
-    assert box["metadata"]["status"] == "done" and box["metadata"]["log"].startswith(
-        "success · 1 steps · 10 in"
-    )
+    assert "status" not in box["metadata"] and box["metadata"]["log"].startswith("success · 1 steps · 10 in")
     sub_code = [c for c in titled(reply, "🛠️ Code") if "final_answer('Paris')" in c["content"]]
     sub_step = ids[sub_code[0]["metadata"]["parent_id"]]
     assert sub_step["metadata"]["parent_id"] == box["metadata"]["id"]  # its steps inside its box
@@ -152,6 +153,27 @@ def test_a_sub_agents_run_is_a_box_inside_the_step_that_called_it() -> None:
         and sub_answer["metadata"]["parent_id"] == box["metadata"]["id"]
     )
     assert reply[-2]["content"] == "**Final answer:** Paris"
+
+
+def test_a_sub_agent_called_twice_has_a_box_for_each_run() -> None:
+    answers = ["```python\nfinal_answer('Paris')\n```", "```python\nfinal_answer('Rome')\n```"]
+    sub = CodeAgent([], ScriptedModel(answers), name="researcher", description="Finds facts.")
+    manager_reply = (
+        "```python\na = researcher(task='What is the capital of France?')\n"
+        "b = researcher(task='What is the capital of Italy?')\nfinal_answer(a + ' and ' + b)\n```"
+    )
+    manager = CodeAgent([], ScriptedModel([manager_reply]), managed_agents=[sub], name="boss")
+    reply = list(GradioUI(manager).interact_with_agent("Two capitals?", []))[-1]
+
+    ids = by_id(reply)
+    boxes = titled(reply, "🤖 researcher")
+    assert [b["content"] for b in boxes] == [
+        "What is the capital of France?",
+        "What is the capital of Italy?",
+    ]
+    sub_steps = [m for m in titled(reply, "Step 1") if m["metadata"].get("parent_id")]
+    assert [ids[s["metadata"]["parent_id"]]["content"] for s in sub_steps] == [b["content"] for b in boxes]
+    assert reply[-2]["content"] == "**Final answer:** Paris and Rome"
 
 
 def test_an_uploaded_file_is_kept_in_the_folder_and_named_to_the_agent(tmp_path: Path) -> None:

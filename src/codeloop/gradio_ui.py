@@ -187,6 +187,8 @@ class _ChatView:
 
     @_add.register
     def _(self, event: RunStarted) -> bool:
+        for key in [k for k in self._steps if k[:2] == (event.agent, event.depth)]:
+            del self._steps[key]  # a sub-agent called again: its steps go in its new box
         if event.depth == 0:
             return False
         title = f"🤖 {event.agent}"
@@ -256,7 +258,7 @@ class _ChatView:
         box = self._steps.get((event.agent, event.depth, event.step))
         if box is None:
             return False
-        box["metadata"]["status"] = "done"
+        _finished(box)
         timing = getattr(event.memory_step, "timing", None)
         if timing is not None and timing.duration is not None:
             box["metadata"]["duration"] = round(timing.duration, 2)
@@ -281,7 +283,8 @@ class _ChatView:
         if event.depth > 0:
             box = self._boxes.pop(event.depth, None)
             if box is not None:
-                box["metadata"].update(status="done", log=f"{result.state.value} · {summary}")
+                _finished(box)
+                box["metadata"]["log"] = f"{result.state.value} · {summary}"
             return box is not None
         if not result.succeeded:
             self._append(f"**No answer** ({result.state.value}): {result.error}")
@@ -292,7 +295,7 @@ class _ChatView:
         """Mark the run's step boxes done (a step cut short by the run's end had no StepFinished)."""
         for (agent, depth, _), box in self._steps.items():
             if (agent, depth) == (event.agent, event.depth):
-                box["metadata"]["status"] = "done"
+                _finished(box)
 
     def _step(self, event: Event) -> Message:
         """The box of the event's step, opened by its first event."""
@@ -308,12 +311,19 @@ class _ChatView:
     ) -> Message:
         message: Message = {"role": "assistant", "content": content, "metadata": {}}
         if title is not None:
-            message["metadata"] = {"title": title, "status": "pending" if pending else "done"}
-            message["metadata"]["id"] = f"{self._prefix}-{len(self.messages)}"
+            message["metadata"] = {"title": title, "id": f"{self._prefix}-{len(self.messages)}"}
+            if pending:
+                message["metadata"]["status"] = "pending"  # open, with a spinner
         if parent is not None:
             message["metadata"]["parent_id"] = parent["metadata"]["id"]
         self.messages.append(message)
         return message
+
+
+def _finished(box: Message) -> None:
+    """The box's work is over: no spinner. (Gradio shows a box without a status open, and
+    closes a "done" one: the steps stay in sight.)"""
+    box["metadata"].pop("status", None)
 
 
 def _fenced(text: str, language: str = "") -> str:
