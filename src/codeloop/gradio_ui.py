@@ -7,8 +7,8 @@ Each message runs the agent on it and shows the run as it goes, one subscriber o
 per step, a "Step n" box (the model's text as it streams, then its thought) holding the code or
 tool calls, the observations and the errors; a sub-agent's run in a box of its own, inside the
 step that called it; then the final answer (or why there is none) and the run's summary (steps,
-tokens, cost when the model's price is known, time). Gradio 5 and 6 work; Gradio itself is
-imported only here (`pip install "codeloop[gradio]"`), never by `import codeloop`.
+tokens, cost when the model's price is known, time). Written for Gradio 5 and 6 (tested with
+6); Gradio itself is imported only here (`pip install "codeloop[gradio]"`), never by `import codeloop`.
 
 As in smolagents, the agent remembers the conversation from one message to the next unless
 `reset_agent_memory=True` (clearing the chat makes it forget), and with `file_upload_folder`
