@@ -19,6 +19,7 @@ from codeloop import (
     ToolCallingAgent,
     Usage,
 )
+from codeloop.agents.budget import Budget
 from codeloop.render import run_cost, run_summary
 
 from helpers import add
@@ -113,6 +114,19 @@ def test_the_summary_uses_the_prices_it_is_given() -> None:
     agent = CodeAgent([], ScriptedModel(_priced_replies(), model_id="acme-large"))
     renderer = ConsoleRenderer(1, file=buffer, prices={"acme-*": Price(input=3.0, output=15.0)})
     (summary,) = _render(agent, renderer, buffer)
+    expected = SUMMARY.format(tokens="1000000 in / 100000 out", cost=r"\$4\.50 · ")
+    assert re.fullmatch(expected, summary), summary
+
+
+def test_the_view_verbosity_level_makes_prices_runs_with_the_budget_prices() -> None:
+    prices = {"acme-*": Price(input=3.0, output=15.0)}
+    model = ScriptedModel(_priced_replies(), model_id="acme-large")
+    agent = CodeAgent([], model, verbosity_level=1, budget=Budget(max_duration=600, prices=prices))
+    (renderer,) = _renderers(agent)
+    buffer = io.StringIO()
+    renderer.console.file = buffer
+    agent.run("Forty-two?")
+    (summary,) = _summary_lines(buffer.getvalue())
     expected = SUMMARY.format(tokens="1000000 in / 100000 out", cost=r"\$4\.50 · ")
     assert re.fullmatch(expected, summary), summary
 

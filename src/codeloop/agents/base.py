@@ -125,7 +125,8 @@ class MultiStepAgent(AgentLoop):
             budget.check_model(model.model_id)
         self.return_full_result = return_full_result
         self.stream_outputs = stream_outputs
-        self.event_handlers = list(event_handlers) + renderers(verbosity_level)
+        prices = None if budget is None else budget.prices
+        self.event_handlers = list(event_handlers) + renderers(verbosity_level, prices)
         self.prompt_templates = merge_prompt_templates(
             default_prompt_templates(self.prompt_name), prompt_templates
         )

@@ -3,7 +3,7 @@ agents included) and the renderer that `verbosity_level` asks for."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
@@ -14,6 +14,7 @@ from .managed import ManagedAgentTool
 
 if TYPE_CHECKING:
     from .base import MultiStepAgent
+    from .budget import Price
 
 __all__ = ["check_arguments", "checked_model", "collect_tools", "renderers"]
 
@@ -65,9 +66,12 @@ def collect_tools(
     return collected
 
 
-def renderers(verbosity_level: int) -> list[Callable[[Event], Any]]:
+def renderers(
+    verbosity_level: int, prices: Mapping[str, Price] | None = None
+) -> list[Callable[[Event], Any]]:
+    """The terminal view `verbosity_level` asks for; it prices runs with the budget's `prices`."""
     if verbosity_level <= 0:
         return []
     from ..render import ConsoleRenderer
 
-    return [ConsoleRenderer(verbosity_level=verbosity_level)]
+    return [ConsoleRenderer(verbosity_level=verbosity_level, prices=prices)]
