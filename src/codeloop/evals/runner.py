@@ -1,0 +1,191 @@
+"""Run an eval: every task of a dataset through an agent, each result scored and kept.
+
+    report = evaluate("tasks.jsonl", make_agent, scorer="numeric", output="results.jsonl")
+    print(report.summary.success_rate)
+
+`aevaluate` is the implementation; `evaluate` drives it from sync code (codeloop's shared loop).
+What happens, in order: the tasks are loaded and checked (`codeloop.evals.tasks`) and every
+scorer they name is resolved, so a mistake is found before any task runs; with `output` and
+`resume` (the default), the results already in the file are read back and their tasks skipped
+(they still count in the summary, as `skipped`); the rest run on the backend (`LocalBackend`:
+at most `concurrency` at once), each result appended to `output` the moment its task ends, with
+a progress bar on stderr; last, the `Summary`. Without `resume`, `output` is started afresh.
+
+The agent is an agent object, shared by all tasks, or a factory called once per task (see
+`codeloop.evals.trial`). A run that raises is a "crashed" result with its error, never lost.
+When the agent has a `store=`, each run is kept there like any other; `run_id` in its result
+finds it (`codeloop runs`, `agent.resume`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._sync import run_sync
+from .backends import EvalBackend, LocalBackend
+from .results import EvalResult, ResultsFile
+from .scorers import ScoreFunction, Scorer, ScorerSpecError, as_scorer
+from .summary import Summary, summarize
+from .tasks import EvalTask, ScorerField, load_tasks, tasks_from
+from .trial import AgentSource, Trial
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from ..agents.budget import Price
+    from ..models.base import Model
+
+__all__ = ["EvalReport", "TaskSource", "aevaluate", "evaluate"]
+
+TaskSource = str | Path | Iterable[EvalTask | Mapping[str, Any] | str]
+"""A JSON Lines file, or tasks built in code (see `codeloop.evals.tasks.tasks_from`)."""
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """The eval's results in the dataset's order (tasks with a result), and its `Summary`."""
+
+    results: list[EvalResult]
+    summary: Summary
+    output: Path | None
+    wall_time: float
+
+
+def evaluate(
+    tasks: TaskSource,
+    agent: AgentSource,
+    *,
+    scorer: Scorer | ScoreFunction | ScorerField = "exact",
+    judge: Model | None = None,
+    tolerance: Mapping[str, float] | None = None,
+    concurrency: int = 4,
+    output: str | Path | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    backend: EvalBackend | None = None,
+    prices: Mapping[str, Price] | None = None,
+) -> EvalReport:
+    """Run the eval from sync code; see `aevaluate`."""
+    return run_sync(
+        aevaluate(
+            tasks, agent, scorer=scorer, judge=judge, tolerance=tolerance, concurrency=concurrency,
+            output=output, resume=resume, progress=progress, backend=backend, prices=prices,
+        )
+    )  # fmt: skip
+
+
+async def aevaluate(
+    tasks: TaskSource,
+    agent: AgentSource,
+    *,
+    scorer: Scorer | ScoreFunction | ScorerField = "exact",
+    judge: Model | None = None,
+    tolerance: Mapping[str, float] | None = None,
+    concurrency: int = 4,
+    output: str | Path | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    backend: EvalBackend | None = None,
+    prices: Mapping[str, Price] | None = None,
+) -> EvalReport:
+    """Run every task of `tasks` with `agent` and score it (see the module docstring).
+
+    `scorer`: the default scorer (a name, a spec, a `Scorer` or a function); a task's own
+    `scorer` wins. `judge`: the model of the "judge" scorer. `tolerance`: the "numeric"
+    scorer's default `rel_tol` / `abs_tol`. `backend`: where tasks run (default
+    `LocalBackend(concurrency)`). `prices`: model-id glob -> `Price` for the cost."""
+    started = time.perf_counter()
+    task_list = load_tasks(tasks) if isinstance(tasks, (str, Path)) else tasks_from(tasks)
+    defaults = {"numeric": dict(tolerance)} if tolerance else {}
+    trial = Trial(
+        agent=agent,
+        scorer=as_scorer(scorer, judge=judge, defaults=defaults),
+        task_scorers=_task_scorers(task_list, judge, defaults),
+        prices=prices,
+    )
+    results_file = ResultsFile(output) if output is not None else None
+    wanted = {task.id for task in task_list}
+    previous = [r for r in (results_file.open(resume=resume) if results_file else []) if r.id in wanted]
+    done = {r.id: r for r in previous}
+    try:
+        todo = [task for task in task_list if task.id not in done]
+        run_on = backend or LocalBackend(concurrency)
+        with _ProgressBar(progress, len(task_list), previous) as advance:
+            async for result in run_on.run(todo, trial):
+                if result.id in done or result.id not in wanted:
+                    continue  # a rerun's duplicate, or a task never asked for
+                done[result.id] = result
+                if results_file is not None:
+                    results_file.write(result)
+                advance(result)
+    finally:
+        if results_file is not None:
+            results_file.close()
+    ordered = [done[task.id] for task in task_list if task.id in done]
+    summary = summarize(ordered, skipped=len(previous), missing=len(task_list) - len(ordered))
+    path = results_file.path if results_file else None
+    return EvalReport(results=ordered, summary=summary, output=path, wall_time=time.perf_counter() - started)
+
+
+def _task_scorers(
+    tasks: Sequence[EvalTask], judge: Model | None, defaults: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Scorer]:
+    """Each task's own scorer, resolved now: a bad one is an error before anything runs."""
+    found: dict[str, Scorer] = {}
+    for task in tasks:
+        if task.scorer is None:
+            continue
+        try:
+            found[task.id] = as_scorer(task.scorer, judge=judge, defaults=defaults)
+        except ScorerSpecError as exc:
+            where = f"line {task.line}" if task.line else f"task {task.id!r}"
+            raise ScorerSpecError(f"{where}: {exc}") from None
+    return found
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr (tasks done of all, how many passed); nothing when off."""
+
+    def __init__(self, shown: bool, total: int, previous: Sequence[EvalResult]) -> None:
+        self.shown = shown
+        self.total = total
+        self.completed = len(previous)
+        self.passed = sum(r.passed for r in previous)
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> Callable[[EvalResult], None]:
+        if self.shown:
+            self._bar, self._task = _start_bar(self.total, self.completed, self.passed)
+        return self.advance
+
+    def advance(self, result: EvalResult) -> None:
+        self.passed += result.passed
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, advance=1, passed=self.passed)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _start_bar(total: int, completed: int, passed: int) -> tuple[Progress, TaskID]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("eval"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("· {task.fields[passed]} passed"),
+        TimeElapsedColumn(),
+        console=Console(file=sys.stderr),
+    )
+    task = bar.add_task("eval", total=total, completed=completed, passed=passed)
+    bar.start()
+    return bar, task
