@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ..errors import ConfigurationError, RunFailed
 from .approve import add_approve_command
+from .eval import add_eval_command
 from .mcp import add_mcp_command
 from .models import LOCAL_MODELS, build_model, prepare_model
 from .resume import add_resume_command
@@ -117,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-store", action="store_true", help="keep no record of the run")
     add_mcp_command(commands)
     add_runs_command(commands)
+    add_eval_command(commands)
     add_resume_command(commands)
     add_approve_command(commands)
     add_ui_command(commands)

@@ -1,0 +1,199 @@
+"""`codeloop eval TASKS.jsonl --agent module:attr`: run an agent on every task of a dataset,
+score each output, keep the results, print a summary table (see `codeloop.evals`).
+
+    codeloop eval tasks.jsonl --agent my_agents:make_agent --scorer numeric --tolerance 1% -c 8
+
+`--agent` names an agent object, shared by every task, or a function taking no arguments that
+returns one, called once per task (the agent it built first, to check the spec, runs the first
+task). Each result is appended to `--output` (default `<TASKS stem>.results.jsonl` in the current
+directory) the moment its task ends; running the command again skips the tasks already there
+(`--no-resume` starts afresh). The progress bar is on stderr (none with `--quiet`), the summary
+table on stdout; whatever the agent prints goes to stderr.
+
+Exit status: 0 when the eval ran, whatever its success rate; 2 for a usage error (a bad task
+file or line, agent spec, scorer, tolerance or judge model, a results file that is not one);
+1 when the eval could not run (the results file cannot be written, a store fails...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import ConfigurationError
+from .agent_spec import EXIT_FAILED, EXIT_USAGE, AgentSpecError, load_agent
+
+if TYPE_CHECKING:
+    from ..agents import MultiStepAgent
+    from ..evals import AgentSource, EvalReport, EvalTask
+    from ..models.base import Model
+
+__all__ = ["add_eval_command", "eval_command"]
+
+T = TypeVar("T")
+
+
+def add_eval_command(commands: Any) -> None:
+    """Add `eval` to the `codeloop` command's subcommands (`commands`: argparse's)."""
+    ev = commands.add_parser("eval", help="run an agent on every task of a JSON Lines file and score it")
+    ev.add_argument("tasks", help='a JSON Lines file, one {"task": ..., "expected": ...} per line')
+    ev.add_argument(
+        "--agent",
+        required=True,
+        help="module:attribute naming an agent (shared by all tasks) or a function returning one "
+        "(called once per task)",
+    )
+    ev.add_argument("-c", "--concurrency", type=_positive, default=4, help="tasks run at once (default 4)")
+    ev.add_argument("--output", help="the results file (default: <TASKS stem>.results.jsonl here)")
+    ev.add_argument(
+        "--scorer",
+        default="exact",
+        help="exact, numeric, contains, judge or module:function (default exact); a task's own wins",
+    )
+    ev.add_argument(
+        "--tolerance", type=_tolerance, help="numeric: how close is equal, 0.01 (absolute) or 1%% (relative)"
+    )
+    ev.add_argument("--judge-model", help="judge: the model that judges (a name as for codeloop run --model)")
+    ev.add_argument(
+        "--judge-api-base", default=os.environ.get("OPENAI_BASE_URL"), help="judge: its OpenAI-compatible API"
+    )
+    ev.add_argument("--judge-api-key", help="judge: its API key (default: $OPENAI_API_KEY)")
+    ev.add_argument("--no-resume", action="store_true", help="run every task again; start the file afresh")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(handler=eval_command)
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    """Run `codeloop eval`; raises the command's `CommandFailed` when it cannot."""
+    from ..evals import TaskFileError, load_tasks, print_summary
+
+    tasks = _checked(lambda: load_tasks(args.tasks), TaskFileError)
+    source = _agent_source(args.agent)
+    try:
+        judge = _checked(lambda: _judge(args), ConfigurationError)
+        output = Path(args.output or f"{Path(args.tasks).stem}.results.jsonl")
+        report = _evaluate(args, tasks, source, judge, output)
+    finally:
+        _close_source(source)
+    print_summary(report.summary, sys.stdout, title=f"Eval: {args.tasks}")
+    print(f"results in {report.output}", file=sys.stderr)
+    return 0
+
+
+def _evaluate(
+    args: argparse.Namespace, tasks: list[EvalTask], source: AgentSource, judge: Model | None, output: Path
+) -> EvalReport:
+    from ..evals import aevaluate
+    from . import CommandFailed
+
+    run = aevaluate(
+        tasks, source, scorer=args.scorer, judge=judge, tolerance=args.tolerance,
+        concurrency=args.concurrency, output=output, resume=not args.no_resume, progress=not args.quiet,
+    )  # fmt: skip
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is the summary's
+            return asyncio.run(run)
+    except ConfigurationError as exc:  # a scorer that cannot be used, a results file that is not one
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
+    except Exception as exc:
+        raise CommandFailed(f"the eval could not run: {type(exc).__name__}: {exc}", EXIT_FAILED) from None
+    finally:
+        _close(judge)
+
+
+def _checked(build: Callable[[], T], usage: type[Exception]) -> T:
+    """`build()`, its `usage` errors turned into the command's usage error."""
+    from . import CommandFailed
+
+    try:
+        return build()
+    except usage as exc:
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
+
+
+class _Factory:
+    """The spec's agent function, called once per task; the agent it built when the spec was
+    checked runs the first task."""
+
+    def __init__(self, function: Callable[[], MultiStepAgent], first: MultiStepAgent) -> None:
+        self.function = function
+        self.first: MultiStepAgent | None = first
+
+    def __call__(self) -> MultiStepAgent:
+        if self.first is not None:
+            agent, self.first = self.first, None
+            return agent
+        return self.function()
+
+
+def _agent_source(spec: str) -> AgentSource:
+    """The spec's agent (shared) or a `_Factory` of its function (see the module docstring)."""
+    from . import CommandFailed
+
+    try:
+        agent = load_agent(spec)
+    except AgentSpecError as failure:
+        raise CommandFailed(str(failure), failure.code) from None
+    module_name, _, attr = spec.partition(":")
+    named = getattr(sys.modules[module_name], attr)
+    return agent if named is agent else _Factory(named, agent)
+
+
+def _close_source(source: AgentSource) -> None:
+    """Close the shared agent, or the factory's checked agent if no task took it."""
+    from ..agents import MultiStepAgent
+
+    agent = source.first if isinstance(source, _Factory) else source
+    if isinstance(agent, MultiStepAgent):
+        with contextlib.redirect_stdout(sys.stderr):
+            agent.close()
+
+
+def _judge(args: argparse.Namespace) -> Model | None:
+    """The judge model (`--judge-model`), started now if local; None when no judge is needed."""
+    from ..models.retry import with_retries
+    from .models import build_model, prepare_model
+    from .progress import Display
+
+    if not args.judge_model:
+        if args.scorer == "judge":
+            raise ConfigurationError("--scorer judge needs --judge-model MODEL (a name as for codeloop run)")
+        return None
+    display = Display(sys.stderr, quiet=args.quiet)
+    model = build_model(args.judge_model, args.judge_api_base, args.judge_api_key, display=display)
+    prepare_model(model, display)
+    return with_retries(model)
+
+
+def _close(model: Model | None) -> None:
+    close = getattr(model, "close", None)
+    if callable(close):
+        close()
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def _tolerance(text: str) -> dict[str, float]:
+    """ "0.01" -> an absolute tolerance; "1%" -> a relative one (0.01)."""
+    relative = text.strip().endswith("%")
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a tolerance like 0.01 (absolute) or 1% (relative)")
+    return {"rel_tol": value / 100, "abs_tol": 0.0} if relative else {"abs_tol": value, "rel_tol": 0.0}
