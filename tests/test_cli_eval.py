@@ -134,3 +134,16 @@ def test_an_eval_that_cannot_write_its_results_exits_1(tmp_path: Path) -> None:
     failed = codeloop(DATASET, "--agent", "eval_agents:make_calculator", "--output", str(tmp_path))
     assert failed.code == 1, failed.err
     assert failed.err.startswith("codeloop: the eval could not run: IsADirectoryError") and failed.out == ""
+
+
+def test_the_results_file_defaults_to_the_task_files_name_in_the_current_directory(tmp_path: Path) -> None:
+    dataset = str(TESTS / DATASET)
+    done = run_cli(
+        ["eval", dataset, "--agent", "eval_agents:make_calculator", "-q"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(TESTS)},  # eval_agents, from another directory
+        timeout=120,
+    )
+    assert done.code == 0, done.err
+    assert "results in arithmetic.results.jsonl" in done.err
+    assert sorted(results(tmp_path / "arithmetic.results.jsonl")) == ["6", "div", "mul", "pow", "trick"]

@@ -424,7 +424,7 @@ def test_a_tasks_own_scorer_and_the_evals_tolerance_apply() -> None:
     assert [r.passed for r in strict.results] == [False, True, True]
 
 
-def test_a_bad_task_scorer_is_an_error_before_any_task_runs() -> None:
+def test_a_bad_task_scorer_is_an_error_before_any_task_runs(tmp_path: Path) -> None:
     built: list[int] = []
 
     def factory() -> CodeAgent:
@@ -432,11 +432,12 @@ def test_a_bad_task_scorer_is_an_error_before_any_task_runs() -> None:
         return make_calculator()
 
     tasks = parse_tasks(['{"task": "What is 1 + 1?"}', '{"task": "What is 2 + 2?", "scorer": "fuzzy"}'])
+    out = tmp_path / "results.jsonl"
     with pytest.raises(ScorerSpecError, match="line 2: unknown scorer 'fuzzy'"):
-        evaluate(tasks, factory, progress=False)
-    assert built == []
+        evaluate(tasks, factory, output=out, progress=False)
     with pytest.raises(ConfigurationError, match="concurrency must be at least 1"):
-        evaluate(tasks[:1], factory, concurrency=0, progress=False)
+        evaluate(tasks[:1], factory, concurrency=0, output=out, progress=False)
+    assert built == [] and not out.exists()
 
 
 def test_the_judge_scorer_in_an_eval() -> None:
@@ -504,3 +505,70 @@ def test_the_runner_keeps_each_task_once_whatever_the_backend_delivers(tmp_path:
     resumed = evaluate(tasks, counting_calculator(ran), output=out, progress=False)
     assert ran == ["What is 4 + 4?"] and resumed.summary.missing == 0
     assert sorted(line["id"] for line in lines_of(out)) == ["1", "2", "3", "4"]
+
+
+def test_readme_evals_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    # --- README: evals and batch runs ---
+    from codeloop import CodeAgent, ScriptedModel
+    from codeloop.evals import evaluate, print_summary
+
+    def make_agent() -> CodeAgent:  # called once per task: nothing carries over between tasks
+        # a real eval gives a real model, e.g. OpenAIModel("gpt-4o-mini"); this one answers 42
+        return CodeAgent([], ScriptedModel(["```python\nfinal_answer(6 * 7)\n```"]), max_steps=3)
+
+    with open("tasks.jsonl", "w") as file:
+        file.write('{"id": "mul", "task": "What is 6 * 7?", "expected": 42, "tags": ["arithmetic"]}\n')
+        file.write('{"id": "pow", "task": "What is 2 ** 10?", "expected": 1024, "tags": ["powers"]}\n')
+
+    report = evaluate("tasks.jsonl", make_agent, scorer="numeric", concurrency=8, output="results.jsonl")
+    print_summary(report.summary)
+    print(report.summary.passed, "of", report.summary.total)  # 1 of 2
+    print(report.results[1].reason)  # 42 is not 1024
+    # --- end ---
+    assert (report.summary.passed, report.summary.total) == (1, 2)
+    assert report.results[1].reason == "42 is not 1024"
+    again = evaluate("tasks.jsonl", make_agent, scorer="numeric", output="results.jsonl", progress=False)
+    assert (again.summary.skipped, again.summary.passed) == (2, 1)
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 2
+
+
+async def test_an_eval_stopped_midway_keeps_what_finished_and_resume_runs_the_rest(tmp_path: Path) -> None:
+    out = tmp_path / "results.jsonl"
+    stuck = asyncio.Event()
+
+    async def wait_forever() -> str:
+        """Wait for something that never comes."""
+        stuck.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    def make_agent() -> ToolCallingAgent:
+        def reply(messages: Sequence[ChatMessage]) -> list[Any]:
+            if "hang" in task_of(messages):
+                return [ScriptedModel.call("wait_forever")]
+            return [ScriptedModel.call("final_answer", answer="done")]
+
+        return ToolCallingAgent([tool(wait_forever)], ScriptedModel([reply]), name="worker")
+
+    tasks = [{"id": f"t{n}", "task": f"Task {n}", "expected": "done"} for n in range(1, 6)]
+    tasks[2]["task"] = "Task 3: hang"
+    running = asyncio.ensure_future(aevaluate(tasks, make_agent, concurrency=1, output=out, progress=False))
+    await stuck.wait()  # t1 and t2 ended; t3 hangs in its tool
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    kept = [line["id"] for line in lines_of(out)]
+    assert kept[:1] == ["t1"] and "t3" not in kept and set(kept) <= {"t1", "t2"}
+
+    tasks[2]["task"] = "Task 3"
+    ran: list[str] = []
+
+    def recording_agent() -> ToolCallingAgent:
+        ran.append("run")
+        return make_agent()
+
+    report = await aevaluate(tasks, recording_agent, output=out, progress=False)
+    assert len(ran) == 5 - len(kept)
+    assert sorted(line["id"] for line in lines_of(out)) == ["t1", "t2", "t3", "t4", "t5"]
+    assert report.summary.passed == 5 and report.summary.skipped == len(kept)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,28 +108,42 @@ async def aevaluate(
         task_scorers=_task_scorers(task_list, judge, defaults),
         prices=prices,
     )
+    run_on = backend or LocalBackend(concurrency)
     results_file = ResultsFile(output) if output is not None else None
-    wanted = {task.id for task in task_list}
-    previous = [r for r in (results_file.open(resume=resume) if results_file else []) if r.id in wanted]
-    done = {r.id: r for r in previous}
-    try:
-        todo = [task for task in task_list if task.id not in done]
-        run_on = backend or LocalBackend(concurrency)
-        with _ProgressBar(progress, len(task_list), previous) as advance:
-            async for result in run_on.run(todo, trial):
-                if result.id in done or result.id not in wanted:
-                    continue  # a rerun's duplicate, or a task never asked for
-                done[result.id] = result
-                if results_file is not None:
-                    results_file.write(result)
-                advance(result)
+    try:  # every check is behind us: now the results file is opened (or started afresh)
+        previous = results_file.open(resume=resume) if results_file else []
+        with _ProgressBar(progress, task_list, previous) as bar:
+            done = await _collect(run_on, task_list, trial, previous, results_file, bar)
     finally:
         if results_file is not None:
             results_file.close()
     ordered = [done[task.id] for task in task_list if task.id in done]
-    summary = summarize(ordered, skipped=len(previous), missing=len(task_list) - len(ordered))
+    skipped = len({r.id for r in previous} & done.keys())
+    summary = summarize(ordered, skipped=skipped, missing=len(task_list) - len(ordered))
     path = results_file.path if results_file else None
     return EvalReport(results=ordered, summary=summary, output=path, wall_time=time.perf_counter() - started)
+
+
+async def _collect(
+    backend: EvalBackend,
+    tasks: Sequence[EvalTask],
+    trial: Trial,
+    previous: Sequence[EvalResult],
+    results_file: ResultsFile | None,
+    bar: _ProgressBar,
+) -> dict[str, EvalResult]:
+    """Run the tasks without a result yet; keep (and write) each new result once, by id."""
+    wanted = {task.id for task in tasks}
+    done = {r.id: r for r in previous if r.id in wanted}
+    todo = [task for task in tasks if task.id not in done]
+    async for result in backend.run(todo, trial):
+        if result.id in done or result.id not in wanted:
+            continue  # a rerun's duplicate, or a task never asked for
+        done[result.id] = result
+        if results_file is not None:
+            results_file.write(result)
+        bar.advance(result)
+    return done
 
 
 def _task_scorers(
@@ -151,18 +165,20 @@ def _task_scorers(
 class _ProgressBar:
     """A rich progress bar on stderr (tasks done of all, how many passed); nothing when off."""
 
-    def __init__(self, shown: bool, total: int, previous: Sequence[EvalResult]) -> None:
+    def __init__(self, shown: bool, tasks: Sequence[EvalTask], previous: Sequence[EvalResult]) -> None:
+        wanted = {task.id for task in tasks}
+        kept = [r for r in previous if r.id in wanted]
         self.shown = shown
-        self.total = total
-        self.completed = len(previous)
-        self.passed = sum(r.passed for r in previous)
+        self.total = len(tasks)
+        self.completed = len(kept)
+        self.passed = sum(r.passed for r in kept)
         self._bar: Progress | None = None
         self._task: TaskID | None = None
 
-    def __enter__(self) -> Callable[[EvalResult], None]:
+    def __enter__(self) -> _ProgressBar:
         if self.shown:
             self._bar, self._task = _start_bar(self.total, self.completed, self.passed)
-        return self.advance
+        return self
 
     def advance(self, result: EvalResult) -> None:
         self.passed += result.passed
