@@ -339,6 +339,15 @@ def store_overhead(args: argparse.Namespace, ours: Side, theirs: Side) -> list[R
     return list(figure_rows(args))
 
 
+# ---- 12. tracing overhead per step (benchmarks/tracing_overhead.py) -------------------------------
+
+
+def tracing_overhead(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
+    from .tracing_overhead import figure_rows
+
+    return list(figure_rows(args))
+
+
 def _figure(name: str) -> Figure:
     (figure,) = [f for f in FIGURES if f.name == name]
     return figure
@@ -354,6 +363,7 @@ FIGURES = [
     Figure("smolagents_cases", "smolagents' interpreter test cases through each executor", smolagents_cases),
     Figure("hostile_load", "event-loop latency while 100 runs execute hostile code", hostile_load),
     Figure("store_overhead", "store overhead per step: none, SQLite, PostgreSQL", store_overhead),
+    Figure("tracing_overhead", "tracing overhead per step: off, on, never imported", tracing_overhead),
     Figure("tasks", "task success with a real local model", task_success, needs_real_model=True),
     Figure("tool_tasks", "tool-heavy tasks with a real local model", _task_set("tool_tasks"),
            needs_real_model=True),
