@@ -1,15 +1,16 @@
 """Tracing (`codeloop.telemetry`): runs become OpenTelemetry spans under the GenAI conventions.
 
 - With the SDK's in-memory exporter: the span tree and attributes of a CodeAgent run (tool calls
-  under code actions), a ToolCallingAgent run (the model's call ids), a managed sub-agent's run
-  under its manager's tool call (also two calls of one sub-agent at once), failing tools, code
-  actions and model calls (status ERROR, `error.type`, an exception event), content recorded only
-  when asked, concurrent runs kept apart, the caller's span as the run's parent.
+  under code actions, span times from the events), a ToolCallingAgent run (the model's call ids),
+  a managed sub-agent's run under its manager's tool call (and two runs of one sub-agent at once,
+  from their interleaved events), failing tools, code actions and model calls, a run out of steps
+  and a cancelled one (status ERROR, `error.type`, an exception event; no span left open),
+  content recorded only when asked, concurrent runs kept apart, the caller's span as the parent.
 - The environment: which OTEL_* variables turn tracing on, the provider built from them
   (service.name, console exporter), OTEL_SDK_DISABLED, no OpenTelemetry import when off.
 - A real Arize Phoenix server (`tests/phoenix_server.py`): spans exported over OTLP/HTTP, read
-  back from Phoenix's REST API (names, parent ids, Phoenix's span kinds, gen_ai attributes, the
-  error status), from `instrument()` and from the environment variables alone.
+  back from Phoenix's REST API (names, parent ids, Phoenix's span kinds and its reading of the
+  gen_ai attributes, the error status), from `instrument()` and from the environment alone.
 """
 
 from __future__ import annotations
@@ -161,16 +162,20 @@ def run_events(agent: Any, task: str) -> tuple[list[Event], RunResult]:
 # -- the span tree --------------------------------------------------------------------------------
 
 
-def test_a_code_agent_run_is_an_invoke_agent_span_with_chat_code_and_tool_spans(
-    exporter: InMemorySpanExporter,
-) -> None:
+def shop_run(exporter: InMemorySpanExporter) -> tuple[list[Event], RunResult, Tree]:
+    """A two-step CodeAgent run whose code calls `price` in each step, with set token counts."""
     model = ScriptedModel(
         [code("print(price('tea'))", 100, 10), code("final_answer(price('milk'))", 200, 20)]
     )
     agent = CodeAgent([price], model, name="shop", description="Sells things.")
     events, result = run_events(agent, "Prices?")
-    tree = Tree(exporter.get_finished_spans())
+    return events, result, Tree(exporter.get_finished_spans())
 
+
+def test_a_code_agent_run_is_an_invoke_agent_span_over_its_model_calls_and_code_actions(
+    exporter: InMemorySpanExporter,
+) -> None:
+    events, result, tree = shop_run(exporter)
     run = tree.one("invoke_agent shop")
     assert attrs(run) == {
         "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "shop",
@@ -191,6 +196,15 @@ def test_a_code_agent_run_is_an_invoke_agent_span_with_chat_code_and_tool_spans(
         "codeloop.model_call.purpose": "action", "gen_ai.usage.input_tokens": 0,
         "gen_ai.usage.output_tokens": 20,
     }  # fmt: skip
+    assert len(tree.spans) == 7 and len({s.context.trace_id for s in tree.spans if s.context}) == 1
+    assert all(s.status.status_code is StatusCode.UNSET for s in tree.spans)
+
+
+def test_code_action_spans_name_the_executor_and_hold_the_tool_calls_made_from_the_code(
+    exporter: InMemorySpanExporter,
+) -> None:
+    events, _, tree = shop_run(exporter)
+    codes = tree.named("execute_code")
     limits = next(e for e in events if isinstance(e, CodeAction)).limits
     assert attrs(codes[0]) == {
         "codeloop.step": 1, "codeloop.executor.name": "MontyExecutor",
@@ -204,8 +218,12 @@ def test_a_code_agent_run_is_an_invoke_agent_span_with_chat_code_and_tool_spans(
         "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "price", "gen_ai.tool.type": "function",
         "gen_ai.tool.description": "The price of an item.", "codeloop.tool.call_index": 0, "codeloop.step": 2,
     }  # fmt: skip
-    assert len(tree.spans) == 7 and len({s.context.trace_id for s in tree.spans if s.context}) == 1
-    assert all(s.status.status_code is StatusCode.UNSET for s in tree.spans)
+    for span, event_types in (
+        (codes[0], (CodeAction, CodeActionFinished)),
+        (tools[0], (ToolCallStarted, ToolCallFinished)),
+    ):
+        begin, end = (next(e for e in events if isinstance(e, t)) for t in event_types)
+        assert (span.start_time, span.end_time) == (ns(begin), ns(end))
 
 
 def test_a_tool_calling_agents_calls_are_execute_tool_spans_with_the_models_call_ids(
@@ -293,17 +311,12 @@ def finished(run_id: str, depth: int, agent: str) -> RunFinished:
     return RunFinished(agent=agent, depth=depth, result=result)
 
 
-def test_two_runs_of_one_sub_agent_at_once_each_get_their_own_spans() -> None:
-    """The events of two runs of `helper` interleave in the manager's stream (as a ToolCallingAgent
-    manager that calls it twice in one step forwards them): each run goes under its own tool call
-    and every span in them ends, none marked failed."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    boss = ToolCallingAgent([], ScriptedModel([]), name="boss")
-    spans = GenAITracer(provider.get_tracer("test"))(boss)
-    h = {"agent": "helper", "depth": 1, "step": 1}
-    for event in [
+def interleaved_helper_events() -> list[Event]:
+    """A manager's events with two runs of its sub-agent `helper` interleaved, as a ToolCallingAgent
+    manager that calls it twice in one step forwards them (the second run ends first)."""
+    h: dict[str, Any] = {"agent": "helper", "depth": 1, "step": 1}
+    step = ActionStep(step_number=1)
+    return [
         RunStarted(agent="boss", task="Ask twice.", run_id="boss-run"),
         ModelCallStarted(agent="boss", step=1, model_id="m"),
         ModelCallFinished(agent="boss", step=1, model_id="m", message=message("")),
@@ -318,17 +331,26 @@ def test_two_runs_of_one_sub_agent_at_once_each_get_their_own_spans() -> None:
         ModelCallFinished(**h, model_id="m", message=message("b")),
         CodeAction(**h, code="final_answer('b')"),
         CodeActionFinished(**h),
-        StepFinished(**h, memory_step=ActionStep(step_number=1)),
+        StepFinished(**h, memory_step=step),
         CodeActionFinished(**h),
-        finished("h2", 1, "helper"),  # the second one ends first
-        StepFinished(**h, memory_step=ActionStep(step_number=1)),
+        finished("h2", 1, "helper"),
+        StepFinished(**h, memory_step=step),
         finished("h1", 1, "helper"),
         ToolCallFinished(agent="boss", step=1, name="helper", call_index=1),
         ToolCallFinished(agent="boss", step=1, name="helper", call_index=0),
-        StepFinished(agent="boss", step=1, memory_step=ActionStep(step_number=1)),
+        StepFinished(agent="boss", step=1, memory_step=step),
         finished("boss-run", 0, "boss"),
-    ]:
-        spans(event)
+    ]
+
+
+def test_two_runs_of_one_sub_agent_at_once_each_get_their_own_spans() -> None:
+    """Each run goes under its own tool call and every span in them ends, none marked failed."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    handle = GenAITracer(provider.get_tracer("test"))(ToolCallingAgent([], ScriptedModel([]), name="boss"))
+    for event in interleaved_helper_events():
+        handle(event)
     tree = Tree(exporter.get_finished_spans())
     assert len(tree.spans) == 10  # every span ended
     assert all(s.status.status_code is StatusCode.UNSET for s in tree.spans)
@@ -409,6 +431,30 @@ def test_a_run_out_of_steps_is_an_error_named_by_its_state(exporter: InMemorySpa
     run = Tree(exporter.get_finished_spans()).one("invoke_agent shop")
     assert run.status.status_code is StatusCode.ERROR
     assert attrs(run)["error.type"] == "max_steps_exceeded" == attrs(run)["codeloop.run.state"]
+
+
+async def test_a_run_cancelled_inside_a_sub_agent_ends_every_span(exporter: InMemorySpanExporter) -> None:
+    sub = CodeAgent(
+        [], ScriptedModel([code("final_answer(1)")], latency_s=30), name="slow", description="Slow."
+    )
+    boss = CodeAgent([], ScriptedModel([code("final_answer(slow(task='Take your time, please.'))")]),
+                     managed_agents=[sub], name="boss")  # fmt: skip
+    events = []
+    async for event in boss.astream("Go"):
+        events.append(event)
+        if isinstance(event, ModelCallStarted) and event.depth == 1:
+            boss.cancel(reason="test")  # while the sub-agent waits for its model
+    assert [(e.depth, e.result.state) for e in events if isinstance(e, RunFinished)] == [
+        (0, RunState.CANCELLED)
+    ]
+    tree = Tree(exporter.get_finished_spans())
+    sub_run = tree.one("invoke_agent slow")  # ended although its RunFinished never came
+    assert sub_run.status.status_code is StatusCode.ERROR
+    assert tree.parent(sub_run) == tree.one("execute_tool slow")
+    assert tree.one("invoke_agent boss").status.status_code is StatusCode.ERROR
+    assert attrs(tree.one("invoke_agent boss"))["error.type"] == "cancelled"
+    boss_spans = ["invoke_agent boss", "chat scripted", "execute_code", "execute_tool slow"]
+    assert sorted(s.name for s in tree.spans) == sorted([*boss_spans, "invoke_agent slow", "chat scripted"])
 
 
 # -- content ----------------------------------------------------------------------------------------
@@ -525,15 +571,18 @@ async def test_the_run_span_is_a_child_of_the_callers_current_span() -> None:
 
 
 def test_instrument_replaces_itself_and_uninstrument_stops_tracing() -> None:
-    traced()
+    _, replaced = traced()
     _, exporter = traced()  # a second instrument(): the first observer is gone
     agent = CodeAgent([], ScriptedModel([code("final_answer(1)"), code("final_answer(2)")]), name="shop")
-    assert telemetry.is_instrumented()
-    agent.run("One?")
-    telemetry.uninstrument()
+    try:
+        assert telemetry.is_instrumented()
+        agent.run("One?")
+    finally:
+        telemetry.uninstrument()
     assert not telemetry.is_instrumented()
     agent.run("Two?")
     assert [s.name for s in exporter.get_finished_spans()].count("invoke_agent shop") == 1
+    assert replaced.get_finished_spans() == ()
 
 
 def test_planning_calls_are_chat_spans_with_purpose_plan(exporter: InMemorySpanExporter) -> None:
@@ -695,8 +744,8 @@ def hex_id(value: int) -> str:
     return f"{value:016x}"
 
 
-def test_phoenix_stores_the_span_tree_and_reads_it_as_genai(phoenix: PhoenixServer) -> None:
-    provider, copy = exported_to(phoenix, "codeloop-tree")
+def run_team_into(provider: TracerProvider) -> None:
+    """A CodeAgent manager whose ToolCallingAgent sub-agent calls a failing tool, traced with content."""
     telemetry.instrument(provider, capture_content=True)
     try:
         sub = ToolCallingAgent(
@@ -711,36 +760,45 @@ def test_phoenix_stores_the_span_tree_and_reads_it_as_genai(phoenix: PhoenixServ
         telemetry.uninstrument()
         provider.force_flush()
         provider.shutdown()
+
+
+def test_phoenix_stores_the_span_tree_as_it_was_sent(phoenix: PhoenixServer) -> None:
+    provider, copy = exported_to(phoenix, "codeloop-tree")
+    run_team_into(provider)
     sent = {hex_id(s.context.span_id): s for s in copy.get_finished_spans() if s.context}
     stored = phoenix.wait_for_spans("codeloop-tree", lambda found: len(found) >= len(sent))
     by_id = {s["context"]["span_id"]: s for s in stored}
-
     assert set(by_id) == set(sent)  # every span, none made up
     for span_id, span in sent.items():
         parent = hex_id(span.parent.span_id) if span.parent else None
         assert (by_id[span_id]["name"], by_id[span_id]["parent_id"]) == (span.name, parent)
     named = {s["name"]: s for s in stored}
-    kinds = {name: named[name]["span_kind"] for name in named}
-    assert kinds["invoke_agent boss"] == kinds["invoke_agent clerk"] == "AGENT"  # Phoenix read gen_ai.*
-    assert (
-        kinds["chat scripted"] == "LLM"
-        and kinds["execute_tool price"] == kinds["execute_tool clerk"] == "TOOL"
-    )
     clerk, delegation = named["invoke_agent clerk"], named["execute_tool clerk"]
     assert clerk["parent_id"] == delegation["context"]["span_id"]
     assert named["execute_code"]["context"]["span_id"] == delegation["parent_id"]
+    kinds = {name: named[name]["span_kind"] for name in named}
+    assert kinds["invoke_agent boss"] == kinds["invoke_agent clerk"] == "AGENT"  # Phoenix read gen_ai.*
+    assert kinds["chat scripted"] == "LLM"
+    assert kinds["execute_tool price"] == kinds["execute_tool clerk"] == "TOOL"
 
-    boss = named["invoke_agent boss"]["attributes"]
-    assert boss["gen_ai.agent.name"] == "boss" and boss["gen_ai.operation.name"] == "invoke_agent"
-    assert boss["gen_ai.usage.input_tokens"] == 50 and boss["codeloop.run.state"] == "success"
-    assert delegation["attributes"]["gen_ai.tool.name"] == "clerk"
+
+def test_phoenix_reads_the_genai_attributes_and_the_error(phoenix: PhoenixServer) -> None:
+    provider, copy = exported_to(phoenix, "codeloop-attributes")
+    run_team_into(provider)
+    sent = len(copy.get_finished_spans())
+    stored = phoenix.wait_for_spans("codeloop-attributes", lambda found: len(found) >= sent)
+    named = {s["name"]: s for s in stored}
+    boss = named["invoke_agent boss"]
+    assert boss["attributes"]["gen_ai.agent.name"] == "boss" and boss["status_code"] == "UNSET"
+    assert boss["attributes"]["gen_ai.usage.input_tokens"] == 50
+    assert boss["attributes"]["codeloop.run.state"] == "success"
+    assert named["execute_tool clerk"]["attributes"]["gen_ai.tool.name"] == "clerk"
     failed = named["execute_tool price"]
     assert failed["status_code"] == "ERROR" and "gold is not sold here" in failed["status_message"]
     assert failed["attributes"]["error.type"] == "AgentToolExecutionError"
     assert [e["name"] for e in failed["events"]] == ["exception"]
     assert json.loads(failed["attributes"]["gen_ai.tool.call.arguments"]) == {"item": "gold"}
-    assert named["invoke_agent boss"]["status_code"] == "UNSET"
-    boss_id = named["invoke_agent boss"]["context"]["span_id"]
+    boss_id = boss["context"]["span_id"]
     (boss_chat,) = [s for s in stored if s["name"] == "chat scripted" and s["parent_id"] == boss_id]
     derived = boss_chat["attributes"]  # Phoenix's own reading of gen_ai.usage.* and gen_ai.output.messages
     assert derived["llm.token_count.prompt"] == 50 and derived["llm.token_count.completion"] == 5

@@ -10,7 +10,8 @@
 Spans start and end at the events' timestamps, so a sub-agent's events, which reach the manager's
 stream later than they happened, still land right in time. Parents are given explicitly (never
 the ambient context: several runs' events interleave on one event loop), except the run's own
-span, which is a child of whatever span was current where the run started.
+span, which is a child of whatever span was current where the run started (in the task that
+iterates `astream`/awaits `arun`).
 
 A sub-agent's events carry its name and depth but no run id: two runs of the same sub-agent at
 once (a ToolCallingAgent calling it twice in one step) are told apart for sure at their start
@@ -152,6 +153,18 @@ class RunSpans:
             kind = attr.exception_type_name(exc) if exc is not None else result.state.value
             _fail(span, kind, result.error or result.state.value, end)
         span.end(end_time=end)
+        if event.depth == 0:
+            self._abandon_sub_runs(event)
+
+    def _abandon_sub_runs(self, event: ev.RunFinished) -> None:
+        """Sub-agent runs whose end never came (the top-level run was cancelled while they ran)
+        end with it, as failures."""
+        end, why = _ns(event.timestamp), "The top-level run ended before this run finished."
+        for frame in [f for frames in self._frames.values() for f in frames]:
+            self._close_leftovers(frame, event)
+            _fail(frame.run.span, attr.OTHER_ERROR, why, end)
+            frame.run.span.end(end_time=end)
+        self._frames.clear()
 
     def _pop_frame(self, event: ev.RunFinished) -> _Frame | None:
         frames = self._frames.get((event.depth, event.agent), [])
