@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -352,6 +353,58 @@ def test_the_api_refuses_what_another_site_or_a_bad_request_sends(server: UIServ
     assert status == 404 and "only stored runs can be resumed" in body["error"]
 
 
+# ---- a stored run is told as it streamed -----------------------------------------------------------
+
+
+def finished_in(client: Any, task: str) -> str:
+    """Start `task` through the API and wait for its end (polling the run, as the page would)."""
+    run_id = client.post("/api/runs", json={"task": task}).json()["run_id"]
+    for _ in range(3000):
+        if not client.get(f"/api/runs/{run_id}").json()["run"]["live"]:
+            return str(run_id)
+        time.sleep(0.02)
+    raise AssertionError(f"the run of {task!r} did not end")
+
+
+@pytest.mark.parametrize("kind", ["tool-calling", "planning"])
+def test_a_stored_run_has_the_waterfall_and_steps_it_had_live(kind: str) -> None:
+    """The app in this process (the same code the command serves): a run's waterfall and events
+    read back from the store match what its live events gave, for a ToolCallingAgent and for a
+    CodeAgent that plans."""
+    from mcp_serve_agents import fenced, get_price, make_price_desk
+    from starlette.testclient import TestClient
+
+    from codeloop import CodeAgent, ScriptedModel
+    from codeloop.ui import create_app
+
+    if kind == "tool-calling":
+        agent: Any = make_price_desk()
+    else:
+        script = ScriptedModel(
+            ["1. Look the price up.\n2. Answer.", fenced("final_answer(get_price(item='pear'))")]
+        )
+        agent = CodeAgent([get_price], script, planning_interval=5, name="planner")
+    with TestClient(create_app(agent), base_url="http://127.0.0.1") as client:
+        run_id = finished_in(client, "What does an apple cost?")
+        traces = [client.get(f"/api/runs/{run_id}/trace{source}").json() for source in ("", "?source=store")]
+        told = [client.get(f"/api/runs/{run_id}{source}").json() for source in ("", "?source=store")]
+    live, stored = ([(s["kind"], s["label"], s["parent"]) for s in t["spans"]] for t in traces)
+    assert (traces[0]["source"], traces[1]["source"]) == ("live", "store")
+    assert live == stored
+    assert all(s["duration"] is not None for t in traces for s in t["spans"])
+    if kind == "planning":
+        assert [k for k, _, _ in live] == ["plan", "model", "step", "model", "code", "tool"]
+    else:
+        assert [label for _, label, _ in live] == [
+            "price_desk · step 1", "model", "tool get_price", "price_desk · step 2", "model"
+        ]  # fmt: skip
+    shown = {"ModelOutput", "CodeAction", "ToolCallStarted", "ToolCallFinished", "PlanReady", "FinalAnswer"}
+    for data in told:
+        assert data["run"]["state"] == "success"
+    live_kinds, stored_kinds = ([e["type"] for e in d["events"] if e["type"] in shown] for d in told)
+    assert live_kinds == stored_kinds
+
+
 # ---- the command ---------------------------------------------------------------------------------
 
 
@@ -373,6 +426,36 @@ def test_without_the_ui_extra_the_command_says_what_to_install() -> None:
     assert done.returncode == 1
     assert done.stderr.strip() == (
         'codeloop: codeloop ui needs the ui extra (sse_starlette is missing): pip install "codeloop[ui]"'
+    )
+
+
+def test_usage_errors_say_what_is_wrong() -> None:
+    both = subprocess.run(
+        [*cli_command(), "ui", "--agent", "ui_agents:agent", "--model", "smollm2", "--max-steps", "3"],
+        cwd=TESTS,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert both.returncode == 2
+    assert both.stderr == (
+        "codeloop: --model, --max-steps: for the default agent; the agent given by --agent has its own\n"
+    )
+    ui = UIServer(["--agent", "ui_agents:agent"])
+    try:
+        port = ui.url.rsplit(":", 1)[1]
+        taken = subprocess.run(
+            [*cli_command(), "ui", "--agent", "ui_agents:agent", "--port", port],
+            cwd=TESTS,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        ui.stop()
+    assert taken.returncode == 2
+    assert taken.stderr == (
+        f"codeloop: cannot listen on 127.0.0.1:{port}: it is in use: pass another --port (0: any free one)\n"
     )
 
 

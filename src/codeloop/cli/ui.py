@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["add_ui_command", "ui_command"]
 
+_DEFAULT_AGENT_OPTIONS = ("model", "max_steps", "executor", "imports")
+
 
 def add_ui_command(commands: Any) -> None:
     """Add `ui` to the `codeloop` command's subcommands (`commands`: argparse's)."""
@@ -42,9 +44,9 @@ def add_ui_command(commands: Any) -> None:
     )
     ui.add_argument("--api-base", default=os.environ.get("OPENAI_BASE_URL"), help="as for `codeloop run`")
     ui.add_argument("--api-key", default=None, help="as for `codeloop run` (default: $OPENAI_API_KEY)")
-    ui.add_argument("--max-steps", type=int, default=8, help="the default agent's step limit (default 8)")
-    ui.add_argument("--executor", default="monty", help="the default agent's executor (default: monty)")
-    ui.add_argument("--imports", default="", help="comma-separated extra modules its code may import")
+    ui.add_argument("--max-steps", type=int, help="the default agent's step limit (default 8)")
+    ui.add_argument("--executor", help="the default agent's executor (default: monty)")
+    ui.add_argument("--imports", help="comma-separated extra modules the default agent's code may import")
     ui.set_defaults(handler=ui_command)
 
 
@@ -53,9 +55,10 @@ def ui_command(args: argparse.Namespace) -> int:
     from . import CommandFailed
 
     _check_extra()
-    if args.agent and args.model:
+    given = [f"--{name.replace('_', '-')}" for name in _DEFAULT_AGENT_OPTIONS if getattr(args, name)]
+    if args.agent and given:
         raise CommandFailed(
-            "--model is for the default agent: the agent given by --agent has its own", EXIT_USAGE
+            f"{', '.join(given)}: for the default agent; the agent given by --agent has its own", EXIT_USAGE
         )
     if not 0 <= args.port <= 65535:
         raise CommandFailed(f"--port {args.port} is not a port (0 to 65535)", EXIT_USAGE)
@@ -116,20 +119,27 @@ def _default_agent(args: argparse.Namespace, model: Model) -> MultiStepAgent:
     """The CodeAgent `codeloop run` builds (no console view: the page shows the runs)."""
     from ..agents import CodeAgent
 
-    imports = [m.strip() for m in args.imports.split(",") if m.strip()]
+    imports = [m.strip() for m in (args.imports or "").split(",") if m.strip()]
     return CodeAgent(
         [],
         model,
-        max_steps=args.max_steps,
-        executor=args.executor,
+        max_steps=args.max_steps or 8,
+        executor=args.executor or "monty",
         additional_authorized_imports=imports,
         store=args.store or True,
     )
 
 
 def _serve(agent: MultiStepAgent, args: argparse.Namespace) -> None:
-    from ..ui import serve
+    from ..ui import is_loopback, serve
 
+    if not is_loopback(args.host):
+        print(
+            f"codeloop ui: warning: listening on {args.host}: anyone who can reach it can run the agent"
+            " and read its runs (the UI has no login)",
+            file=sys.stderr,
+            flush=True,
+        )
     if args.store:
         agent.store = args.store
     try:

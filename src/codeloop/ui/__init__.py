@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..agents import MultiStepAgent
     from ..agents.durable import StoreSpec
 
-__all__ = ["MISSING_EXTRA", "create_app", "serve"]
+__all__ = ["MISSING_EXTRA", "bind", "create_app", "is_loopback", "serve"]
 
 MISSING_EXTRA = 'the web UI needs the ui extra: pip install "codeloop[ui]"'
 LOOPBACK = ["127.0.0.1", "localhost", "::1", "[::1]"]
@@ -101,8 +101,8 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         in_use = exc.errno == errno.EADDRINUSE
-        what = "is in use: pass another --port (0: any free one)" if in_use else f"failed: {exc.strerror}"
-        raise ConfigurationError(f"listening on {host}:{port} {what}") from None
+        why = "it is in use: pass another --port (0: any free one)" if in_use else exc.strerror
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {why}") from None
     sock.set_inheritable(True)
     return sock
 
@@ -116,17 +116,21 @@ def _require_extra() -> None:
         raise ConfigurationError(MISSING_EXTRA) from None
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine only (127.0.0.1, ::1, localhost)."""
+    bare = host.strip("[]")
+    try:
+        return bare == "localhost" or ipaddress.ip_address(bare).is_loopback
+    except ValueError:  # another name
+        return False
+
+
 def _hosts_for(host: str) -> list[str]:
     """The Host names to answer to: loopback names for a loopback address, any for a wildcard."""
     bare = host.strip("[]")
     if bare in ("0.0.0.0", "::", ""):
         return ["*"]
-    try:
-        if ipaddress.ip_address(bare).is_loopback:
-            return LOOPBACK
-    except ValueError:  # a name
-        pass
-    return [*LOOPBACK, bare]
+    return LOOPBACK if is_loopback(bare) else [*LOOPBACK, bare]
 
 
 def _url_host(host: str) -> str:

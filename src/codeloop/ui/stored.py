@@ -168,6 +168,8 @@ class _Teller:
         results = {r.call_id: r for r in step.tool_results}
         for index, asked in enumerate(step.tool_calls):  # a tool-calling step without a journal
             name = asked.name
+            if name == "final_answer":  # the answer, not a tool call (it is told as FinalAnswer)
+                continue
             self.add("ToolCallStarted", n, None, name=name, arguments=asked.arguments, call_index=index)
             done = results.get(asked.id)
             error = done.content if done is not None and done.is_error else None

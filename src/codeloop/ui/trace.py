@@ -61,13 +61,19 @@ class _Builder:
         (self.roots if parent is None else parent.children).append(span)
         return span
 
-    def step_span(self, data: dict[str, Any], kind: str = "step") -> Span:
-        """The span of the step `data` belongs to (made at the step's first event)."""
+    def step_span(self, data: dict[str, Any], kind: str | None = None) -> Span:
+        """The span of the step (`kind`: "step" or "plan"; None: either) `data` belongs to;
+        made at the step's first event."""
         depth, step = int(data.get("depth", 0)), int(data.get("step", 0))
         current = self.steps.get(depth)
         if current is not None and current.step == step and current.agent == data.get("agent"):
-            if kind == "step" or current.kind == kind:
+            if kind is None or current.kind == kind:
                 return current
+        return self.open_step(data, kind or "step")
+
+    def open_step(self, data: dict[str, Any], kind: str) -> Span:
+        """A new step (or plan) span: the current one of its depth from now on."""
+        depth, step = int(data.get("depth", 0)), int(data.get("step", 0))
         label = f"{data.get('agent', '')} · {'plan' if kind == 'plan' else f'step {step}'}"
         span = self.new(kind, label, data, self.subrun_parent.get(depth))
         span.start = data.get("timestamp")
@@ -93,8 +99,7 @@ class _Builder:
 
     def on_ModelCallStarted(self, data: dict[str, Any]) -> None:
         """A step (or plan) begins with its model call."""
-        plan = data.get("purpose") == "plan"
-        step = self.step_span(data, "plan" if plan else "step")
+        step = self.open_step(data, "plan" if data.get("purpose") == "plan" else "step")
         span = self.new("model", "model", data, step)
         span.start = data.get("timestamp")
         self.open[(span.depth, "model", 0)] = span

@@ -668,6 +668,7 @@ window.addEventListener("hashchange", route);
 window.addEventListener("DOMContentLoaded", () => {
   describeAgent(null);
   refreshBadge();
+  setInterval(refreshBadge, 15000); // calls paused by runs elsewhere (another process, the CLI)
   route();
 });
 window.addEventListener("unhandledrejection", (e) => setAppError(`Something failed in the page: ${e.reason && e.reason.message ? e.reason.message : e.reason}`));
