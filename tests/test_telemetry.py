@@ -692,6 +692,17 @@ def test_untraced_runs_import_no_opentelemetry() -> None:
     run_script(UNTRACED_SCRIPT, disabled)  # the endpoint alone would turn tracing on
 
 
+def test_instrument_does_nothing_when_the_sdk_is_disabled() -> None:
+    script = """
+    import sys
+    import codeloop.telemetry
+    codeloop.telemetry.instrument()
+    assert not codeloop.telemetry.is_instrumented()
+    assert not [m for m in sys.modules if m.startswith(("opentelemetry.trace", "opentelemetry.sdk"))]
+    """
+    run_script(script, clean_env(OTEL_SDK_DISABLED="true"))
+
+
 def console_spans(stdout: str) -> list[dict[str, Any]]:
     """The spans the SDK's console exporter printed (JSON objects one after another)."""
     decoder, found, at = json.JSONDecoder(), [], stdout.find("{")

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..events import add_run_observer
-from ._setup import capture_content_from_env, tracing_requested
+from ._setup import capture_content_from_env, sdk_disabled, tracing_requested
 from ._setup import tracer_provider as _default_provider
 
 if TYPE_CHECKING:
@@ -47,12 +47,15 @@ def instrument(tracer_provider: TracerProvider | None = None, *, capture_content
     `tracer_provider`: where spans go; by default the global one, and if none was set, an SDK
     provider exporting over OTLP/HTTP as the OTEL_* variables say, made global.
     `capture_content`: also record message content (the task, replies, answers, code, tool
-    arguments and results); None reads `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`."""
+    arguments and results); None reads `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`.
+    With `OTEL_SDK_DISABLED=true` and no `tracer_provider`, it does nothing."""
     global _remove
+    env = os.environ
+    if tracer_provider is None and sdk_disabled(env):
+        return
     from .. import __version__
     from ._spans import GenAITracer
 
-    env = os.environ
     provider = tracer_provider if tracer_provider is not None else _default_provider(env)
     content = capture_content_from_env(env) if capture_content is None else capture_content
     observer = GenAITracer(provider.get_tracer("codeloop", __version__), capture_content=content)

@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_SERVICE_NAME",
     "build_tracer_provider",
     "capture_content_from_env",
+    "sdk_disabled",
     "tracer_provider",
     "tracing_requested",
 ]
@@ -42,11 +43,16 @@ def capture_content_from_env(env: Mapping[str, str]) -> bool:
     return _value(env, CAPTURE_CONTENT_ENV) in _CONTENT_ON
 
 
+def sdk_disabled(env: Mapping[str, str]) -> bool:
+    """`OTEL_SDK_DISABLED=true`: the standard switch that turns all OpenTelemetry output off."""
+    return _value(env, "OTEL_SDK_DISABLED") == "true"
+
+
 def tracing_requested(env: Mapping[str, str]) -> bool:
     """Whether the environment asks for traces: an OTLP endpoint, or `OTEL_TRACES_EXPORTER`
     naming an exporter; never with `OTEL_SDK_DISABLED=true`, `OTEL_TRACES_EXPORTER=none`, or
     codeloop listed in `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`."""
-    if _value(env, "OTEL_SDK_DISABLED") == "true":
+    if sdk_disabled(env):
         return False
     disabled = {n.strip() for n in _value(env, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS").split(",")}
     if "codeloop" in disabled:
