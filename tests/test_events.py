@@ -152,3 +152,20 @@ def test_a_stored_run_keeps_when_its_model_calls_and_tool_calls_began_and_ended(
     [journaled] = calls
     assert journaled.started_at is not None
     assert first.model_timing.end_time <= journaled.started_at <= journaled.recorded_at
+
+
+def test_a_tool_calling_manager_forwards_its_sub_agents_events_into_its_stream() -> None:
+    clerk = CodeAgent([price], ScriptedModel([code("final_answer(price('tea'))")]), name="clerk",
+                      description="Looks up prices.")  # fmt: skip
+    replies = [[ToolCall("c1", "clerk", {"task": "What does tea cost?"})],
+               [ToolCall("c2", "final_answer", {"answer": "4.5"})]]  # fmt: skip
+    events = list(
+        ToolCallingAgent([], ScriptedModel(replies), managed_agents=[clerk], name="boss").stream("Tea?")
+    )
+    nested = [(type(e).__name__, e.agent) for e in events if e.depth == 1]
+    assert ("RunStarted", "clerk") in nested and ("ToolCallStarted", "clerk") in nested
+    assert nested[-1] == ("RunFinished", "clerk")
+    boss_finished = next(
+        i for i, e in enumerate(events) if isinstance(e, ToolCallFinished) and e.name == "clerk"
+    )
+    assert max(i for i, e in enumerate(events) if e.depth == 1) < boss_finished  # inside the boss's call

@@ -9,6 +9,8 @@ sync calls work even when the caller is itself inside a running loop (Jupyter, a
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import sys
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import Future
@@ -47,7 +49,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         # Called from code running on the shared loop itself (a sync callback): waiting on the
         # loop would deadlock, so this call gets a private loop in its own thread.
         return _run_in_fresh_thread(coro)
-    return _wait(asyncio.run_coroutine_threadsafe(coro, _background_loop()))
+    return _wait(_submit(coro, _background_loop()))
 
 
 def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
@@ -56,14 +58,26 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
     try:
         while True:
             try:
-                item = _wait(asyncio.run_coroutine_threadsafe(_next(agen), loop))
+                item = _wait(_submit(_next(agen), loop))
             except StopAsyncIteration:
                 return
             yield item
     finally:
         closer = getattr(agen, "aclose", None)
         if closer is not None:
-            _wait(asyncio.run_coroutine_threadsafe(closer(), loop))
+            _wait(_submit(closer(), loop))
+
+
+def _submit(coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop) -> Future[T]:
+    """Run `coro` on `loop` in a copy of the caller's context, as if the caller awaited it: the
+    context variables it set (the current trace span, say) are seen by the work."""
+    return asyncio.run_coroutine_threadsafe(_in_context(coro, contextvars.copy_context()), loop)
+
+
+async def _in_context(coro: Coroutine[Any, Any, T], context: contextvars.Context) -> T:
+    if sys.version_info < (3, 11):  # create_task(context=...) is 3.11+
+        return await coro
+    return await asyncio.get_running_loop().create_task(coro, context=context)  # cancelled with us
 
 
 async def _next(agen: AsyncIterator[T]) -> T:

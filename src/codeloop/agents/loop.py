@@ -48,6 +48,7 @@ from ..messages import ChatMessage, ImageContent, MessageDelta, Role
 from ..models.base import Model, assemble_message, message_to_delta
 from ..prompts import PromptTemplates, TemplateTool, populate_template
 from ..result import RunState
+from ..telemetry import auto_instrument_from_env
 from ..tools import FinalAnswerTool, Tool
 from . import approval, durable
 from .budget import Budget, BudgetExceeded
@@ -410,7 +411,10 @@ class AgentLoop:
     def _observers(self) -> list[EventHandler]:
         """The run observers' handlers for a new run (a sub-agent's run has none: its events
         reach them through its manager's run)."""
-        return [] if forwarding_events() else run_observers(self._agent)
+        if forwarding_events():
+            return []
+        auto_instrument_from_env()  # OTEL_* variables set: codeloop traces itself (checked once)
+        return run_observers(self._agent)
 
     def _model_settings(self) -> dict[str, Any]:
         """Extra arguments of the action steps' model calls (none here)."""

@@ -43,7 +43,7 @@ class ToolCallingAgent(MultiStepAgent):
             yield ToolCallRequested(agent=self.name, step=step.step_number, call=call)
         if await gather(run, self._approvable(run, calls)):
             return  # some calls wait for a human: none runs, and the step waits (see approval)
-        work = self._spawn(run, asyncio.gather(*(self._call_tool(run, c, i) for i, c in enumerate(calls))))
+        work = self._spawn(run, self._call_all(run, calls))
         async for event in self._while_running(run, work):
             yield event
         outcomes: list[tuple[ToolResult, Any]] = work.result()
@@ -114,6 +114,11 @@ class ToolCallingAgent(MultiStepAgent):
         `math.factorial` is `math_factorial` in code and keeps its real name in the schema)."""
         found = self.tools.get(name)
         return found or next((t for t in self.tools.values() if t.wire_name == name), None)
+
+    async def _call_all(self, run: Run, calls: list[ToolCall]) -> list[tuple[ToolResult, Any]]:
+        """The step's calls, at once. (Gathered inside the spawned task, so the calls' tasks are
+        made in its context: managed sub-agents among them forward their events to this run.)"""
+        return await asyncio.gather(*(self._call_tool(run, c, i) for i, c in enumerate(calls)))
 
     async def _call_tool(self, run: Run, call: ToolCall, index: int) -> tuple[ToolResult, Any]:
         """Run one call (after the tool guards); any failure is an error result for the model.
