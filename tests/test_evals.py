@@ -467,9 +467,19 @@ def test_cost_is_priced_by_model_id_and_none_when_unknown() -> None:
 
 def test_runs_are_kept_in_the_agents_store(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
+
+    async def create() -> None:
+        # The store exists before the eval: SQLiteStore's first open of a new file by several
+        # runs at once can fail with "database is locked" (its PRAGMA journal_mode=WAL does not
+        # wait), a store matter of its own, reported apart; here the runs find their store.
+        async with open_store(db):
+            pass
+
+    asyncio.run(create())
     model = ScriptedModel([answer_from_task] * 2)
     agent = CodeAgent([], model, max_steps=1, name="calculator", store=str(db))
     report = evaluate(["What is 1 + 1?", "What is 2 + 3?"], agent, progress=False)
+    assert [r.state for r in report.results] == ["success", "success"], [r.error for r in report.results]
 
     async def stored() -> list[Any]:
         async with open_store(db) as store:
