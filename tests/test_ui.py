@@ -153,6 +153,7 @@ def test_a_sub_agents_steps_are_nested_under_the_managers_step(page: Page, serve
     assert outer[1] < inner[1] and inner[3] < outer[3]  # and inside it
     sub_rows = page.locator('[data-testid=wf-row][data-depth="1"][data-kind=step]')
     expect(sub_rows).to_have_count(2)  # the waterfall nests them too
+    screenshot(page, "sub-agents")
 
 
 # ---- the history ---------------------------------------------------------------------------------
@@ -167,14 +168,14 @@ def test_history_lists_runs_filters_by_state_and_date_and_finds_text(page: Page,
 
     page.click("#nav-history")
     rows = page.get_by_test_id("run-row")
-    expect(rows.first).to_be_visible()
+    expect(rows.first).to_contain_text(f"Dawdle and never answer ({word})")
+    screenshot(page, "history")
     page.fill("#filter-q", word)
     expect(rows).to_have_count(2)
     expect(rows.nth(0)).to_contain_text(f"Dawdle and never answer ({word})")  # newest first
     expect(rows.nth(0)).to_contain_text("max steps exceeded")
     expect(rows.nth(1)).to_contain_text("success")
     expect(rows.nth(1).locator("td").nth(4)).to_have_text("2")  # steps
-    screenshot(page, "history")
 
     page.select_option("#filter-state", "max_steps_exceeded")
     expect(rows).to_have_count(1)
@@ -255,6 +256,9 @@ def paused_for_approval(page: Page, server: UIServer, customer: str) -> str:
     run_id = start_run(page, server, f"Please invoice {customer} ({tag()})")
     summary = wait_until_ended(page)
     assert summary.startswith("State: awaiting approval"), summary
+    expect(step(page, 1).get_by_test_id("paused")).to_contain_text("waits for a human's approval")
+    expect(step(page, 1).get_by_test_id("step-meta")).to_have_text("waiting for approval")
+    expect(page.locator("#run-approvals").get_by_test_id("approval-tool")).to_have_text("send_invoice")
     page.click("#nav-approvals")
     card = page.locator(f'[data-testid=approval][data-run-id="{run_id}"]')
     expect(card.get_by_test_id("approval-tool")).to_have_text("send_invoice")
@@ -301,7 +305,8 @@ def test_a_cancelled_run_is_resumed_to_its_answer(page: Page, server: UIServer) 
     expect(page.locator("#run-state")).to_have_text("running")
     expect(step(page, 1).get_by_test_id("thought")).to_have_text("Waiting for the model…")
     expect(page.get_by_test_id("wf-row").first).to_contain_text("desk · step 1")  # live: its bar is open
-    expect(page.get_by_test_id("wf-value").first).to_have_text("not finished")
+    expect(page.get_by_test_id("wf-value").first).to_have_text("running…")
+    screenshot(page, "running")
 
     page.click("#cancel-run")
     summary = wait_until_ended(page)
@@ -489,5 +494,6 @@ def test_the_local_model_runs_through_the_ui(page: Page) -> None:
         expect(steps).to_have_count(1)
         expect(steps.first.get_by_test_id("step-meta")).to_have_text(re.compile(r"tokens · "))
         expect(page.get_by_test_id("wf-row").first).to_contain_text("step 1")
+        screenshot(page, "local-model")
     finally:
         assert ui.stop() == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,7 +57,11 @@ class LiveRun:
         """No event will follow; `failure`: why the server stopped following the run."""
         if failure is not None:
             self.failure, self.state = failure, "error" if self.state == "running" else self.state
-            self.add({"type": "ServerError", "agent": self.agent, "depth": 0, "step": 0, "error": failure})
+            now = time.time()
+            self.add(
+                {"type": "ServerError", "agent": self.agent, "depth": 0, "step": 0, "timestamp": now}
+                | {"error": failure}
+            )
         self.done = True
         self._wake()
 
@@ -185,7 +190,8 @@ def _cancelled(live: LiveRun) -> dict[str, Any]:
     the run is stored as cancelled, as the `RunFinished` of Python 3.11 would say."""
     result = {"run_id": live.run_id, "state": "cancelled", "output": None, "usage": None}
     result |= {"error": "Cancelled: cancelled from the web UI.", "duration": None, "steps": None}
-    return {"type": "RunFinished", "agent": live.agent, "depth": 0, "step": 0, "result": result}
+    data = {"type": "RunFinished", "agent": live.agent, "depth": 0, "step": 0, "timestamp": time.time()}
+    return data | {"result": result}
 
 
 async def _close(stream: AsyncIterator[Event]) -> None:

@@ -122,8 +122,11 @@ class _Builder:
     def on_CodeActionFinished(self, data: dict[str, Any]) -> None:
         """The code's end (and its error)."""
         span = self.open.pop((int(data.get("depth", 0)), "code", 0), None)
-        if span is not None:
-            span.end, span.error = data.get("timestamp"), data.get("error")
+        if span is None:
+            return
+        span.end, span.error = data.get("timestamp"), data.get("error")
+        if span.error is not None and span.error.startswith("ApprovalRequired"):
+            span.label, span.error = "code (paused: waits for approval)", None  # not a failure
 
     def on_ToolCallStarted(self, data: dict[str, Any]) -> None:
         """A tool call, under the code that makes it (or its step)."""

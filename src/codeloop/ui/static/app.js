@@ -208,7 +208,13 @@ class RunRenderer {
 
   onCodeActionFinished(ev) {
     if (!ev.error) return;
-    const pre = this.block(ev).querySelector(":scope > pre.code:last-of-type");
+    const block = this.block(ev);
+    const pre = block.querySelector(":scope > pre.code:last-of-type");
+    if (ev.error.startsWith("ApprovalRequired")) { // not a failure: the run waits for a human
+      if (pre) pre.classList.add("paused");
+      block.append(el("div", { class: "note paused", "data-testid": "paused", text: "Paused: a tool call of this code waits for a human's approval." }));
+      return;
+    }
     if (pre) pre.classList.add("failed");
   }
 
@@ -275,12 +281,16 @@ class RunRenderer {
   }
 
   onRunFinished(ev) {
-    if (this.depth(ev) === 0) {
-      this.hooks.finished(ev.result);
-      return;
+    const d = this.depth(ev);
+    const container = d === 0 ? this.root : this.containers[d];
+    if (container) {
+      for (const open of container.querySelectorAll(`.step[data-depth="${d}"]:not(.done)`)) {
+        open.querySelector(".step-meta").textContent = unfinished(ev.result.state);
+        open.classList.add("done");
+      }
     }
-    const sub = this.containers[this.depth(ev)];
-    if (sub) sub.append(el("div", { class: "subrun-end", text: `${ev.agent} ended: ${ev.result.state}` }));
+    if (d === 0) this.hooks.finished(ev.result);
+    else if (container) container.append(el("div", { class: "subrun-end", text: `${ev.agent} ended: ${ev.result.state}` }));
   }
 
   onServerError(ev) {
@@ -288,9 +298,16 @@ class RunRenderer {
   }
 }
 
+function unfinished(state) {
+  if (state === "running") return "running…";
+  if (state === "awaiting_approval") return "waiting for approval";
+  if (state === "cancelled") return "cancelled";
+  return "did not finish";
+}
+
 // ---- the waterfall ---------------------------------------------------------------------------
 
-function drawWaterfall(box, trace) {
+function drawWaterfall(box, trace, state) {
   const spans = trace.spans || [];
   if (!spans.length) {
     box.replaceChildren(el("p", { class: "muted", text: "No steps yet." }));
@@ -306,12 +323,12 @@ function drawWaterfall(box, trace) {
   for (const span of spans) {
     const level = span.parent === null ? 0 : (levels[span.parent] ?? 0) + 1;
     levels[span.id] = level;
-    rows.push(waterfallRow(span, level, t0, total, trace.end));
+    rows.push(waterfallRow(span, level, t0, total, trace.end, state));
   }
   box.replaceChildren(...rows);
 }
 
-function waterfallRow(span, level, t0, total, tEnd) {
+function waterfallRow(span, level, t0, total, tEnd, state) {
   const start = span.start ?? span.end ?? t0;
   const end = span.end ?? tEnd;
   const left = ((start - t0) / total) * 100;
@@ -321,7 +338,7 @@ function waterfallRow(span, level, t0, total, tEnd) {
     class: `wf-bar kind-${span.kind}${span.error ? " error" : ""}${open ? " open" : ""}`, "data-testid": "wf-bar",
     style: { left: `${Math.min(left, 99.5).toFixed(3)}%`, width: `${Math.min(width, 100 - Math.min(left, 99.5)).toFixed(3)}%` },
   });
-  const parts = [open ? "not finished" : fmtDuration(span.duration)];
+  const parts = [open ? unfinished(state) : fmtDuration(span.duration)];
   if (span.input_tokens !== null || span.output_tokens !== null) parts.push(fmtTokens((span.input_tokens || 0) + (span.output_tokens || 0)));
   if (span.error) parts.push("error");
   const value = parts.join(" · ");
@@ -526,7 +543,10 @@ async function showRun(runId, params) {
   const page = { main, $, runId, source };
   page.renderer = new RunRenderer($("#run-steps"), {
     final: (output) => { show($("#final-answer"), `Final answer: ${asText(output)}`); },
-    finished: (result) => showSummary($("#run-summary"), result),
+    finished: (result) => {
+      page.state = result.state;
+      showSummary($("#run-summary"), result);
+    },
   });
   page.drawTrace = () => {
     clearTimeout(traceTimer);
@@ -560,6 +580,12 @@ async function showRun(runId, params) {
 function follow(page) {
   const { $, runId } = page;
   const stream = new EventSource(`/api/runs/${runId}/events`);
+  const ticking = setInterval(() => loadTrace(page), 1000); // open bars grow while nothing else happens
+  const close = stream.close.bind(stream);
+  stream.close = () => {
+    clearInterval(ticking);
+    close();
+  };
   stream.onmessage = (message) => {
     const ev = JSON.parse(message.data);
     page.renderer.add(ev);
@@ -591,7 +617,7 @@ async function refreshRun(page) {
 async function loadTrace(page) {
   try {
     const trace = await api(`/api/runs/${page.runId}/trace${page.source}`);
-    drawWaterfall(page.$("#waterfall"), trace);
+    drawWaterfall(page.$("#waterfall"), trace, page.state);
   } catch (err) {
     show(page.$("#run-error"), err.message);
   }
@@ -599,6 +625,7 @@ async function loadTrace(page) {
 
 function showHead(page, run, source) {
   const { $ } = page;
+  page.state = run.state;
   $("#run-task").textContent = run.task || "(a run)";
   $("#run-state").replaceChildren(stateBadge(run.state));
   $("#run-agent").textContent = run.agent || "";
