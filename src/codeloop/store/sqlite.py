@@ -83,7 +83,7 @@ class SQLiteStore(SQLRunStore):
             self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
+            _write_ahead_log(connection)
             connection.execute("PRAGMA foreign_keys=ON")
             connection.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error:
@@ -111,3 +111,17 @@ class SQLiteStore(SQLRunStore):
             except BaseException:
                 await asyncio.shield(asyncio.to_thread(connection.rollback))
                 raise
+
+
+def _write_ahead_log(connection: sqlite3.Connection) -> None:
+    """Switch the file to WAL. SQLite does not wait out a lock for this pragma (several stores
+    opening a new file at once get "database is locked"), so it is retried until the timeout."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
