@@ -320,6 +320,17 @@ def test_a_cancelled_run_is_resumed_to_its_answer(page: Page, server: UIServer) 
     expect(page.locator("#resume-box")).to_be_hidden()
 
 
+def test_a_run_out_of_steps_resumes_with_a_higher_step_limit(page: Page, server: UIServer) -> None:
+    start_run(page, server, f"Dawdle along ({tag()})")
+    assert wait_until_ended(page).startswith("State: max steps exceeded · 4 steps")
+    expect(page.locator("#resume-max-steps")).to_have_value("8")  # its limit, and as many again
+    page.click("#resume-run")
+    expect(page.get_by_test_id("resumed")).to_be_visible()  # the page follows the resumed run
+    expect(page.locator("#run-summary")).to_contain_text("State: max steps exceeded · 8 steps")
+    expect(step(page, 8).get_by_test_id("observation")).to_have_text("thinking, round 8\n")
+    expect(step(page, 9)).to_have_count(0)
+
+
 # ---- mistakes get clear messages -----------------------------------------------------------------
 
 
@@ -356,6 +367,10 @@ def test_the_api_refuses_what_another_site_or_a_bad_request_sends(server: UIServ
     )
     status, body = post(server.url + "/api/runs/nope/resume", b"{}", {"Content-Type": "application/json"})
     assert status == 404 and "only stored runs can be resumed" in body["error"]
+    rebound = urllib.request.Request(server.url + "/api/approvals", headers={"Host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:  # a page of another name (DNS rebinding)
+        urllib.request.urlopen(rebound)
+    assert refused.value.code == 400
 
 
 # ---- a stored run is told as it streamed -----------------------------------------------------------

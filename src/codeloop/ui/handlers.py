@@ -168,7 +168,7 @@ async def answer_approvals(request: Request) -> Response:
     for call_id, answer in answers.items():
         if not isinstance(answer, (bool, str)):
             raise ApiError(400, f"The answer to {call_id} must be true (approve), false or a reason (deny).")
-        checked[call_id] = answer.strip() or False if isinstance(answer, str) else answer
+        checked[call_id] = (answer.strip() or False) if isinstance(answer, str) else answer  # "": deny
     found = await stored(state, run_id)
     if found is None:
         raise ApiError(404, f"No run {run_id!r} in {where(state)}.")

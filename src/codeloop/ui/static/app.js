@@ -564,6 +564,7 @@ async function showRun(runId, params) {
     show($("#run-error"), err.message);
     return () => {};
   }
+  await describeAgent(null); // its step limit: the Resume box's suggestion
   showHead(page, data.run, data.source);
   if (data.source === "live" && data.run.live) {
     stream = follow(page);
