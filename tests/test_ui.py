@@ -68,10 +68,14 @@ def screenshot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def start_run(page: Page, server: UIServer, task: str) -> str:
-    """Type the task in New run and press Run; the run's id, from the page it opens."""
+def start_run(page: Page, server: UIServer, task: str, *, shot: str | None = None) -> str:
+    """Type the task in New run and press Run; the run's id, from the page it opens (`shot`: a
+    screenshot of New run, by this name, before pressing Run)."""
     page.goto(server.url + "/#/")
     page.fill("#task-input", task)
+    expect(page.locator("#new-run-agent")).to_contain_text("Runs are kept in the SQLite store")
+    if shot:
+        screenshot(page, shot)
     page.click("#start-run")
     page.wait_for_url(re.compile(r"#/runs/[0-9a-f]{32}$"))
     expect(page.locator("#run-task")).to_have_text(task)
@@ -95,7 +99,8 @@ def step(page: Page, number: int, depth: int = 0) -> Any:
 def test_a_run_streams_its_thought_code_tool_call_observation_and_answer(
     page: Page, server: UIServer
 ) -> None:
-    start_run(page, server, f"What do two pears cost? ({tag()})")
+    start_run(page, server, f"What do two pears cost? ({tag()})", shot="new-run")
+    expect(page.locator("#agent-info")).to_have_text("desk · scripted")
     summary = wait_until_ended(page)
     assert re.fullmatch(rf"State: success · 2 steps · [\d,]+ tokens · {MS}", summary), summary
 
