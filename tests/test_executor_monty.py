@@ -58,9 +58,10 @@ def calls() -> Calls:
     return Calls()
 
 
-@pytest.fixture
-async def ex(calls: Calls) -> AsyncIterator[MontyExecutor]:
-    executor = MontyExecutor(LIMITS)
+@pytest.fixture(params=["pooled", "process"])
+async def ex(calls: Calls, request: pytest.FixtureRequest) -> AsyncIterator[MontyExecutor]:
+    """Each contract test runs on a pooled session and on one with a worker process of its own."""
+    executor = MontyExecutor(LIMITS, pooled=request.param == "pooled")
     await executor.start(calls.functions())
     yield executor
     await executor.close()

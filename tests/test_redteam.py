@@ -30,7 +30,8 @@ JAIL_LIMITS = ExecutorLimits(timeout_s=0.5, memory_bytes=128 * 2**20, max_output
 # Every executor that claims to be a security boundary. The jail allows every import ("*"), so
 # that the jail itself, not its import list, is what contains each payload.
 BOUNDARIES: dict[str, tuple[ExecutorLimits, Callable[[], Executor]]] = {
-    "monty": (MONTY_LIMITS, lambda: MontyExecutor(MONTY_LIMITS)),
+    "monty": (MONTY_LIMITS, lambda: MontyExecutor(MONTY_LIMITS)),  # pooled: the default
+    "monty-process": (MONTY_LIMITS, lambda: MontyExecutor(MONTY_LIMITS, pooled=False)),
     "jail-bwrap": (JAIL_LIMITS, lambda: JailExecutor(JAIL_LIMITS, ["*"], use_bwrap=True)),
     "jail-nobwrap": (JAIL_LIMITS, lambda: JailExecutor(JAIL_LIMITS, ["*"], use_bwrap=False)),
 }

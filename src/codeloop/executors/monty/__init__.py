@@ -24,6 +24,15 @@ later output is dropped, and the first value stands; the time limit still bounds
 snippet suspended forever is not an option: a Monty session accepts no new snippet while one is
 suspended, so the session's variables would be lost.)
 
+Workers: by default a session is pooled (`pool.py`, `pooled.py`): it borrows one of a few
+shared worker processes for each code action and is kept in this process as a Monty dump in
+between, so many concurrent sessions cost a few processes. Sessions are isolated from each other
+by the interpreter: a checkout starts from an empty heap and only ever holds the one session it
+loaded; every limit above is the session's own, enforced inside the interpreter (the time limit
+also by killing a worker that overruns it, which loses only the action in flight there). A
+session that grows past an eighth of `memory_bytes` (at most 8 MiB) keeps its worker from then
+on. `MontyExecutor(pooled=False)` gives each session a worker process of its own instead.
+
 Host functions may be sync or async; async ones are awaited in the caller's event loop. A call
 the snippet awaits (`await tool(...)`, e.g. inside `async def` helpers run with `asyncio.gather`)
 is started as a task, so such calls overlap; a plain call returns its result directly.
@@ -46,5 +55,6 @@ from __future__ import annotations
 
 from .executor import MontyExecutor
 from .modules import HOST_MODULES, MONTY_MODULES
+from .pool import MontyPool, close_shared_pool, shared_pool
 
-__all__ = ["HOST_MODULES", "MONTY_MODULES", "MontyExecutor"]
+__all__ = ["HOST_MODULES", "MONTY_MODULES", "MontyExecutor", "MontyPool", "close_shared_pool", "shared_pool"]

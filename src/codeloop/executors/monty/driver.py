@@ -21,7 +21,7 @@ from .values import FINAL_SIGNAL, unconvertible
 if TYPE_CHECKING:
     import pydantic_monty as pm
 
-    from .sandbox import DedicatedSandbox
+    from .sandbox import Sandbox
 
     Snapshot = (
         pm.AsyncFunctionSnapshot | pm.AsyncNameLookupSnapshot | pm.AsyncFutureSnapshot | pm.MontyComplete
@@ -76,7 +76,7 @@ class HostCalls(Protocol):
 class SnippetDriver:
     """Feeds one snippet to the sandbox's session and answers every suspension until it ends."""
 
-    sandbox: DedicatedSandbox
+    sandbox: Sandbox
     functions: Mapping[str, HostFunction]
     host_modules: Mapping[str, Any]
     limits: ExecutorLimits
@@ -143,7 +143,7 @@ class SnippetDriver:
         if self._awaited(snap):
             state.tasks[snap.call_id] = asyncio.ensure_future(call)
             return await self._timed(state, snap.resume({"future": ...}))
-        result = await call
+        snap, result = await self.sandbox.wait(snap, state.output, call)
         return await self._deliver(state, snap.resume, result, {"exception": unconvertible(f"{name}()")})
 
     def _is_host_module_function(self, name: str) -> bool:
@@ -168,7 +168,8 @@ class SnippetDriver:
             return await self._timed(state, snap.resume({i: cast("Any", signal) for i in ids}))
         waiting = [state.tasks[i] for i in ids if i in state.tasks]
         if waiting:
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            first = asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            snap, _ = await self.sandbox.wait(snap, state.output, first)
         results: dict[int, dict[str, Any]] = {}
         for i in ids:
             task = state.tasks.get(i)

@@ -21,8 +21,10 @@ from .helper import HelperError, HelperLimit, HostHelper
 from .hints import HintContext
 from .modules import HOST_MODULES, MAX_HOST_MODULE_ARG, MONTY_MODULES, OS_STUBS, check_imports
 from .outcomes import Outcomes, bounded_output, final_output, logs_of, within_value_caps
+from .pool import MontyPool
+from .pooled import PooledSandbox
 from .rewrite import SessionRewriter
-from .sandbox import DedicatedSandbox
+from .sandbox import DedicatedSandbox, Sandbox
 from .values import foreign_exception, sandbox_exception, to_sandbox, to_sandbox_async
 from .walk import TooLarge
 
@@ -36,6 +38,10 @@ class MontyExecutor:
     modules in `MONTY_MODULES` (minus the os/pathlib/sys stubs) and `HOST_MODULES` are importable
     anyway, so naming them is accepted; any other name (numpy, os, "*") raises
     `ConfigurationError`. `host_modules=False` withholds the host-implemented modules.
+
+    By default the session is pooled: it borrows a worker of `pool` (the process-wide
+    `shared_pool()` unless given) for each code action and keeps its state in this process in
+    between (`pooled.py`). `pooled=False` gives the session a worker process of its own instead.
     """
 
     def __init__(
@@ -44,6 +50,8 @@ class MontyExecutor:
         additional_authorized_imports: Sequence[str] = (),
         *,
         host_modules: bool = True,
+        pooled: bool = True,
+        pool: MontyPool | None = None,
     ) -> None:
         self.limits = limits or ExecutorLimits()
         self.host_modules = dict(HOST_MODULES) if host_modules else {}
@@ -51,7 +59,14 @@ class MontyExecutor:
         self.additional_authorized_imports = tuple(additional_authorized_imports)
         self._functions: dict[str, HostFunction] = {}
         self._variables: dict[str, Any] = {}
-        self._sandbox = DedicatedSandbox(self.limits, self.host_modules)
+        if pool is not None and not pooled:
+            raise ConfigurationError("A Monty pool was given with pooled=False: pass one or the other.")
+        self.pooled = pooled
+        self._sandbox: Sandbox = (
+            PooledSandbox(self.limits, self.host_modules, pool)
+            if pooled
+            else DedicatedSandbox(self.limits, self.host_modules)
+        )
         self._rewriter = SessionRewriter()
         self._output_cap = max(1_000_000, 20 * self.limits.max_output_chars)
         reply_cap = max(1_000_000, self.limits.memory_bytes // 4)
@@ -137,7 +152,7 @@ class MontyExecutor:
         """Make sure a usable session exists; True when one had to be restarted."""
         if not self._sandbox.started:
             raise ExecutorError("MontyExecutor.start() must be called before run().")
-        if self._sandbox.session is not None and not self._sandbox.needs_restart:
+        if self._sandbox.ready:
             return False
         await self._restart()
         return True

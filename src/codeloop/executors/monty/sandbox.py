@@ -9,8 +9,8 @@ nothing here.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ...errors import ConfigurationError, ExecutorError
 from ..base import ExecutorLimits
@@ -20,7 +20,43 @@ from .rewrite import PRELUDE
 if TYPE_CHECKING:
     import pydantic_monty as pm
 
-__all__ = ["DedicatedSandbox", "checkout_options"]
+__all__ = ["DedicatedSandbox", "Sandbox", "bind_variables", "checkout_options", "define_prelude"]
+
+T = TypeVar("T")
+
+
+class Sandbox(Protocol):
+    """Where the executor's Monty session lives (`DedicatedSandbox`, `pooled.PooledSandbox`).
+
+    `session` is the live `pm.AsyncMontySession` inside `action()` (a dedicated sandbox keeps it
+    between actions too); `inputs` numbers what was fed to the session, across workers."""
+
+    inputs: Inputs
+    session: Any
+    needs_restart: bool
+
+    @property
+    def started(self) -> bool:
+        """Whether `open()` has been called (the executor was started)."""
+        ...
+
+    @property
+    def ready(self) -> bool:
+        """Whether a session is open and usable (no restart pending)."""
+        ...
+
+    @property
+    def lost(self) -> bool:
+        """Whether the session's state was lost with its worker in the last action."""
+        ...
+
+    async def open(self, variables: Mapping[str, Any]) -> None: ...
+    async def bind(self, values: Mapping[str, Any]) -> None: ...
+    async def load_prelude(self) -> None: ...
+    def action(self) -> contextlib.AbstractAsyncContextManager[None]: ...
+    async def wait(self, snap: Any, output: Any, work: Awaitable[T]) -> tuple[Any, T]: ...
+    async def close_session(self) -> None: ...
+    async def close(self) -> None: ...
 
 
 def checkout_options(limits: ExecutorLimits, host_modules: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,6 +92,10 @@ class DedicatedSandbox:
         return self._pool is not None
 
     @property
+    def ready(self) -> bool:
+        return self.session is not None and not self.needs_restart
+
+    @property
     def lost(self) -> bool:
         """Whether the session's worker is gone (then its state is gone with it)."""
         return self.session is None or self.session.worker_pid is None
@@ -75,28 +115,20 @@ class DedicatedSandbox:
         """Bind `values` as globals of the session now."""
         if self.session is None:
             raise ExecutorError("MontyExecutor.start() must be called before send_variables().")
-        self.inputs.add("None")
-        try:
-            await self.session.feed_start("None", inputs=dict(values))
-        except Exception as exc:
-            self.inputs.drop_last()
-            raise ConfigurationError(f"Variables cannot be sent into the Monty sandbox: {exc}") from exc
+        await bind_variables(self.session, self.inputs, values)
 
     async def load_prelude(self) -> None:
-        """Define the helpers that rewritten snippets call (sandbox code; once per session)."""
-        import pydantic_monty as pm
-
-        self.inputs.add(PRELUDE)
-        try:
-            await self.session.feed_start(PRELUDE)
-        except pm.MontyError as exc:
-            raise ExecutorError(f"The Monty sandbox refused codeloop's helper definitions: {exc}") from exc
-        self.inputs.prelude = self.inputs.current
+        await define_prelude(self.session, self.inputs)
 
     @contextlib.asynccontextmanager
     async def action(self) -> AsyncIterator[None]:
         """The span of one code action: the session is in its worker throughout."""
         yield
+
+    async def wait(self, snap: Any, output: Any, work: Awaitable[T]) -> tuple[Any, T]:
+        """Wait for host-side `work` while the snippet is suspended at `snap`; the worker is this
+        session's alone, so it just waits. The snapshot to resume, and the work's result."""
+        return snap, await work
 
     async def close_session(self) -> None:
         session, self.session = self.session, None
@@ -111,6 +143,28 @@ class DedicatedSandbox:
         if pool is not None:
             with contextlib.suppress(Exception):
                 await pool.__aexit__(None, None, None)
+
+
+async def bind_variables(session: Any, inputs: Inputs, values: Mapping[str, Any]) -> None:
+    """Bind `values` as globals of `session` (an input of its own, numbered in `inputs`)."""
+    inputs.add("None")
+    try:
+        await session.feed_start("None", inputs=dict(values))
+    except Exception as exc:
+        inputs.drop_last()
+        raise ConfigurationError(f"Variables cannot be sent into the Monty sandbox: {exc}") from exc
+
+
+async def define_prelude(session: Any, inputs: Inputs) -> None:
+    """Define the helpers that rewritten snippets call (sandbox code; once per session)."""
+    import pydantic_monty as pm
+
+    inputs.add(PRELUDE)
+    try:
+        await session.feed_start(PRELUDE)
+    except pm.MontyError as exc:
+        raise ExecutorError(f"The Monty sandbox refused codeloop's helper definitions: {exc}") from exc
+    inputs.prelude = inputs.current
 
 
 async def _open_pool() -> pm.AsyncMonty:
