@@ -10,6 +10,14 @@ directory) the moment its task ends; running the command again skips the tasks a
 (`--no-resume` starts afresh). The progress bar is on stderr (none with `--quiet`), the summary
 table on stdout; whatever the agent prints goes to stderr.
 
+`--ray [ADDRESS]` spreads the tasks over a Ray cluster (`codeloop.evals.ray_backend`): with no
+ADDRESS a Ray instance is started on this machine for the eval; with one ("auto", "host:port"
+of a head node, "ray://host:10001") the eval joins that cluster. Each Ray worker imports the
+`--agent` module and builds its own agent (and judge model), so the module must be importable
+on every node (this directory and PYTHONPATH are passed on; on several machines, the same code
+at the same place, or installed). `-c` tasks run at once, each worker reserving
+`--ray-cpus-per-task` CPUs; a task whose worker dies runs again on another.
+
 Exit status: 0 when the eval ran, whatever its success rate; 2 for a usage error (a bad task
 file or line, agent spec, scorer, tolerance or judge model, a results file that is not one);
 1 when the eval could not run (the results file cannot be written, a store fails...).
@@ -30,8 +38,10 @@ from ..errors import ConfigurationError
 from .agent_spec import EXIT_FAILED, EXIT_USAGE, AgentSpecError, load_agent
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from ..agents import MultiStepAgent
-    from ..evals import AgentSource, EvalReport, EvalTask
+    from ..evals import AgentSource, EvalReport, EvalTask, ModelSpec
     from ..models.base import Model
 
 __all__ = ["add_eval_command", "eval_command"]
@@ -64,6 +74,17 @@ def add_eval_command(commands: Any) -> None:
         "--judge-api-base", default=os.environ.get("OPENAI_BASE_URL"), help="judge: its OpenAI-compatible API"
     )
     ev.add_argument("--judge-api-key", help="judge: its API key (default: $OPENAI_API_KEY)")
+    ev.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run the tasks on a Ray cluster: at ADDRESS (auto, host:port, ray://host:port), or "
+        "with no ADDRESS on a Ray instance started here for the eval",
+    )
+    ev.add_argument(
+        "--ray-cpus-per-task", type=_cpus, default=1.0, help="--ray: CPUs each worker reserves (default 1)"
+    )
     ev.add_argument("--no-resume", action="store_true", help="run every task again; start the file afresh")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(handler=eval_command)
@@ -74,11 +95,14 @@ def eval_command(args: argparse.Namespace) -> int:
     from ..evals import TaskFileError, load_tasks, print_summary
 
     tasks = _checked(lambda: load_tasks(args.tasks), TaskFileError)
-    source = _agent_source(args.agent)
+    output = Path(args.output or f"{Path(args.tasks).stem}.results.jsonl")
+    source = _agent_source(args.agent)  # the spec checked here, even when Ray workers build theirs
     try:
-        judge = _checked(lambda: _judge(args), ConfigurationError)
-        output = Path(args.output or f"{Path(args.tasks).stem}.results.jsonl")
-        report = _evaluate(args, tasks, source, judge, output)
+        if args.ray is not None:
+            report = _evaluate_on_ray(args, tasks, output)
+        else:
+            judge = _checked(lambda: _judge(args), ConfigurationError)
+            report = _evaluate(args, tasks, source, judge, output)
     finally:
         _close_source(source)
     print_summary(report.summary, sys.stdout, title=f"Eval: {args.tasks}")
@@ -90,12 +114,36 @@ def _evaluate(
     args: argparse.Namespace, tasks: list[EvalTask], source: AgentSource, judge: Model | None, output: Path
 ) -> EvalReport:
     from ..evals import aevaluate
-    from . import CommandFailed
 
     run = aevaluate(
         tasks, source, scorer=args.scorer, judge=judge, tolerance=args.tolerance,
         concurrency=args.concurrency, output=output, resume=not args.no_resume, progress=not args.quiet,
     )  # fmt: skip
+    try:
+        return _run(run)
+    finally:
+        _close(judge)
+
+
+def _evaluate_on_ray(args: argparse.Namespace, tasks: list[EvalTask], output: Path) -> EvalReport:
+    """The eval on Ray workers, the agent sent as its spec (`--agent`) and the judge as a
+    `ModelSpec`: each worker builds its own."""
+    from ..evals import RayBackend, aevaluate
+
+    judge = _checked(lambda: _judge_spec(args), ConfigurationError)
+    cpus = args.ray_cpus_per_task
+    backend = RayBackend(args.ray or None, concurrency=args.concurrency, num_cpus_per_task=cpus)
+    run = aevaluate(
+        tasks, args.agent, scorer=args.scorer, judge=judge, tolerance=args.tolerance, output=output,
+        resume=not args.no_resume, progress=not args.quiet, backend=backend,
+    )  # fmt: skip
+    return _run(run)
+
+
+def _run(run: Coroutine[Any, Any, EvalReport]) -> EvalReport:
+    """Run the eval; its errors become the command's (usage, or could not run)."""
+    from . import CommandFailed
+
     try:
         with contextlib.redirect_stdout(sys.stderr):  # stdout is the summary's
             return asyncio.run(run)
@@ -103,8 +151,6 @@ def _evaluate(
         raise CommandFailed(str(exc), EXIT_USAGE) from None
     except Exception as exc:
         raise CommandFailed(f"the eval could not run: {type(exc).__name__}: {exc}", EXIT_FAILED) from None
-    finally:
-        _close(judge)
 
 
 def _checked(build: Callable[[], T], usage: type[Exception]) -> T:
@@ -171,6 +217,23 @@ def _judge(args: argparse.Namespace) -> Model | None:
     return with_retries(model)
 
 
+def _judge_spec(args: argparse.Namespace) -> ModelSpec | None:
+    """`--judge-model` as a `ModelSpec` for the Ray workers (checked here: a hosted model is
+    built once and closed); the key is `--judge-api-key` or this environment's OPENAI_API_KEY."""
+    from ..evals import ModelSpec
+    from .models import LOCAL_MODELS
+
+    if not args.judge_model:
+        if args.scorer == "judge":
+            raise ConfigurationError("--scorer judge needs --judge-model MODEL (a name as for codeloop run)")
+        return None
+    key = args.judge_api_key or os.environ.get("OPENAI_API_KEY")
+    spec = ModelSpec(args.judge_model, args.judge_api_base, key)
+    if spec.name not in LOCAL_MODELS or spec.api_base:
+        _close(spec.build())
+    return spec
+
+
 def _close(model: Model | None) -> None:
     close = getattr(model, "close", None)
     if callable(close):
@@ -184,6 +247,16 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def _cpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of CPUs (0 or more, e.g. 0.5)")
     return value
 
 

@@ -8,13 +8,16 @@ kept one JSON line per task (resumable), and a summary.
 
 The same from the shell: `codeloop eval tasks.jsonl --agent my_agents:make_agent --scorer numeric`.
 One module per concern: `tasks` (the dataset), `scorers`, `trial` (one task end to end),
-`backends` (where tasks run: `LocalBackend`, or another behind `EvalBackend`), `results` (the
-results file), `runner` (`evaluate`, `aevaluate`) and `summary`.
+`backends` (where tasks run: `LocalBackend`, or another behind `EvalBackend`), `spec` (an eval
+as data a worker elsewhere builds its trial from), `ray_backend` (`RayBackend`: tasks on a Ray
+cluster; Ray is imported only when it runs), `results` (the results file), `runner`
+(`evaluate`, `aevaluate`) and `summary`.
 """
 
 from __future__ import annotations
 
 from .backends import EvalBackend, LocalBackend, RunTask
+from .ray_backend import RayBackend
 from .results import CRASHED, EvalResult, ResultsFile, ResultsFileError
 from .runner import EvalReport, TaskSource, aevaluate, evaluate
 from .scorers import (
@@ -33,9 +36,10 @@ from .scorers import (
     as_scorer,
     parse_verdict,
 )
+from .spec import ModelSpec, SpecTrial, TrialSpec
 from .summary import GroupStats, Summary, print_summary, summarize, summary_table
 from .tasks import EvalTask, TaskFileError, load_tasks, parse_tasks, tasks_from
-from .trial import AgentFactory, AgentSource, Trial
+from .trial import AgentFactory, AgentSource, Trial, crashed_result
 
 __all__ = [
     "CRASHED",
@@ -53,7 +57,9 @@ __all__ = [
     "GroupStats",
     "JudgeScorer",
     "LocalBackend",
+    "ModelSpec",
     "NumericMatch",
+    "RayBackend",
     "ResultsFile",
     "ResultsFileError",
     "RunTask",
@@ -61,13 +67,16 @@ __all__ = [
     "ScoreFunction",
     "Scorer",
     "ScorerSpecError",
+    "SpecTrial",
     "Summary",
     "TaskFileError",
     "TaskSource",
     "Trial",
+    "TrialSpec",
     "Verdict",
     "aevaluate",
     "as_scorer",
+    "crashed_result",
     "evaluate",
     "load_tasks",
     "parse_tasks",

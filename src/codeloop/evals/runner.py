@@ -12,24 +12,29 @@ at most `concurrency` at once), each result appended to `output` the moment its 
 a progress bar on stderr; last, the `Summary`. Without `resume`, `output` is started afresh.
 
 The agent is an agent object, shared by all tasks, or a factory called once per task (see
-`codeloop.evals.trial`). A run that raises is a "crashed" result with its error, never lost.
-When the agent has a `store=`, each run is kept there like any other; `run_id` in its result
-finds it (`codeloop runs`, `agent.resume`).
+`codeloop.evals.trial`), or the name of either as "module:attr": then the eval is described as
+data (`codeloop.evals.spec.TrialSpec`) that a backend on other machines sends to its workers,
+each building its own agent (`RayBackend`); the judge is then a `ModelSpec`. A run that raises
+is a "crashed" result with its error, never lost. When the agent has a `store=`, each run is
+kept there like any other; `run_id` in its result finds it (`codeloop runs`, `agent.resume`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._sync import run_sync
-from .backends import EvalBackend, LocalBackend
+from ..errors import ConfigurationError
+from .backends import EvalBackend, LocalBackend, RunTask
 from .results import EvalResult, ResultsFile
 from .scorers import ScoreFunction, Scorer, ScorerSpecError, as_scorer
+from .spec import ModelSpec, SpecTrial, TrialSpec
 from .summary import Summary, summarize
 from .tasks import EvalTask, ScorerField, load_tasks, tasks_from
 from .trial import AgentSource, Trial
@@ -58,10 +63,10 @@ class EvalReport:
 
 def evaluate(
     tasks: TaskSource,
-    agent: AgentSource,
+    agent: AgentSource | str,
     *,
     scorer: Scorer | ScoreFunction | ScorerField = "exact",
-    judge: Model | None = None,
+    judge: Model | ModelSpec | None = None,
     tolerance: Mapping[str, float] | None = None,
     concurrency: int = 4,
     output: str | Path | None = None,
@@ -81,10 +86,10 @@ def evaluate(
 
 async def aevaluate(
     tasks: TaskSource,
-    agent: AgentSource,
+    agent: AgentSource | str,
     *,
     scorer: Scorer | ScoreFunction | ScorerField = "exact",
-    judge: Model | None = None,
+    judge: Model | ModelSpec | None = None,
     tolerance: Mapping[str, float] | None = None,
     concurrency: int = 4,
     output: str | Path | None = None,
@@ -95,28 +100,24 @@ async def aevaluate(
 ) -> EvalReport:
     """Run every task of `tasks` with `agent` and score it (see the module docstring).
 
-    `scorer`: the default scorer (a name, a spec, a `Scorer` or a function); a task's own
-    `scorer` wins. `judge`: the model of the "judge" scorer. `tolerance`: the "numeric"
-    scorer's default `rel_tol` / `abs_tol`. `backend`: where tasks run (default
-    `LocalBackend(concurrency)`). `prices`: model-id glob -> `Price` for the cost."""
+    `agent`: an agent, a factory, or "module:attr" naming either. `scorer`: the default scorer
+    (a name, a spec, a `Scorer` or a function); a task's own `scorer` wins. `judge`: the model
+    of the "judge" scorer (a `ModelSpec` is built here, or by each worker with "module:attr").
+    `tolerance`: the "numeric" scorer's default `rel_tol` / `abs_tol`. `backend`: where tasks
+    run (default `LocalBackend(concurrency)`). `prices`: model-id glob -> `Price` for the cost."""
     started = time.perf_counter()
     task_list = load_tasks(tasks) if isinstance(tasks, (str, Path)) else tasks_from(tasks)
-    defaults = {"numeric": dict(tolerance)} if tolerance else {}
-    trial = Trial(
-        agent=agent,
-        scorer=as_scorer(scorer, judge=judge, defaults=defaults),
-        task_scorers=_task_scorers(task_list, judge, defaults),
-        prices=prices,
-    )
     run_on = backend or LocalBackend(concurrency)
-    results_file = ResultsFile(output) if output is not None else None
-    try:  # every check is behind us: now the results file is opened (or started afresh)
-        previous = results_file.open(resume=resume) if results_file else []
-        with _ProgressBar(progress, task_list, previous) as bar:
-            done = await _collect(run_on, task_list, trial, previous, results_file, bar)
-    finally:
-        if results_file is not None:
-            results_file.close()
+    async with _trial(agent, task_list, scorer, judge, tolerance, prices) as trial:
+        _check_backend(run_on, trial)
+        results_file = ResultsFile(output) if output is not None else None
+        try:  # every check is behind us: now the results file is opened (or started afresh)
+            previous = results_file.open(resume=resume) if results_file else []
+            with _ProgressBar(progress, task_list, previous) as bar:
+                done = await _collect(run_on, task_list, trial, previous, results_file, bar)
+        finally:
+            if results_file is not None:
+                results_file.close()
     ordered = [done[task.id] for task in task_list if task.id in done]
     skipped = len({r.id for r in previous} & done.keys())
     summary = summarize(ordered, skipped=skipped, missing=len(task_list) - len(ordered))
@@ -124,10 +125,67 @@ async def aevaluate(
     return EvalReport(results=ordered, summary=summary, output=path, wall_time=time.perf_counter() - started)
 
 
+@contextlib.asynccontextmanager
+async def _trial(
+    agent: AgentSource | str,
+    tasks: list[EvalTask],
+    scorer: Scorer | ScoreFunction | ScorerField,
+    judge: Model | ModelSpec | None,
+    tolerance: Mapping[str, float] | None,
+    prices: Mapping[str, Price] | None,
+) -> AsyncIterator[RunTask]:
+    """The eval's `RunTask`, every scorer and the agent spec checked: a `SpecTrial` for an agent
+    named "module:attr", else a `Trial`; a judge model built here is closed at the end."""
+    if isinstance(agent, str):
+        if judge is not None and not isinstance(judge, ModelSpec):
+            raise ConfigurationError("with the agent named as module:attr, name the judge as ModelSpec(...)")
+        options = {"scorer": scorer, "tolerance": tolerance, "judge": judge, "prices": prices}
+        spec = TrialSpec.for_tasks(agent, tasks, **options)
+        spec.check()
+        made = SpecTrial(spec)
+        try:
+            yield made
+        finally:
+            await made.aclose()
+        return
+    model = judge.build() if isinstance(judge, ModelSpec) else judge
+    try:
+        yield _local_trial(agent, tasks, scorer, model, tolerance, prices)
+    finally:
+        close = getattr(model, "close", None)
+        if isinstance(judge, ModelSpec) and callable(close):
+            close()
+
+
+def _local_trial(
+    agent: AgentSource,
+    tasks: list[EvalTask],
+    scorer: Scorer | ScoreFunction | ScorerField,
+    judge: Model | None,
+    tolerance: Mapping[str, float] | None,
+    prices: Mapping[str, Price] | None,
+) -> Trial:
+    defaults = {"numeric": dict(tolerance)} if tolerance else {}
+    return Trial(
+        agent=agent,
+        scorer=as_scorer(scorer, judge=judge, defaults=defaults),
+        task_scorers=_task_scorers(tasks, judge, defaults),
+        prices=prices,
+    )
+
+
+def _check_backend(backend: EvalBackend, trial: RunTask) -> None:
+    """A backend's own check of the trial (`check(trial)`, when it has one), before any task
+    runs: a `RayBackend` refuses an agent object it cannot send to its workers."""
+    check = getattr(backend, "check", None)
+    if callable(check):
+        check(trial)
+
+
 async def _collect(
     backend: EvalBackend,
     tasks: Sequence[EvalTask],
-    trial: Trial,
+    trial: RunTask,
     previous: Sequence[EvalResult],
     results_file: ResultsFile | None,
     bar: _ProgressBar,

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..result import RunResult
     from .tasks import EvalTask
 
-__all__ = ["AgentFactory", "AgentSource", "Trial"]
+__all__ = ["AgentFactory", "AgentSource", "Trial", "crashed_result"]
 
 AgentFactory = Callable[[], MultiStepAgent]
 AgentSource = Union[MultiStepAgent, AgentFactory]  # noqa: UP007  # a runtime alias on Python 3.10
@@ -52,7 +52,7 @@ class Trial:
         try:
             result, model_id = await self._run(task)
         except Exception as exc:
-            return _crashed(task, exc, time.perf_counter() - started)
+            return crashed_result(task, exc, time.perf_counter() - started)
         duration = time.perf_counter() - started
         score, scorer_error = await self._score(task, result)
         cost = run_cost(result, model_id, self.prices)
@@ -113,14 +113,15 @@ def _result(
     )
 
 
-def _crashed(task: EvalTask, exc: Exception, duration: float) -> EvalResult:
+def crashed_result(task: EvalTask, exc: BaseException | str, duration: float | None = None) -> EvalResult:
+    """The "crashed" result of `task`: what was raised (or `exc`, a text saying what happened)."""
     return EvalResult(
         id=task.id,
         task=task.task,
         expected=task.expected,
         state=CRASHED,
         duration=duration,
-        error=_describe(exc),
+        error=exc if isinstance(exc, str) else _describe(exc),
         tags=task.tags,
     )
 
