@@ -74,6 +74,15 @@ class MontyExecutor:
         self._lock = asyncio.Lock()  # one snippet at a time per session
 
     @property
+    def worker_pid(self) -> int | None:
+        """The worker process running this session's code now, or that ran its last action
+        (diagnostics and tests; None before the first action)."""
+        if isinstance(self._sandbox, PooledSandbox):
+            return self._sandbox.worker_pid
+        session = self._sandbox.session
+        return session.worker_pid if session is not None else None
+
+    @property
     def importable_modules(self) -> list[str]:
         """The modules a snippet can import here (for the agent's prompt)."""
         return sorted((MONTY_MODULES - OS_STUBS) | set(self.host_modules))

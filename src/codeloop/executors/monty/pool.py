@@ -47,7 +47,7 @@ class _Gate:
     the sync API's loop, `asyncio.run` loops and threads may all use it)."""
 
     def __init__(self, count: int) -> None:
-        self._free = count
+        self.free = count
         self._lock = threading.Lock()
         self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = (
             collections.deque()
@@ -56,8 +56,8 @@ class _Gate:
     async def acquire(self) -> None:
         loop = asyncio.get_running_loop()
         with self._lock:
-            if self._free > 0 and not self._waiters:
-                self._free -= 1
+            if self.free > 0 and not self._waiters:
+                self.free -= 1
                 return
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.append((loop, waiter))
@@ -80,7 +80,7 @@ class _Gate:
                     return
                 except RuntimeError:  # that loop is closed: the next waiter gets the place
                     continue
-            self._free += 1
+            self.free += 1
 
     def _grant(self, waiter: asyncio.Future[None]) -> None:
         if waiter.done():  # cancelled meanwhile
@@ -108,6 +108,7 @@ class MontyPool:
             raise ConfigurationError(f"recycle_after must be at least 1 (or None), not {recycle_after}.")
         self.recycle_after = recycle_after
         self._gate = _Gate(self.workers)
+        self._kept = 0
         self._monty: Any = None  # pm.AsyncMonty once opened
         self._state = "new"  # new -> opening -> open -> closed
         self._lock = threading.Lock()
@@ -116,6 +117,16 @@ class MontyPool:
     @property
     def closed(self) -> bool:
         return self._state == "closed"
+
+    @property
+    def lent(self) -> int:
+        """How many workers are lent to sessions now (kept ones not counted)."""
+        return self.workers - self._gate.free
+
+    @property
+    def kept(self) -> int:
+        """How many sessions keep a worker of their own now."""
+        return self._kept
 
     async def open(self) -> None:
         """Start the workers (once; concurrent callers wait for the first)."""
@@ -165,6 +176,7 @@ class MontyPool:
         """Let `lease`'s session keep its worker: it no longer counts as lent."""
         if lease.counted:
             lease.counted = False
+            self._kept += 1
             self._gate.release()
 
     async def give_back(self, lease: Lease) -> None:
@@ -173,7 +185,11 @@ class MontyPool:
             with contextlib.suppress(Exception):  # a crashed worker may refuse a clean exit
                 await lease.checkout.__aexit__(None, None, None)
         finally:
-            self.keep(lease)
+            if lease.counted:
+                lease.counted = False
+                self._gate.release()
+            else:
+                self._kept -= 1
 
     async def close(self) -> None:
         """Stop the workers. Sessions that still use the pool fail their next action."""
