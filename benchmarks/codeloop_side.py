@@ -84,21 +84,53 @@ def run_tokens(options: dict[str, Any]) -> dict[str, Any]:
 
 async def _concurrent(options: dict[str, Any]) -> list[Any]:
     model = OpenAIModel("bench", api_base=options["api_base"])
+    settings = {"max_steps": options["steps"] + 2, "max_repeats": SCRIPTED,
+                "executor_kwargs": {"pooled": options.get("pooled", True)}}  # fmt: skip
 
     async def one(index: int) -> Any:
-        async with CodeAgent([], model, max_steps=options["steps"] + 2, max_repeats=SCRIPTED) as agent:
+        async with CodeAgent([], model, **settings) as agent:
             return await agent.arun(f"Benchmark task {index}.")
 
     return await asyncio.gather(*(one(i) for i in range(options["n"])))
 
 
 def concurrency(options: dict[str, Any]) -> dict[str, Any]:
+    """N concurrent CodeAgent runs on Monty, pooled (the default) or a worker process per run
+    (`pooled: false`); peak RSS of this process and all its children, sampled."""
     scripts.raise_open_files_limit()
     with scripts.TreeMemory() as memory:
         start = time.perf_counter()
         answers = asyncio.run(_concurrent(options))
         wall = time.perf_counter() - start
     return {"wall_s": wall, "runs_ok": sum(a == "done" for a in answers), "peak_rss_mb": memory.peak_mb}
+
+
+async def _first_actions(pooled: bool, repeats: int) -> list[float]:
+    from codeloop.executors.monty import MontyExecutor, close_shared_pool
+
+    if pooled:  # the shared pool is up, as it is once any run has started in the process
+        warm = MontyExecutor(pooled=True)
+        await warm.start({})
+        await warm.close()
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        executor = MontyExecutor(pooled=pooled)
+        await executor.start({})
+        assert (await executor.run("1 + 1")).output == 2
+        times.append(time.perf_counter() - start)
+        await executor.close()
+    await close_shared_pool()
+    return times[1:]
+
+
+def sandbox_start(options: dict[str, Any]) -> dict[str, Any]:
+    """A new session's start plus its first code action, in ms: pooled (a warm worker is lent)
+    and with a worker process of its own (started for it: on the run's critical path)."""
+    repeats = options["repeats"]
+    pooled = asyncio.run(_first_actions(True, repeats))
+    dedicated = asyncio.run(_first_actions(False, repeats))
+    return {"pooled_ms": [t * 1e3 for t in pooled], "process_ms": [t * 1e3 for t in dedicated]}
 
 
 def tasks(options: dict[str, Any]) -> dict[str, Any]:
@@ -178,6 +210,7 @@ def _local_model(options: dict[str, Any], api_base: str) -> OpenAIModel:
 
 
 FIGURES = {f.__name__: f for f in (overhead, prompt_tokens, run_tokens, concurrency, tasks, agent_tasks)}
+FIGURES["sandbox_start"] = sandbox_start
 
 if __name__ == "__main__":
     figure, options = sys.argv[1], json.loads(sys.argv[2])
