@@ -227,6 +227,35 @@ async def test_a_session_that_grows_large_keeps_its_worker_and_its_state() -> No
         await pool.close()
 
 
+async def test_sessions_share_helper_processes_but_never_a_stale_one(pool: MontyPool) -> None:
+    a, b = await _session(pool), await _session(pool)
+    assert (await a.run("import statistics\nstatistics.mean([1, 2, 3])")).output == 2
+    assert (await b.run("import statistics\nstatistics.median([5, 1, 9])")).output == 5
+    assert a._helper.starts + b._helper.starts == 1  # b's call went to the helper a started
+    slow = asyncio.ensure_future(a.run("import textwrap\ntextwrap.fill('x' * 300_000, width=1)"))
+    await asyncio.sleep(0.3)  # the helper is working on a's call: its reply is still to come
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    for values, median in (([7, 3, 5], 5), ([2, 8], 5), ([1], 1)):
+        assert (await b.run(f"statistics.median({values})")).output == median  # b's own answers
+
+
+async def test_a_cancelled_helper_call_leaves_no_stale_reply_per_process_either() -> None:
+    executor = MontyExecutor(LIMITS, pooled=False)
+    await executor.start({})
+    try:
+        slow = asyncio.ensure_future(executor.run("import textwrap\ntextwrap.fill('x' * 300_000, width=1)"))
+        await asyncio.sleep(0.3)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        out = await executor.run("import statistics\nstatistics.median([7, 3, 5])")
+        assert out.error is None and out.output == 5
+    finally:
+        await executor.close()
+
+
 # -- start and shutdown ---------------------------------------------------------------------------------
 
 

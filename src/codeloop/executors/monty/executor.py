@@ -17,7 +17,7 @@ from typing import Any
 from ...errors import ConfigurationError, ExecutorError
 from ..base import CodeOutput, ExecutorLimits, HostFunction
 from .driver import RunState, SnippetDriver, Stuck, stop_signal
-from .helper import HelperError, HelperLimit, HostHelper
+from .helper import HelperError, HelperLimit, HostHelper, SharedHelper
 from .hints import HintContext
 from .modules import HOST_MODULES, MAX_HOST_MODULE_ARG, MONTY_MODULES, OS_STUBS, check_imports
 from .outcomes import Outcomes, bounded_output, final_output, logs_of, within_value_caps
@@ -41,7 +41,8 @@ class MontyExecutor:
 
     By default the session is pooled: it borrows a worker of `pool` (the process-wide
     `shared_pool()` unless given) for each code action and keeps its state in this process in
-    between (`pooled.py`). `pooled=False` gives the session a worker process of its own instead.
+    between (`pooled.py`), and shares the helper processes of host modules (`helper.py`).
+    `pooled=False` gives the session a worker process and a helper process of its own instead.
     """
 
     def __init__(
@@ -70,7 +71,10 @@ class MontyExecutor:
         self._rewriter = SessionRewriter()
         self._output_cap = max(1_000_000, 20 * self.limits.max_output_chars)
         reply_cap = max(1_000_000, self.limits.memory_bytes // 4)
-        self._helper = HostHelper(self.limits.memory_bytes, reply_cap, MAX_HOST_MODULE_ARG)
+        helper = SharedHelper if pooled else HostHelper
+        self._helper: HostHelper | SharedHelper = helper(
+            self.limits.memory_bytes, reply_cap, MAX_HOST_MODULE_ARG
+        )
         self._lock = asyncio.Lock()  # one snippet at a time per session
 
     @property

@@ -9,6 +9,12 @@ after start-up plus the executor's `memory_bytes`, and a CPU-time limit re-armed
 host waits on a pipe, never on the GIL; when the action's remaining time runs out the process is
 killed (SIGKILL) and reaped, and the next call starts a fresh one. No host thread is involved.
 
+Pooled sessions share helper processes (`SharedHelper`): a call takes an idle helper of its
+event loop and limits, or starts one, and gives it back only after a complete exchange; a
+helper whose call was cancelled mid-exchange is killed, never handed to another session (its
+stale reply would reach the wrong session). At most `KEEP_IDLE` idle helpers are kept per loop
+and limits; the rest are stopped.
+
 Arguments cross as the bounded JSON codec of `helper_child` (refused past `MAX_HOST_MODULE_ARG`
 items plus characters, encoded on the event loop in steps); answers come back as JSON of at
 most `reply_cap` bytes and are decoded as data only: nothing is unpickled.
@@ -22,13 +28,16 @@ import json
 import signal
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
 from .helper_child import decode_data, encode_steps
-from .walk import drive, within_cap
+from .walk import TooLarge, drive, within_cap
 
-__all__ = ["CHILD_PATH", "HelperError", "HelperLimit", "HostHelper"]
+__all__ = ["CHILD_PATH", "KEEP_IDLE", "HelperError", "HelperLimit", "HostHelper", "SharedHelper"]
+
+KEEP_IDLE = 2
 
 CHILD_PATH = Path(__file__).resolve().with_name("helper_child.py")
 _REAP_S = 2.0
@@ -79,6 +88,9 @@ class HostHelper:
                 reply = await asyncio.wait_for(self._exchange(request), budget_s)
             except (asyncio.TimeoutError, ConnectionError, asyncio.IncompleteReadError, OSError):
                 raise await self._stopped(name) from None
+            except asyncio.CancelledError:  # its reply is still to come: the next call must not read it
+                await asyncio.shield(self._kill())
+                raise
             return await self._answer(name, reply)
 
     async def close(self) -> None:
@@ -165,3 +177,40 @@ class HostHelper:
         if key == "e" and isinstance(body, list) and len(body) == 3:
             raise HelperError(*(str(part) for part in body))
         raise HelperError("RuntimeError", "RuntimeError", f"{name}(): the host helper answered badly")
+
+
+_Key = tuple[int, int, int]
+_IDLE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Key, list[HostHelper]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class SharedHelper:
+    """A pooled session's view of the helper processes it shares with other sessions (module
+    docstring): the same calls as `HostHelper`, served by whichever helper is idle."""
+
+    def __init__(self, memory_bytes: int, reply_cap: int, arg_cap: int) -> None:
+        self.key: _Key = (memory_bytes, reply_cap, arg_cap)
+        self.starts = 0  # helper processes started for this session's calls
+
+    async def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], budget_s: float) -> Any:
+        """As `HostHelper.call`."""
+        idle = _IDLE.setdefault(asyncio.get_running_loop(), {}).setdefault(self.key, [])
+        helper = idle.pop() if idle else HostHelper(*self.key)
+        started, complete = helper.starts, False
+        try:
+            result = await helper.call(name, args, kwargs, budget_s)
+            complete = True
+            return result
+        except (HelperError, HelperLimit, TooLarge, TypeError):
+            complete = True  # answered, stopped (and killed), or refused before anything was sent
+            raise
+        finally:
+            self.starts += helper.starts - started
+            if complete and len(idle) < KEEP_IDLE:
+                idle.append(helper)
+            else:
+                await asyncio.shield(helper.close())
+
+    async def close(self) -> None:
+        """Nothing of this session's own runs between calls: the helpers are shared."""
