@@ -122,21 +122,28 @@ class RayNode:
 
 @dataclass
 class RayCluster:
-    """A head node on 127.0.0.1 (`address`) and the worker nodes added with `add_worker`."""
+    """A head node on 127.0.0.1 (`address`, and `client_address` for Ray Client) and the worker
+    nodes added with `add_worker`."""
 
     temp_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rc", dir="/tmp")))
     port: int = field(default_factory=free_port)
+    client_port: int = field(default_factory=free_port)
     nodes: list[RayNode] = field(default_factory=list)
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def client_address(self) -> str:
+        """The head's Ray Client server."""
+        return f"ray://127.0.0.1:{self.client_port}"
+
     def start(self, worker_cpus: int = 2) -> RayCluster:
         """The head, and one worker node with `worker_cpus` CPUs."""
         self._start(
             "--head", "--port", str(self.port), "--num-cpus", "0", "--temp-dir", str(self.temp_dir),
-            "--ray-client-server-port", str(free_port()), "--dashboard-port", str(free_port()),
+            "--ray-client-server-port", str(self.client_port), "--dashboard-port", str(free_port()),
             "--include-dashboard=false", head=True,
         )  # fmt: skip
         self.add_worker(worker_cpus)

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from ray_agents import adder_task
-from ray_cluster import NO_AUTH, RayCluster, gone
+from ray_cluster import NO_AUTH, RayCluster, free_port, gone
 
 from codeloop.errors import ConfigurationError
 from codeloop.evals import EvalReport, RayBackend, aevaluate, evaluate
 
+from helpers import completion_reply
 from terminal import run_cli
+from wire import ReplayServer
 
 if TYPE_CHECKING:
     from pg_server import PostgresServer
@@ -64,6 +66,15 @@ def marks(folder: Path) -> dict[int, list[tuple[int, int]]]:
 
 def adder_tasks(count: int, folder: Path) -> list[dict[str, Any]]:
     return [{"id": f"t{n}", "task": adder_task(n, folder), "expected": 2 * n} for n in range(1, count + 1)]
+
+
+def test_an_eval_through_ray_client(cluster: RayCluster, tmp_path: Path) -> None:
+    (tmp_path / "gate").touch()
+    backend = RayBackend(cluster.client_address, concurrency=2)
+    report = evaluate(adder_tasks(4, tmp_path), ADDER, scorer="numeric", backend=backend, progress=False)
+    assert (report.summary.total, report.summary.passed) == (4, 4), [r.error for r in report.results]
+    ran = marks(tmp_path)
+    assert {parent for runs in ran.values() for _, parent in runs} == {cluster.workers[0].raylet_pid()}
 
 
 async def wait_for(condition: Any, what: str, running: asyncio.Future[Any], deadline_s: float = 120) -> None:
@@ -242,6 +253,32 @@ def test_codeloop_eval_with_ray_address_runs_on_the_cluster_and_resumes(
     assert results_by_id(out) == written
 
 
+def test_codeloop_eval_on_ray_with_a_judge_model_each_worker_builds(
+    cluster: RayCluster, tmp_path: Path
+) -> None:
+    out = tmp_path / "results.jsonl"
+    verdicts = [
+        "Same number.\nVERDICT: CORRECT",
+        "VERDICT: INCORRECT",
+        "Yes.",
+        "It differs.\nVERDICT: INCORRECT",
+    ]
+    with ReplayServer([completion_reply(v) for v in verdicts]) as server:
+        done = codeloop(
+            DATASET, "--agent", "eval_agents:make_calculator", "--output", str(out), "-c", "1",
+            "--scorer", "judge", "--judge-model", "m", "--judge-api-base", server.url("/v1"),
+            "--ray", cluster.address,
+        )  # fmt: skip
+        asked = [body["messages"][-1]["content"] for body in server.bodies]
+    assert done.code == 0, done.err
+    written = results_by_id(out)
+    assert {i: r["passed"] for i, r in written.items()} == {
+        "mul": True, "pow": False, "div": True, "trick": False, "6": False,
+    }  # fmt: skip
+    assert written["mul"]["reason"] == "Same number." and written["trick"]["reason"] == "Differs."
+    assert len(asked) == 4 and "What is 2 ** 10?" in asked[1]  # the worker's judge asked, in order
+
+
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     """A temp dir with a short path: Ray's socket paths under it have a length limit."""
@@ -266,6 +303,29 @@ def test_codeloop_eval_with_ray_and_no_address_starts_and_stops_its_own_ray(
     assert list(short_tmp.iterdir()), "the eval's Ray instance kept its session elsewhere"
     assert (home / ".ray" / "auth_token").exists()  # it ran with a token, made for it
     assert gone(str(short_tmp)), "a process of the eval's own Ray instance outlived it"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--ray-cpus-per-task", "lots"], 2, "'lots' is not a number of CPUs"),
+        (["--agent", "eval_agents:nowhere"], 2, "module eval_agents has no attribute 'nowhere'"),
+        (["--scorer", "fuzzy"], 2, "unknown scorer 'fuzzy'"),
+        (["--scorer", "judge"], 2, "--scorer judge needs --judge-model MODEL"),
+        (["--ray", "nowhere"], 2, "'nowhere' is not auto, host:port or ray://host:port"),
+        ([], 1, "codeloop: the eval could not run: ConnectionError: no Ray cluster answers at 127.0.0.1:"),
+    ],
+)
+def test_ray_usage_errors_and_a_cluster_that_is_not_there_are_told_before_anything_runs(
+    tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    out = tmp_path / "results.jsonl"
+    agent = [] if "--agent" in args else ["--agent", "eval_agents:make_calculator"]
+    nowhere = [] if "--ray" in args else ["--ray", f"127.0.0.1:{free_port()}"]  # nothing listens there
+    failed = codeloop(DATASET, *agent, *nowhere, *args, "--output", str(out))
+    assert failed.code == code, failed.err
+    assert message in failed.err and failed.out == "" and "Traceback" not in failed.err
+    assert not out.exists()
 
 
 def test_an_agent_object_cannot_go_to_ray_and_nothing_runs(tmp_path: Path) -> None:

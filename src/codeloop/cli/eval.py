@@ -74,6 +74,14 @@ def add_eval_command(commands: Any) -> None:
         "--judge-api-base", default=os.environ.get("OPENAI_BASE_URL"), help="judge: its OpenAI-compatible API"
     )
     ev.add_argument("--judge-api-key", help="judge: its API key (default: $OPENAI_API_KEY)")
+    _add_ray_options(ev)
+    ev.add_argument("--no-resume", action="store_true", help="run every task again; start the file afresh")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(handler=eval_command)
+
+
+def _add_ray_options(ev: argparse.ArgumentParser) -> None:
+    """--ray [ADDRESS] (no ADDRESS: "", a Ray instance of the eval's own) and its CPUs per task."""
     ev.add_argument(
         "--ray",
         nargs="?",
@@ -85,9 +93,6 @@ def add_eval_command(commands: Any) -> None:
     ev.add_argument(
         "--ray-cpus-per-task", type=_cpus, default=1.0, help="--ray: CPUs each worker reserves (default 1)"
     )
-    ev.add_argument("--no-resume", action="store_true", help="run every task again; start the file afresh")
-    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    ev.set_defaults(handler=eval_command)
 
 
 def eval_command(args: argparse.Namespace) -> int:

@@ -7,8 +7,11 @@ already has or never asked for (a backend that reruns a task after losing a work
 it twice), and counts a task the backend never delivered as missing (it runs on resume).
 
 `LocalBackend` runs tasks as asyncio tasks in this process, at most `concurrency` at a time. A
-backend on a cluster would send the tasks (plain pydantic data) to workers that each hold their
-own `Trial` (its agent built there) and stream the results back.
+backend on a cluster (`codeloop.evals.ray_backend.RayBackend`) sends the tasks (plain pydantic
+data) to workers that each build their own `Trial` from the eval's `TrialSpec` (the `spec` of
+the `SpecTrial` the runner gives it when the agent is named "module:attr") and streams the
+results back. A backend may also have `check(trial)`: the runner calls it before the results
+file is opened or any task runs, so a trial the backend cannot use is an error up front.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ import asyncio
 import importlib.util
 import logging
 import os
+import socket
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -58,6 +59,8 @@ logger = logging.getLogger("codeloop.evals.ray")
 
 CLOSE_TIMEOUT_S = 10.0
 """How long the actors get to close their agents and judge models before they are killed."""
+PROBE_TIMEOUT_S = 5.0
+"""How long the cluster's address gets to accept a connection before the eval starts."""
 NO_WORKER_WARNING_S = 60.0
 """A warning is logged when no actor has started by then (a cluster without room for one)."""
 
@@ -81,13 +84,16 @@ class RayBackend:
             raise ConfigurationError("num_cpus_per_task and max_reruns must not be negative")
 
     def check(self, trial: RunTask) -> None:
-        """Before anything runs: Ray is installed and the trial can be sent (a spec, picklable)."""
+        """Before anything runs: Ray is installed, the trial can be sent (a spec, picklable),
+        and something listens at the cluster's address (Ray itself retries for minutes)."""
         ray = _ray()
         spec = _spec_of(trial)
         try:
             ray.cloudpickle.dumps(spec)
         except Exception as exc:
             raise ConfigurationError(f"the eval cannot be sent to Ray workers: {exc}") from None
+        if self.address and self.address != "auto" and not ray.is_initialized():
+            _probe(self.address)
 
     async def run(self, tasks: Sequence[EvalTask], trial: RunTask) -> AsyncIterator[EvalResult]:
         if not tasks:
@@ -145,6 +151,20 @@ def _connect(ray: Any, address: str | None) -> bool:
         options["address"] = address
     ray.init(**options)
     return True
+
+
+def _probe(address: str) -> None:
+    """Raise `ConnectionError` unless a TCP connection to "host:port" (or "ray://host:port")
+    opens within a few seconds."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")
+    try:
+        with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S):
+            return
+    except ValueError:
+        raise ConfigurationError(f"{address!r} is not auto, host:port or ray://host:port") from None
+    except OSError as exc:
+        raise ConnectionError(f"no Ray cluster answers at {address}: {exc}") from None
 
 
 def _python_path(spec: TrialSpec, given: str | None) -> list[str]:
