@@ -112,7 +112,7 @@ async def test_a_limit_fires_without_touching_the_neighbours(pool: MontyPool) ->
         assert (await neighbour.run(f"total += {i}\ntotal")).output == sum(range(1, i + 1))
     out = await looping
     assert out.error is not None and (out.error.limit, out.error.state_lost) == ("timeout_s", True)
-    flood = await victim.run("while True:\n    print('z' * 100000)")
+    flood = await looper.run("while True:\n    print('z' * 100000)")
     assert flood.error is not None and flood.error.limit == "max_output_chars"
     bomb = await victim.run("b = []\nwhile True:\n    b.append('x' * 2**20)")
     assert bomb.error is not None and bomb.error.limit == "memory_bytes"

@@ -119,6 +119,11 @@ class MontyPool:
         return self._state == "closed"
 
     @property
+    def failed(self) -> bool:
+        """Whether the workers could not be started (the shared pool is then made anew)."""
+        return self._state == "failed"
+
+    @property
     def lent(self) -> int:
         """How many workers are lent to sessions now (kept ones not counted)."""
         return self.workers - self._gate.free
@@ -208,7 +213,7 @@ def shared_pool() -> MontyPool:
     """The process-wide pool (made on first use, and again after a fork or `close_shared_pool`)."""
     global _shared
     with _shared_lock:
-        if _shared is None or _shared.closed or _shared.pid != os.getpid():
+        if _shared is None or _shared.closed or _shared.failed or _shared.pid != os.getpid():
             _shared = MontyPool()
         return _shared
 
