@@ -16,7 +16,7 @@ A session that grows large keeps its worker instead (`MontyPool.keep`): dumping 
 time in proportion to its size, and inside the worker it needs room of its own that Monty counts
 against the session's `max_memory` (past about a quarter of the limit, the dump kills the
 worker). So when the session's heap may pass `keep_above` (an eighth of `memory_bytes`, at most
-8 MiB; estimated from its last dump and the worker's RSS growth since), the session stays in that
+8 MiB; estimated from its last dump and, on Linux, the worker's RSS growth since), the session stays in that
 worker, a process of its own, from then on. The one loss this leaves: a session that grows from
 under `keep_above` to past a quarter of its limit within one action and then waits on a slow host
 call, or ends the action, while its estimate lags; its state is lost (`state_lost`).
@@ -48,7 +48,7 @@ PARK_AFTER_S = 0.01
 """How long a snippet may wait on the host before its worker is handed back (parking costs a
 dump and a load, about a millisecond for a small session)."""
 _KEEP_CAP = 8 * 2**20
-_PAGE = os.sysconf("SC_PAGE_SIZE")
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class PooledSandbox:
