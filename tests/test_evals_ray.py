@@ -253,15 +253,13 @@ def test_codeloop_eval_with_ray_address_runs_on_the_cluster_and_resumes(
     assert results_by_id(out) == written
 
 
-def test_codeloop_eval_on_ray_with_a_judge_model_each_worker_builds(
-    cluster: RayCluster, tmp_path: Path
-) -> None:
+def test_codeloop_eval_on_ray_with_a_judge_the_workers_build(cluster: RayCluster, tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
     verdicts = [
         "Same number.\nVERDICT: CORRECT",
         "VERDICT: INCORRECT",
         "Yes.",
-        "It differs.\nVERDICT: INCORRECT",
+        "Differs.\nVERDICT: INCORRECT",
     ]
     with ReplayServer([completion_reply(v) for v in verdicts]) as server:
         done = codeloop(

@@ -33,6 +33,7 @@ backend uses that connection and leaves it open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import logging
 import os
@@ -141,7 +142,12 @@ def _spec_of(trial: RunTask) -> TrialSpec:
 
 
 def _connect(ray: Any, address: str | None) -> bool:
-    """Connect to (or start) Ray unless this process already is; True if this call did."""
+    """Connect to (or start) Ray unless this process already is; True if this call did.
+
+    A failed `ray.init` is undone with `ray.shutdown()` (a failed Ray Client connection leaves
+    the process in client mode, and every later `ray.init` failing). Ray Client's proxy can fail
+    to start the session's server (a race in Ray's proxier, "Starting Ray client server
+    failed"): that is tried once more."""
     if ray.is_initialized():
         return False
     options: dict[str, Any] = {"logging_level": logging.WARNING}
@@ -149,7 +155,17 @@ def _connect(ray: Any, address: str | None) -> bool:
         options.update(address="local", include_dashboard=False)
     else:
         options["address"] = address
-    ray.init(**options)
+    attempts = 2 if address and address.startswith("ray://") else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(**options)
+            return True
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            if attempt == attempts or not isinstance(exc, ConnectionAbortedError):
+                raise
+            logger.warning("Ray Client could not start the session (%s); trying again", _first_line(exc))
     return True
 
 
