@@ -1,8 +1,15 @@
 """The run's memory: typed steps that render themselves to model messages and round-trip
 through JSON.
 
-A run's memory is what the model sees (rendered by `Memory.to_messages`) and what a later
-process needs to continue the run (`Memory.to_json` / `Memory.from_json`).
+A run's memory is what the model sees (rendered by `Memory.to_messages`, or by the agent's
+context policy, `codeloop.context`) and what a later process needs to continue the run
+(`Memory.to_json` / `Memory.from_json`).
+
+A step's messages are rendered once and cached on the step (`rendered`), so building a request
+from a long memory does not render every step again: a run renders each step once per form, not
+once per request. The cache is checked against the step's attributes (the same objects, the same
+list items): assigning a field anew (`step.observations_images = None`, as smolagents' browser
+example does to old steps) renders the step afresh.
 
 Images (`TaskStep.images`, `ActionStep.observations_images`) are stored inline: `to_json` writes
 an image's bytes as base64 beside its MIME type (a URL image keeps just its URL), so a saved
@@ -15,10 +22,10 @@ differ (`TaskStep.task_images`, `ActionStep.token_usage`, `ActionStep.model_outp
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .images import ImageLike, as_images
 from .messages import ChatMessage, ImageContent, Role, ToolCall, Usage
@@ -37,7 +44,14 @@ __all__ = [
     "TaskStep",
     "Timing",
     "ToolResult",
+    "rendered",
 ]
+
+S = TypeVar("S")
+T = TypeVar("T")
+_CACHE = "_rendered"
+"""The attribute of a step that holds its cached renderings (not a field: never compared,
+serialized nor shown)."""
 
 
 @dataclass(kw_only=True)
@@ -267,9 +281,11 @@ class Memory:
     )
 
     def to_messages(self, system_prompt: str) -> list[ChatMessage]:
+        """Every step, as it happened, after the system prompt (smolagents' full history; an
+        agent's requests are built by its context policy, see `codeloop.context`)."""
         messages = [ChatMessage(role=Role.SYSTEM, content=system_prompt)]
         for step in self.steps:
-            messages.extend(step.to_messages())
+            messages.extend(rendered(step, "full", _own_messages))
         return messages
 
     def action_steps(self) -> list[ActionStep]:
@@ -307,6 +323,58 @@ class Memory:
     def from_json(cls, data: str | bytes) -> Memory:
         steps: list[MemoryStep] = list(_adapter().validate_json(data))
         return cls(steps=steps)
+
+
+def rendered(step: S, form: Hashable, render: Callable[[S], T]) -> T:
+    """`render(step)`, computed once per step and `form` and then cached on the step, for as
+    long as the step's attributes are the same objects (lists: the same items).
+
+    `form` names the rendering (`"full"` for `step.to_messages()`; a context policy uses its own
+    forms, its settings included). The result is shared by every later call: do not change it.
+    A change inside an attribute's value (a key set in a tool call's arguments dict) is not
+    seen: assign the attribute anew. A step without `__dict__` (slots) is rendered every time."""
+    attributes = getattr(step, "__dict__", None)
+    if attributes is None:
+        return render(step)
+    state = _state(attributes)
+    cached: dict[Hashable, tuple[tuple[Any, ...], Any]] = attributes.setdefault(_CACHE, {})
+    hit = cached.get(form)
+    if hit is not None and _same(hit[0], state):
+        result: T = hit[1]
+        return result
+    result = render(step)
+    cached[form] = (state, result)
+    return result
+
+
+def _own_messages(step: MemoryStep) -> list[ChatMessage]:
+    return step.to_messages()
+
+
+def _state(attributes: dict[str, Any]) -> tuple[Any, ...]:
+    """What a rendering depends on: each attribute's name and value (a list as its items)."""
+    return tuple(
+        (name, tuple(value) if isinstance(value, list) else value)
+        for name, value in attributes.items()
+        if name != _CACHE
+    )
+
+
+def _same(before: tuple[Any, ...], now: tuple[Any, ...]) -> bool:
+    """Whether two states hold the same objects (identity, not equality: cheap, and never
+    fooled by an equal-looking value); the cache keeps `before` alive, so no id is reused."""
+    if len(before) != len(now):
+        return False
+    for (name, old), (new_name, new) in zip(before, now, strict=True):
+        if name != new_name:
+            return False
+        if old is new:
+            continue
+        if not (isinstance(old, tuple) and isinstance(new, tuple) and len(old) == len(new)):
+            return False
+        if not all(a is b for a, b in zip(old, new, strict=True)):
+            return False
+    return True
 
 
 @cache

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
 from .._sync import iterate_sync, run_sync
+from ..context import ContextPolicy, default_context_policy
+from ..errors import ConfigurationError
 from ..events import Event, EventHandler, RunFinished
 from ..memory import ActionStep, Memory, SystemPromptStep
 from ..messages import ChatMessage, ImageContent
@@ -68,6 +70,10 @@ class MultiStepAgent(AgentLoop):
     `requires_approval` are "ask". A call asked about pauses the run until a human answers it
     with `resume(run_id, approvals=...)` (see `codeloop.agents.approval`); approvals need `store=`.
 
+    `context_policy` decides what each model request sends of the memory (see `codeloop.context`):
+    by default `RecentWindow()`, the last steps verbatim and older ones shortened, so a request's
+    size stays bounded as the run grows; `FullHistory()` sends every step each time, as smolagents.
+
     An agent is a definition: each `run()`/`arun()`/`stream()` is its own run (`Run`, with its
     `run_id`), so one agent can run many tasks at once. `agent.memory` is the memory of the latest
     run started; `reset=False` continues it (and a CodeAgent's variables)."""
@@ -103,6 +109,7 @@ class MultiStepAgent(AgentLoop):
         store: StoreSpec = None,
         lease_ttl_s: float = 30.0,
         approval_policy: ApprovalPolicy | None = None,
+        context_policy: ContextPolicy | None = None,
     ) -> None:
         model = checked_model(type(self).__name__, model)
         check_arguments(max_steps, planning_interval)
@@ -140,6 +147,7 @@ class MultiStepAgent(AgentLoop):
         self.lease_ttl_s = lease_ttl_s
         check_setup(self.tools, approval_policy, self.store)
         self.approval_policy = approval_policy
+        self.context_policy = _checked_policy(context_policy)
         self.memory = Memory(system_prompt=SystemPromptStep(system_prompt=self.system_prompt))
 
     # ---- public API -------------------------------------------------------------------------
@@ -340,11 +348,13 @@ class MultiStepAgent(AgentLoop):
         """Print the run held in memory as it was shown live (to `file`, default stdout).
         `detailed=True` also prints the messages the model was given before each step."""
         prompt = self.memory.system_prompt.system_prompt or self.system_prompt
-        replay(self.memory, self.name, prompt, detailed=detailed, file=file)
+        policy = self.context_policy
+        replay(self.memory, self.name, prompt, detailed=detailed, file=file, context_policy=policy)
 
     def write_memory_to_messages(self) -> list[ChatMessage]:
-        """The messages the model would see next for the current memory."""
-        return self.memory.to_messages(self.system_prompt)
+        """The messages the model would see next for the current memory (as `context_policy`
+        builds them; `agent.memory.to_messages(agent.system_prompt)` is the full history)."""
+        return self.context_policy.messages(self.memory, self.system_prompt)
 
     # ---- saving and loading (see codeloop.agents.persist) -------------------------------------
 
@@ -415,3 +425,14 @@ class MultiStepAgent(AgentLoop):
     @final_answer_checks.setter
     def final_answer_checks(self, checks: Sequence[FinalAnswerCheck]) -> None:
         self.guardrails.final_answer_checks = list(checks)
+
+
+def _checked_policy(policy: ContextPolicy | None) -> ContextPolicy:
+    if policy is None:
+        return default_context_policy()
+    if not isinstance(policy, ContextPolicy):
+        raise ConfigurationError(
+            f"context_policy must have a messages(memory, system_prompt) method (a ContextPolicy, such "
+            f"as codeloop.context.RecentWindow() or FullHistory()), not {type(policy).__name__}."
+        )
+    return policy

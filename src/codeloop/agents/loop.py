@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
+from ..context import ContextPolicy
 from ..errors import AgentError, ModelError, RunFailed
 from ..events import (
     Event,
@@ -85,6 +86,8 @@ class AgentLoop:
     managed_agents: dict[str, MultiStepAgent]
     tools: dict[str, Tool]
     approval_policy: approval.ApprovalPolicy | None
+    context_policy: ContextPolicy
+    """What each request sends of the memory (`codeloop.context`)."""
     memory: Memory
     _final_answer_tool: FinalAnswerTool
     _active_runs: dict[str, Run]
@@ -182,7 +185,7 @@ class AgentLoop:
     async def _query(self, run: Run, step: ActionStep) -> AsyncIterator[Event]:
         run.message = durable.stored_reply(run, step)  # a resumed run's reply, made before it died
         if run.message is None:
-            messages = run.memory.to_messages(run.system_prompt)
+            messages = self.context_policy.messages(run.memory, run.system_prompt)
             stop, tools, settings = self.stop_sequences, run.tool_schemas, run.model_settings
             step.model_timing = Timing()
             async for event in self._ask(run, messages, stop=stop, tools=tools, settings=settings):
@@ -240,7 +243,8 @@ class AgentLoop:
             if templates["update_plan_pre_messages"]:  # replaces the system prompt, as in smolagents
                 where = "['planning']['update_plan_pre_messages']"
                 system = populate_template(templates["update_plan_pre_messages"], values, where=where)
-        return [*run.memory.to_messages(system), ChatMessage(role=Role.USER, content=request)]
+        history = self.context_policy.messages(run.memory, system)
+        return [*history, ChatMessage(role=Role.USER, content=request)]
 
     async def _ask(
         self,

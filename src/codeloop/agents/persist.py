@@ -12,6 +12,10 @@ The dict (JSON-compatible) uses smolagents' agent.json keys where the concept is
 * `tools`: `Tool.to_dict()` of each tool (`final_answer` and managed agents left out); its `code`
   is a `@tool` function's or a `Tool` subclass's source;
 * `managed_agents`: the managed agents' dicts, nested;
+* `context_policy`: the built-in context policy and its settings (`{"class": "RecentWindow",
+  "recent_steps": 3, ...}` or `{"class": "FullHistory"}`, see `codeloop.context`); left out, with
+  a warning, for a policy of your own (pass it again when loading). Without it (a dict saved by
+  an older codeloop) the agent gets the default policy;
 * `requirements`: `codeloop` and the modules the tools' code imports (best effort: a module's
   name, which is not always its package's);
 * a `CodeAgent`'s `authorized_imports`, `executor_type` (codeloop's executor name; null when
@@ -51,6 +55,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..context import policy_from_dict, policy_to_dict
 from ..errors import ConfigurationError
 from ..models.base import Model
 from ..tools import Tool, tool
@@ -113,6 +118,9 @@ def agent_to_dict(agent: MultiStepAgent) -> dict[str, Any]:
         "prompt_templates": json.loads(json.dumps(agent.prompt_templates)),
         "requirements": _requirements(tools, managed),
     }
+    policy = policy_to_dict(agent.context_policy, where=f"Agent {agent.name!r}")
+    if policy is not None:
+        data["context_policy"] = policy
     data.update(_code_agent_settings(agent))
     return data
 
@@ -202,6 +210,8 @@ def _build(
     overrides["tools"] = _tools(_list(data, "tools"), given_tools)
     settings = {key: data[key] for key in (*_COMMON, "verbosity_level", "output_type", "prompt_templates")
                 if key in data}  # fmt: skip
+    if data.get("context_policy") is not None:
+        settings["context_policy"] = _policy(name, data["context_policy"])
     if _is_code_agent(chosen):
         settings.update({kwarg: data[key] for key, (_, kwarg) in _CODE_AGENT.items() if key in data})
         settings.update(_limits(data))
@@ -211,6 +221,13 @@ def _build(
         return chosen(**{**settings, **overrides})
     except TypeError as exc:
         raise AgentLoadError(f"Agent {name!r}: its settings do not fit {chosen.__name__} ({exc}).") from exc
+
+
+def _policy(name: str, saved: Any) -> Any:
+    try:
+        return policy_from_dict(saved)
+    except ConfigurationError as exc:
+        raise AgentLoadError(f"Agent {name!r}: {exc}") from exc
 
 
 def _check_version(data: Mapping[str, Any], where: str) -> None:

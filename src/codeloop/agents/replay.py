@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO
 
+from ..context import ContextPolicy, FullHistory
 from ..events import (
     ActionOutput,
     CodeAction,
@@ -57,10 +58,18 @@ def _action_events(step: ActionStep, agent: str) -> Iterator[Event]:
 
 
 def replay(
-    memory: Memory, agent: str, system_prompt: str, *, detailed: bool = False, file: IO[str] | None = None
+    memory: Memory,
+    agent: str,
+    system_prompt: str,
+    *,
+    detailed: bool = False,
+    file: IO[str] | None = None,
+    context_policy: ContextPolicy | None = None,
 ) -> None:
     """Print the run in `memory` to `file` (default: stdout). `detailed` also prints, before
-    each step, the messages the model was given for it."""
+    each step, the messages the model was given for it, as the agent's `context_policy` built
+    them (default: the full history)."""
+    policy = context_policy or FullHistory()
     from rich.panel import Panel
     from rich.text import Text
 
@@ -72,7 +81,7 @@ def replay(
     console.print(Panel(Text(system_prompt), title="system prompt", title_align="left", expand=False))
     for index, (step, events) in enumerate(replay_events(memory, agent)):
         if detailed and isinstance(step, (ActionStep, PlanningStep)):
-            seen = Memory(steps=memory.steps[:index]).to_messages(system_prompt)
+            seen = policy.messages(Memory(steps=memory.steps[:index]), system_prompt)
             lines = "\n\n".join(f"[{m.role.value}] {m.content}" for m in seen)
             console.print(Panel(Text(lines), title="model input", title_align="left", expand=False))
         for event in events:
