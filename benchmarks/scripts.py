@@ -78,10 +78,11 @@ def code_steps(steps: int) -> list[str]:
     return [f"x = {i} * 2" for i in range(steps - 1)] + ["final_answer(x)"]
 
 
-def trajectory_steps() -> list[str]:
-    """Python snippets for a 20-step run whose printed output has realistic sizes."""
-    snippets = [f"print('r' * {size})" for size in OBSERVATION_SIZES[:-1]]
-    return [*snippets, "final_answer('done')"]
+def trajectory_steps(steps: int = 20) -> list[str]:
+    """Python snippets for a run of `steps` steps whose printed output has realistic sizes
+    (`OBSERVATION_SIZES`, over and over), the last one giving the answer."""
+    sizes = [OBSERVATION_SIZES[i % len(OBSERVATION_SIZES)] for i in range(steps - 1)]
+    return [*(f"print('r' * {size})" for size in sizes), "final_answer('done')"]
 
 
 class TreeMemory:

@@ -105,6 +105,19 @@ def run_tokens(options: dict[str, Any]) -> dict[str, Any]:
     return {"input_tokens_per_request": per_request}
 
 
+def context_tokens(options: dict[str, Any]) -> dict[str, Any]:
+    """`run_tokens` for runs of each length in `options["steps"]`: tokens of every request."""
+    per_run = {}
+    for steps in options["steps"]:
+        model = Scripted([_code_reply(c) for c in scripts.trajectory_steps(steps)])
+        agent = CodeAgent(tools=[], model=model, max_steps=steps + 5, verbosity_level=LogLevel.OFF)
+        agent.run("Benchmark task.")
+        per_run[str(steps)] = [
+            sum(len(ENCODING.encode(_text(m), disallowed_special=())) for m in r) for r in model.requests
+        ]
+    return {"smolagents": per_run}
+
+
 def concurrency(options: dict[str, Any]) -> dict[str, Any]:
     def one(index: int) -> bool:
         model = OpenAIServerModel(model_id="bench", api_base=options["api_base"], api_key="x")
@@ -182,7 +195,8 @@ def agent_tasks(options: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows}
 
 
-FIGURES = {f.__name__: f for f in (overhead, prompt_tokens, run_tokens, concurrency, tasks, agent_tasks)}
+_FIGURE_FUNCTIONS = (overhead, prompt_tokens, run_tokens, context_tokens, concurrency, tasks, agent_tasks)
+FIGURES = {f.__name__: f for f in _FIGURE_FUNCTIONS}
 
 if __name__ == "__main__":
     figure, options = sys.argv[1], json.loads(sys.argv[2])
