@@ -90,6 +90,10 @@ _EXPORTS: dict[str, str] = {
     # events and rendering
     "ConsoleRenderer": "render",
     "GradioUI": "gradio_ui",  # imports Gradio only when it is built
+    # context policies
+    "ContextPolicy": "context",
+    "FullHistory": "context",
+    "RecentWindow": "context",
     "events": "events",
     # errors
     "AgentError": "errors",
@@ -133,6 +137,7 @@ __all__ = [
     "CodeOutput",
     "ConfigurationError",
     "ConsoleRenderer",
+    "ContextPolicy",
     "Executor",
     "ExecutorError",
     "ExecutorLimits",
@@ -141,6 +146,7 @@ __all__ = [
     "FinalAnswerRejected",
     "FinalAnswerStep",
     "FinalAnswerTool",
+    "FullHistory",
     "GradioUI",
     "GuardAction",
     "GuardRejected",
@@ -174,6 +180,7 @@ __all__ = [
     "PlanningStep",
     "Price",
     "PromptTemplates",
+    "RecentWindow",
     "RetryBudgetExhausted",
     "RetryPolicy",
     "RetryingModel",
@@ -246,6 +253,7 @@ if TYPE_CHECKING:
     from .agents.budget import Budget, BudgetExceeded, Price
     from .agents.callbacks import CallbackRegistry
     from .agents.durable import RunLeaseHeld, StoreWriteFailed
+    from .context import ContextPolicy, FullHistory, RecentWindow
     from .errors import (
         AgentError,
         AgentExecutionError,
