@@ -277,6 +277,36 @@ def test_codeloop_eval_on_ray_with_a_judge_the_workers_build(cluster: RayCluster
     assert len(asked) == 4 and "What is 2 ** 10?" in asked[1]  # the worker's judge asked, in order
 
 
+MY_AGENTS = """
+from codeloop import CodeAgent, ScriptedModel
+
+def make_agent() -> CodeAgent:
+    return CodeAgent([], ScriptedModel(["```python\\nfinal_answer(6 * 7)\\n```"]), max_steps=3)
+"""
+
+
+def test_readme_ray_example(cluster: RayCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # my_agents.py is here only: the workers find it by this directory
+    monkeypatch.setenv("RAY_ADDRESS", cluster.address)  # what "auto" finds (ray start sets it up)
+    (tmp_path / "my_agents.py").write_text(MY_AGENTS)
+    with open("tasks.jsonl", "w") as file:
+        file.write('{"id": "mul", "task": "What is 6 * 7?", "expected": 42, "tags": ["arithmetic"]}\n')
+        file.write('{"id": "pow", "task": "What is 2 ** 10?", "expected": 1024, "tags": ["powers"]}\n')
+    # --- README: evals on a Ray cluster ---
+    from codeloop.evals import RayBackend, evaluate
+
+    # my_agents.py (in this directory) defines make_agent(), as above
+    report = evaluate(
+        "tasks.jsonl", "my_agents:make_agent", scorer="numeric", output="results.jsonl",
+        backend=RayBackend("auto", concurrency=16),  # None: a Ray instance started for the eval
+    )  # fmt: skip
+    print(report.summary.passed, "of", report.summary.total)  # 1 of 2
+    # --- end ---
+    assert (report.summary.passed, report.summary.total) == (1, 2), [r.error for r in report.results]
+    assert report.results[1].reason == "42 is not 1024"
+    assert sorted(results_by_id(tmp_path / "results.jsonl")) == ["mul", "pow"]
+
+
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     """A temp dir with a short path: Ray's socket paths under it have a length limit."""
