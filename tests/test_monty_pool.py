@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 from collections.abc import AsyncIterator
 
@@ -19,6 +20,8 @@ from codeloop import CodeAgent, ScriptedModel
 from codeloop.errors import ConfigurationError, ExecutorError
 from codeloop.executors.base import CodeOutput, ExecutorLimits
 from codeloop.executors.monty import MontyExecutor, MontyPool
+
+from redteam import HARMLESS_TOOLS, Arena, load_payloads
 
 LIMITS = ExecutorLimits(timeout_s=1.0, memory_bytes=64 * 2**20, max_output_chars=200)
 SETTLE_S = 10.0  # how long a process may take to go away (a deadline, not a measurement)
@@ -67,7 +70,7 @@ async def _gone(pids: set[int]) -> set[int]:
 
 
 async def test_sessions_on_one_worker_do_not_see_each_other() -> None:
-    pool = MontyPool(workers=1, recycle_after=None)
+    pool = MontyPool(workers=1, max_kept=0, recycle_after=None)  # one process, no more
     try:
         a, b = await _session(pool), await _session(pool)
         setup = "import json\nimport statistics\nsecret = 'a-only'\ndef helper():\n    return secret"
@@ -119,6 +122,29 @@ async def test_a_limit_fires_without_touching_the_neighbours(pool: MontyPool) ->
     assert (await neighbour.run("total")).output == 210
 
 
+async def test_no_corpus_payload_reaches_a_session_on_the_same_worker() -> None:
+    """Every escape payload of the red-team corpus runs in a session that shares the one worker
+    with a neighbour holding a secret; none of them shows it, and the neighbour keeps it."""
+    secret = "neighbour-" + secrets.token_hex(8)
+    pool = MontyPool(workers=1, max_kept=0, recycle_after=None)
+    try:
+        others = _monty_children()
+        neighbour = await _session(pool)
+        await neighbour.run(f"SECRET = {secret!r}\ndef reveal():\n    return SECRET")
+        with Arena() as arena:
+            for payload in (p for p in load_payloads() if p.kind == "escape"):
+                attacker = await _session(pool, **HARMLESS_TOOLS)
+                out = await attacker.run(arena.substitute(payload.code))
+                probe = await attacker.run("[SECRET, reveal()]")
+                seen = f"{out.output!r} {out.logs} {out.error} {probe.output!r} {probe.logs}"
+                assert secret not in seen, payload.id
+                assert len(_monty_children() - others) <= 1  # one worker: they do share it
+                assert (await neighbour.run("reveal()")).output == secret, payload.id
+                await attacker.close()
+    finally:
+        await pool.close()
+
+
 # -- crashes ----------------------------------------------------------------------------------------
 
 
@@ -137,7 +163,7 @@ async def _looping(pool: MontyPool) -> tuple[MontyExecutor, asyncio.Future[CodeO
 
 
 async def test_sigkill_of_a_worker_fails_only_the_action_it_was_running() -> None:
-    pool = MontyPool(workers=1, recycle_after=None)
+    pool = MontyPool(workers=1, max_kept=0, recycle_after=None)
     try:
         others = [await _session(pool) for _ in range(5)]
         for i, other in enumerate(others):
@@ -169,7 +195,9 @@ async def test_sigkill_of_one_worker_leaves_the_other_worker_running(pool: Monty
 # -- scale, parking, keeping ---------------------------------------------------------------------------
 
 
-async def test_200_concurrent_sessions_on_2_workers_all_answer_right(pool: MontyPool) -> None:
+async def test_200_concurrent_sessions_on_2_workers_all_answer_right() -> None:
+    pool = MontyPool(workers=2, max_kept=0, recycle_after=None)  # at most 2 processes
+
     async def double(v: int) -> int:
         await asyncio.sleep(0.02)  # slow enough that the snippet parks and hands its worker back
         return 2 * v
@@ -187,11 +215,14 @@ async def test_200_concurrent_sessions_on_2_workers_all_answer_right(pool: Monty
             await executor.close()
 
     before = _monty_children()
-    results = await asyncio.gather(*(one(i) for i in range(200)))
-    assert [r[0] for r in results] == [(f"start {i}\n", 3 * i, f"got {2 * i}\n") for i in range(200)]
-    assert len(set().union(*(r[1] for r in results))) <= 2
-    assert _monty_children() <= before | set().union(*(r[1] for r in results))
-    assert pool.lent == 0 and pool.kept == 0
+    try:
+        results = await asyncio.gather(*(one(i) for i in range(200)))
+        assert [r[0] for r in results] == [(f"start {i}\n", 3 * i, f"got {2 * i}\n") for i in range(200)]
+        assert len(set().union(*(r[1] for r in results))) <= 2
+        assert len(_monty_children() - before) <= 2
+        assert pool.lent == 0 and pool.kept == 0
+    finally:
+        await pool.close()
 
 
 async def test_a_tool_that_runs_another_session_does_not_deadlock_one_worker() -> None:
@@ -225,6 +256,14 @@ async def test_a_session_that_grows_large_keeps_its_worker_and_its_state() -> No
         assert pool.kept == 0
     finally:
         await pool.close()
+    strict = MontyPool(workers=1, max_kept=0, recycle_after=None)  # no session may keep a worker
+    try:
+        big = await _session(strict)
+        assert (await big.run("data = 'x' * (12 * 2**20)\nlen(data)")).output == 12 * 2**20
+        assert strict.kept == 0 and strict.lent == 0  # dumped like any other session
+        assert (await big.run("len(data)")).output == 12 * 2**20
+    finally:
+        await strict.close()
 
 
 async def test_sessions_share_helper_processes_but_never_a_stale_one(pool: MontyPool) -> None:
@@ -286,5 +325,7 @@ async def test_closing_an_agent_closes_its_sessions_and_closing_the_pool_stops_t
 def test_bad_pool_settings_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="at least one worker"):
         MontyPool(workers=0)
+    with pytest.raises(ConfigurationError, match="max_kept"):
+        MontyPool(max_kept=-1)
     with pytest.raises(ConfigurationError, match="pooled=False"):
         MontyExecutor(pool=MontyPool(), pooled=False)

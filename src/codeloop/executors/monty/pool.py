@@ -7,7 +7,8 @@ CPU count, at least 2); between actions the session's state is kept in this host
 Monty dump (see `pooled.py`). So 1,000 concurrent sessions need a couple of processes, not
 1,000, and a worker never holds more than the one session it is running. A session too large to
 dump cheaply `keep`s its worker: it leaves the count of lent workers, and is a process of its own
-until it ends.
+until it ends; at most `max_kept` sessions at once (default: `workers`), so the pool never has
+more than `workers + max_kept` processes.
 
 The workers are started when the pool opens (the first two at once, the rest when demand needs
 them), so a new run does not wait for a process start; each is replaced after `recycle_after`
@@ -30,7 +31,6 @@ from ...errors import ConfigurationError, ExecutorError
 __all__ = ["Lease", "MontyPool", "close_shared_pool", "default_workers", "shared_pool"]
 
 _WARM = 2  # workers started with the pool; the rest start on demand
-_MAX_PROCESSES = 100_000  # Monty's own cap; the gate bounds lent workers, kept ones are extra
 
 
 @dataclasses.dataclass
@@ -100,10 +100,15 @@ class MontyPool:
 
     Usable from any event loop and thread; `close()` stops the workers."""
 
-    def __init__(self, workers: int | None = None, *, recycle_after: int | None = 1000) -> None:
+    def __init__(
+        self, workers: int | None = None, *, max_kept: int | None = None, recycle_after: int | None = 1000
+    ) -> None:
         self.workers = default_workers() if workers is None else workers
         if self.workers < 1:
             raise ConfigurationError(f"A Monty pool needs at least one worker, not {self.workers}.")
+        self.max_kept = self.workers if max_kept is None else max_kept
+        if self.max_kept < 0:
+            raise ConfigurationError(f"max_kept must be 0 or more, not {self.max_kept}.")
         if recycle_after is not None and recycle_after < 1:
             raise ConfigurationError(f"recycle_after must be at least 1 (or None), not {recycle_after}.")
         self.recycle_after = recycle_after
@@ -154,7 +159,7 @@ class MontyPool:
 
         monty = pm.AsyncMonty(
             min_processes=min(_WARM, self.workers),
-            max_processes=_MAX_PROCESSES,
+            max_processes=self.workers + self.max_kept,
             max_checkouts_per_worker=self.recycle_after,
         )
         try:
@@ -177,12 +182,17 @@ class MontyPool:
             self._gate.release()
             raise
 
-    def keep(self, lease: Lease) -> None:
-        """Let `lease`'s session keep its worker: it no longer counts as lent."""
-        if lease.counted:
-            lease.counted = False
-            self._kept += 1
-            self._gate.release()
+    def keep(self, lease: Lease) -> bool:
+        """Let `lease`'s session keep its worker, so it no longer counts as lent; False when
+        `max_kept` sessions keep theirs already."""
+        with self._lock:
+            if not lease.counted:
+                return True
+            if self._kept >= self.max_kept:
+                return False
+            lease.counted, self._kept = False, self._kept + 1
+        self._gate.release()
+        return True
 
     async def give_back(self, lease: Lease) -> None:
         """End the lease's session; its worker serves the next one."""
@@ -190,11 +200,12 @@ class MontyPool:
             with contextlib.suppress(Exception):  # a crashed worker may refuse a clean exit
                 await lease.checkout.__aexit__(None, None, None)
         finally:
-            if lease.counted:
-                lease.counted = False
+            with self._lock:
+                counted, lease.counted = lease.counted, False
+                if not counted:
+                    self._kept -= 1
+            if counted:
                 self._gate.release()
-            else:
-                self._kept -= 1
 
     async def close(self) -> None:
         """Stop the workers. Sessions that still use the pool fail their next action."""

@@ -17,9 +17,10 @@ time in proportion to its size, and inside the worker it needs room of its own t
 against the session's `max_memory` (past about a quarter of the limit, the dump kills the
 worker). So when the session's heap may pass `keep_above` (an eighth of `memory_bytes`, at most
 8 MiB; estimated from its last dump and, on Linux, the worker's RSS growth since), the session stays in that
-worker, a process of its own, from then on. The one loss this leaves: a session that grows from
-under `keep_above` to past a quarter of its limit within one action and then waits on a slow host
-call, or ends the action, while its estimate lags; its state is lost (`state_lost`).
+worker, a process of its own, from then on. The losses this leaves: a session that grows from
+under `keep_above` to past a quarter of its limit within one action while its estimate lags, or
+that grows so while the pool keeps `max_kept` sessions already, and then waits on a slow host
+call or ends the action; its state is lost (`state_lost`).
 
 What a crash takes down: only the action in flight on that worker. Every other session's state,
 whatever worker served it last, is here in the host. The session whose action was in flight
@@ -190,8 +191,7 @@ class PooledSandbox:
         if not self._kept and self._lease is not None and self.pool is not None:
             grown = max(0, _rss(self.worker_pid) - self._rss_loaded)
             if len(self._state or b"") + grown > self.keep_above:
-                self.pool.keep(self._lease)
-                self._kept = True
+                self._kept = self.pool.keep(self._lease)  # False when the pool keeps enough already
         return self._kept
 
     async def _give_back(self) -> None:
