@@ -27,6 +27,8 @@ __all__ = [
     "Stat",
     "count_tokens",
     "machine",
+    "record",
+    "record_replies",
     "repeat",
     "run_codeloop_side",
     "run_side",
@@ -154,3 +156,18 @@ def run_smolagents_side(figure: str, budget_s: float | None = None, **options: A
 def run_codeloop_side(figure: str, budget_s: float | None = None, **options: Any) -> Any:
     """Run one figure's codeloop measurement in a fresh interpreter; returns its JSON."""
     return run_side(sys.executable, "codeloop_side.py", figure, options, ROOT, budget_s)
+
+
+def record(i: int) -> int:
+    """Record a value and return it doubled.
+
+    Args:
+        i: The value.
+    """
+    return i * 2
+
+
+def record_replies(steps: int) -> list[str]:
+    """A scripted run of `steps` steps: each calls `record` and prints, the last answers."""
+    codes = [f"x = record({i})\nprint(x)" for i in range(steps - 1)] + ["final_answer(x)"]
+    return [f"Thought: next.\n```python\n{code}\n```" for code in codes]

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .common import record, record_replies
 from .pg_server import PostgresServer
 
 __all__ = ["figure_rows", "main", "measure"]
@@ -44,25 +45,11 @@ LABELS = {"none": "no store", "sqlite": "SQLite", "postgres": "PostgreSQL"}
 # ---- the measurement --------------------------------------------------------------------------------
 
 
-def record(i: int) -> int:
-    """Record a value and return it doubled.
-
-    Args:
-        i: The value.
-    """
-    return i * 2
-
-
-def _replies(steps: int) -> list[str]:
-    codes = [f"x = record({i})\nprint(x)" for i in range(steps - 1)] + ["final_answer(x)"]
-    return [f"Thought: next.\n```python\n{code}\n```" for code in codes]
-
-
 async def _one_run(store: Any, steps: int) -> float:
     """Wall seconds per step of one `steps`-step run; checks that it ran every step."""
     from codeloop import CodeAgent, ScriptedModel, tool
 
-    model = ScriptedModel(_replies(steps), chunk_size=10_000)
+    model = ScriptedModel(record_replies(steps), chunk_size=10_000)
     async with CodeAgent([tool(record)], model, max_steps=steps, max_repeats=None, store=store) as agent:
         start = time.perf_counter()
         result = await agent.arun("Benchmark task.")

@@ -37,6 +37,8 @@ import timeit
 from pathlib import Path
 from typing import Any
 
+from .common import record, record_replies
+
 __all__ = ["figure_rows", "main", "measure"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,20 +47,6 @@ LABELS = {"off": "off", "on": "on", "content": "on + content"}
 
 
 # ---- the measurement --------------------------------------------------------------------------------
-
-
-def record(i: int) -> int:
-    """Record a value and return it doubled.
-
-    Args:
-        i: The value.
-    """
-    return i * 2
-
-
-def _replies(steps: int) -> list[str]:
-    codes = [f"x = record({i})\nprint(x)" for i in range(steps - 1)] + ["final_answer(x)"]
-    return [f"Thought: next.\n```python\n{code}\n```" for code in codes]
 
 
 def spans_per_run(steps: int) -> int:
@@ -75,7 +63,7 @@ async def _one_run(steps: int, hook: bool) -> float:
         from codeloop.telemetry import auto_instrument_from_env
 
         auto_instrument_from_env()
-    model = ScriptedModel(_replies(steps), chunk_size=10_000)
+    model = ScriptedModel(record_replies(steps), chunk_size=10_000)
     async with CodeAgent([tool(record)], model, max_steps=steps, max_repeats=None) as agent:
         start = time.perf_counter()
         result = await agent.arun("Benchmark task.")
