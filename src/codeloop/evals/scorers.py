@@ -54,6 +54,7 @@ __all__ = [
     "ScorerSpecError",
     "Verdict",
     "as_scorer",
+    "import_named",
     "load_function",
     "parse_verdict",
 ]
@@ -351,19 +352,25 @@ def _from_spec(
 
 def load_function(spec: str) -> Callable[..., Any]:
     """The function "module:function" names (the current directory is searched first)."""
+    function = import_named(spec, "the scorer", ScorerSpecError, "my_scorers:same_city")
+    if not callable(function):
+        raise ScorerSpecError(f"{spec} is not a function in {spec.partition(':')[0]}")
+    return function  # type: ignore[no-any-return]
+
+
+def import_named(spec: str, what: str, error: type[Exception], example: str) -> Any:
+    """The attribute "module:attr" names, the current directory searched first (as a command's
+    `--agent` does); `error` says what is wrong with the spec, for `what`."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise ScorerSpecError(f"{spec!r} is not module:function, e.g. my_scorers:same_city")
+        raise error(f"{spec!r} is not module:attribute, e.g. {example}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        raise ScorerSpecError(f"cannot import {module_name} for the scorer {spec}: {exc}") from None
-    function = getattr(module, attr, None)
-    if not callable(function):
-        raise ScorerSpecError(f"{spec} is not a function in {module_name}")
-    return function  # type: ignore[no-any-return]
+        raise error(f"cannot import {module_name} for {what} {spec}: {exc}") from None
+    return getattr(module, attr, None)
 
 
 def _clip(text: str, limit: int = 200) -> str:

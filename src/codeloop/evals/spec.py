@@ -15,16 +15,13 @@ like a `Trial`, it never raises for a task's sake.
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from ..agents.base import MultiStepAgent
 from ..errors import ConfigurationError
-from .scorers import ScoreFunction, Scorer, ScorerSpecError, as_scorer
+from .scorers import ScoreFunction, Scorer, ScorerSpecError, as_scorer, import_named
 from .tasks import EvalTask, ScorerField
 from .trial import AgentSource, Trial, crashed_result
 
@@ -112,16 +109,7 @@ class TrialSpec:
 def resolve_agent(spec: str) -> AgentSource:
     """The agent object "module:attr" names (shared by the tasks), or the function it names
     (called once per task); the current directory is searched first, as for `--agent`."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ConfigurationError(f"{spec!r} is not module:attribute, e.g. my_agents:make_agent")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise ConfigurationError(f"cannot import {module_name} for the agent {spec}: {exc}") from None
-    named = getattr(module, attr, None)
+    named = import_named(spec, "the agent", ConfigurationError, "my_agents:make_agent")
     if isinstance(named, MultiStepAgent) or (callable(named) and not isinstance(named, type)):
         return cast("AgentSource", named)
     raise ConfigurationError(f"{spec} is neither an agent nor a function returning one")
