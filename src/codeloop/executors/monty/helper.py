@@ -28,6 +28,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import weakref
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,7 @@ _Key = tuple[int, int, int]
 _IDLE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Key, list[HostHelper]]] = (
     weakref.WeakKeyDictionary()
 )
+_IDLE_LOCK = threading.Lock()  # loops in other threads use it too
 
 
 class SharedHelper:
@@ -195,7 +197,8 @@ class SharedHelper:
 
     async def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], budget_s: float) -> Any:
         """As `HostHelper.call`."""
-        idle = _IDLE.setdefault(asyncio.get_running_loop(), {}).setdefault(self.key, [])
+        with _IDLE_LOCK:
+            idle = _IDLE.setdefault(asyncio.get_running_loop(), {}).setdefault(self.key, [])
         helper = idle.pop() if idle else HostHelper(*self.key)
         started, complete = helper.starts, False
         try:
