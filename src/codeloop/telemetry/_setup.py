@@ -7,7 +7,8 @@ checks are plain string tests, so deciding that tracing is off imports nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, cast
 
 from ..errors import ConfigurationError
 
@@ -117,13 +118,11 @@ def _exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
 
         return OTLPSpanExporter()
     if protocol == "grpc":
-        try:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                OTLPSpanExporter as GrpcSpanExporter,
-            )
+        try:  # an optional package: imported by name, so type checks pass without it
+            grpc = importlib.import_module("opentelemetry.exporter.otlp.proto.grpc.trace_exporter")
         except ImportError as exc:
             raise ConfigurationError(
                 "OTLP over gRPC needs pip install opentelemetry-exporter-otlp-proto-grpc."
             ) from exc
-        return GrpcSpanExporter()
+        return cast("SpanExporter", grpc.OTLPSpanExporter())
     raise ConfigurationError(f"OTLP protocol {protocol!r}: use http/protobuf or grpc.")
