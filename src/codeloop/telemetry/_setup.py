@@ -6,8 +6,8 @@ checks are plain string tests, so deciding that tracing is off imports nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import importlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, cast
 
 from ..errors import ConfigurationError
