@@ -49,6 +49,24 @@ class Row:
         }  # fmt: skip
 
 
+def paired_rows(
+    figure: str, label: str, ms: list[float], base: list[float], base_label: str, extra_unit: str = "ms"
+) -> list[Row]:
+    """A variant's wall time per step against a baseline measured in the same rounds: the time,
+    the difference (in `extra_unit`: ms or µs) and the ratio, paired round by round."""
+    scale = 1000 if extra_unit == "µs" else 1
+    extra = [(a - b) * scale for a, b in zip(ms, base, strict=True)]
+    ratio = [a / b for a, b in zip(ms, base, strict=True)]
+    medians = (
+        f"paired round by round; ratio of medians {statistics.median(ms) / statistics.median(base):.3g}x"
+    )
+    return [
+        Row(figure, f"{label}: wall per step", "ms", Stat.of(ms), None),
+        Row(figure, f"{label}: overhead per step vs {base_label}", extra_unit, Stat.of(extra), None),
+        Row(figure, f"{label}: wall per step / {base_label}", "x", Stat.of(ratio), None, note=medians),
+    ]
+
+
 def _value(v: Stat | float) -> float:
     return v.median if isinstance(v, Stat) else float(v)
 

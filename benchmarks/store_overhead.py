@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,7 +121,7 @@ def figure_rows(args: argparse.Namespace) -> list[Any]:
     variant, and each store's overhead per step against no store (difference and ratio, paired
     round by round)."""
     from benchmarks.common import Stat
-    from benchmarks.figures import Row
+    from benchmarks.figures import Row, paired_rows
 
     steps, repeats = (5, 3) if args.quick else (20, 15)
     done = subprocess.run(
@@ -141,16 +140,7 @@ def figure_rows(args: argparse.Namespace) -> list[Any]:
     )
     rows = [Row("store overhead", "no store: wall per step", "ms", Stat.of(ms["none"]), None, note=note)]
     for name in ("sqlite", "postgres"):
-        label = LABELS[name]
-        extra = [a - b for a, b in zip(ms[name], ms["none"], strict=True)]
-        ratio = [a / b for a, b in zip(ms[name], ms["none"], strict=True)]
-        rows += [
-            Row("store overhead", f"{label}: wall per step", "ms", Stat.of(ms[name]), None),
-            Row("store overhead", f"{label}: overhead per step vs no store", "ms", Stat.of(extra), None),
-            Row("store overhead", f"{label}: wall per step / no store", "x", Stat.of(ratio), None,
-                note=f"paired round by round; ratio of medians "
-                f"{statistics.median(ms[name]) / statistics.median(ms['none']):.3g}x"),
-        ]  # fmt: skip
+        rows += paired_rows("store overhead", LABELS[name], ms[name], ms["none"], "no store")
     return rows
 
 
