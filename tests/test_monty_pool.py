@@ -260,10 +260,69 @@ async def test_a_session_that_grows_large_keeps_its_worker_and_its_state() -> No
     try:
         big = await _session(strict)
         assert (await big.run("data = 'x' * (12 * 2**20)\nlen(data)")).output == 12 * 2**20
-        assert strict.kept == 0 and strict.lent == 0  # dumped like any other session
-        assert (await big.run("len(data)")).output == 12 * 2**20
+        assert strict.kept == 0 and strict.lent == strict.resting == 1  # resting: it leaves when asked
+        other = await _session(strict)
+        assert (await other.run("2 + 2")).output == 4  # big was dumped to make room
+        assert strict.resting == 1 and (await big.run("len(data)")).output == 12 * 2**20
     finally:
         await strict.close()
+
+
+async def test_a_lone_session_rests_in_its_worker_between_actions_and_leaves_when_asked() -> None:
+    pool = MontyPool(workers=1, recycle_after=None)
+    try:
+        first = await _session(pool)
+        await first.run("x = 1")
+        worker = first.worker_pid
+        for n in range(2, 5):  # no other session: it stays loaded, no dump and no load
+            assert (await first.run("x += 1\nx")).output == n
+            assert pool.lent == pool.resting == 1 and first.worker_pid == worker
+        second = await _session(pool)  # needs the one worker: the resting session leaves it
+        assert (await asyncio.wait_for(second.run("y = 10\ny"), 10)).output == 10
+        assert (await asyncio.wait_for(first.run("x"), 10)).output == 4  # its state came back with it
+        assert (await asyncio.wait_for(second.run("y + 1"), 10)).output == 11
+        await first.close()
+        await second.close()
+        assert pool.lent == pool.resting == 0
+    finally:
+        await pool.close()
+
+
+def test_a_session_resting_from_an_ended_event_loop_leaves_when_asked_from_another() -> None:
+    pool = MontyPool(workers=1, recycle_after=None)
+    first = MontyExecutor(LIMITS, pool=pool)
+
+    async def start_first() -> None:
+        await first.start({})
+        await first.run("x = 41")
+
+    async def another() -> object:
+        second = await _session(pool)
+        return (await asyncio.wait_for(second.run("'second'"), 10)).output
+
+    try:
+        asyncio.run(start_first())  # its loop ends with the session resting in the one worker
+        assert asyncio.run(another()) == "second"  # asked to leave from this loop, not a dead one
+        assert asyncio.run(asyncio.wait_for(first.run("x + 1"), 10)).output == 42
+    finally:
+        asyncio.run(pool.close())
+
+
+async def test_a_worker_that_dies_under_a_resting_session_loses_only_that_state() -> None:
+    pool = MontyPool(workers=2, recycle_after=None)
+    try:
+        victim, bystander = await _session(pool), await _session(pool)
+        await victim.run("x = 'mine'")
+        await bystander.run("z = 'kept'")
+        os.kill(victim.worker_pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        out = await victim.run("1 + 1")  # fails as with a worker of its own: the state went with it
+        assert out.error is not None and out.error.state_lost and "crashed" in out.error.message
+        assert (await victim.run("1 + 1")).output == 2  # on a fresh session
+        assert (await victim.run("x")).error is not None
+        assert (await bystander.run("z")).output == "kept"
+    finally:
+        await pool.close()
 
 
 async def test_sessions_share_helper_processes_but_never_a_stale_one(pool: MontyPool) -> None:

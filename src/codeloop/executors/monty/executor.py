@@ -135,7 +135,7 @@ class MontyExecutor:
         except BaseException as exc:
             outcome = await self._outcome_of_error(exc, state, restarted)
             if outcome.error is not None and outcome.error.limit is not None:
-                await self._helper.close()  # a stopped action's host-side helper stops with it
+                await self._helper.stop()  # a stopped action's host-side helper stops with it
             return outcome
         finally:
             for task in state.tasks.values():

@@ -98,6 +98,10 @@ class HostHelper:
         """Stop the helper process (it is started again by the next call)."""
         await self._kill()
 
+    async def stop(self) -> None:
+        """After a stopped action: the same as `close`."""
+        await self._kill()
+
     # -- the process ---------------------------------------------------------------------------
 
     async def _start(self) -> None:
@@ -194,6 +198,7 @@ class SharedHelper:
     def __init__(self, memory_bytes: int, reply_cap: int, arg_cap: int) -> None:
         self.key: _Key = (memory_bytes, reply_cap, arg_cap)
         self.starts = 0  # helper processes started for this session's calls
+        self._kept: tuple[HostHelper, list[HostHelper]] | None = None  # the last helper it left idle
 
     async def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], budget_s: float) -> Any:
         """As `HostHelper.call`."""
@@ -212,8 +217,22 @@ class SharedHelper:
             self.starts += helper.starts - started
             if complete and len(idle) < KEEP_IDLE:
                 idle.append(helper)
+                self._kept = (helper, idle)
             else:
                 await asyncio.shield(helper.close())
 
     async def close(self) -> None:
         """Nothing of this session's own runs between calls: the helpers are shared."""
+
+    async def stop(self) -> None:
+        """After a stopped action: stop the helper this session's last call left idle, if no
+        other session took it since, so the action leaves no process of its own behind."""
+        kept, self._kept = self._kept, None
+        if kept is None:
+            return
+        helper, idle = kept
+        with _IDLE_LOCK:
+            if helper not in idle:
+                return
+            idle.remove(helper)
+        await asyncio.shield(helper.close())

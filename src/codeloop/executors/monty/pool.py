@@ -3,9 +3,10 @@
 A Monty worker serves one checkout at a time, and a checkout is one interpreter session: fresh
 globals, fresh heap, the limits it was checked out with. `MontyPool` lends a worker to a session
 for the span of one code action (`lend`/`give_back`), at most `workers` at once (default: the
-CPU count, at least 2); between actions the session's state is kept in this host process as a
-Monty dump (see `pooled.py`). So 1,000 concurrent sessions need a couple of processes, not
-1,000, and a worker never holds more than the one session it is running. A session too large to
+CPU count, at least 2); between actions a session rests in its worker while nobody else needs
+one (`rest`/`wake`), and otherwise its state is kept in this host process as a Monty dump (see
+`pooled.py`). So 1,000 concurrent sessions need a couple of processes, not
+1,000, and a worker never holds more than one session (running or resting). A session too large to
 dump cheaply `keep`s its worker: it leaves the count of lent workers, and is a process of its own
 until it ends; at most `max_kept` sessions at once (default: `workers`), so the pool never has
 more than `workers + max_kept` processes.
@@ -24,6 +25,7 @@ import contextlib
 import dataclasses
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ...errors import ConfigurationError, ExecutorError
@@ -33,7 +35,7 @@ __all__ = ["Lease", "MontyPool", "close_shared_pool", "default_workers", "shared
 _WARM = 2  # workers started with the pool; the rest start on demand
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # hashed by identity: the gate keeps resting leases by key
 class Lease:
     """A worker lent to a session: its checked-out `session`, until given back."""
 
@@ -44,7 +46,9 @@ class Lease:
 
 class _Gate:
     """A counting semaphore that works across event loops and threads (the pool is process-wide:
-    the sync API's loop, `asyncio.run` loops and threads may all use it)."""
+    the sync API's loop, `asyncio.run` loops and threads may all use it), with resting places:
+    a holder may `rest` (keep its place while idle) until someone needs it, and is then asked
+    to leave (its `evict` callback, called on its own loop) when a newcomer finds no free place."""
 
     def __init__(self, count: int) -> None:
         self.free = count
@@ -52,6 +56,7 @@ class _Gate:
         self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = (
             collections.deque()
         )
+        self._resting: dict[object, tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = {}
 
     async def acquire(self) -> None:
         loop = asyncio.get_running_loop()
@@ -61,6 +66,9 @@ class _Gate:
                 return
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.append((loop, waiter))
+            resting = self._take_resting()
+        if resting is not None:
+            _evict(*resting)
         try:
             await waiter
         except asyncio.CancelledError:
@@ -82,11 +90,46 @@ class _Gate:
                     continue
             self.free += 1
 
+    def rest(self, key: object, evict: Callable[[], None]) -> bool:
+        """Keep `key`'s place while it is idle; False (it must leave now) when others wait."""
+        with self._lock:
+            if self._waiters:
+                return False
+            self._resting[key] = (asyncio.get_running_loop(), evict)
+            return True
+
+    def wake(self, key: object) -> bool:
+        """Take `key`'s place back from rest; False when it was asked to leave meanwhile."""
+        with self._lock:
+            return self._resting.pop(key, None) is not None
+
+    @property
+    def resting(self) -> int:
+        return len(self._resting)
+
+    def _take_resting(self) -> tuple[asyncio.AbstractEventLoop, Callable[[], None]] | None:
+        """The longest-resting holder, no longer resting (called under the lock)."""
+        if not self._resting:
+            return None
+        return self._resting.pop(next(iter(self._resting)))
+
     def _grant(self, waiter: asyncio.Future[None]) -> None:
         if waiter.done():  # cancelled meanwhile
             self.release()
         else:
             waiter.set_result(None)
+
+
+def _evict(loop: asyncio.AbstractEventLoop, evict: Callable[[], None]) -> None:
+    """Ask a resting holder to leave: on its own loop while that runs in another thread, else
+    on this one (a session works from any loop; its loop may have ended, as `asyncio.run`'s do)."""
+    if loop is not asyncio.get_running_loop() and loop.is_running():
+        try:
+            loop.call_soon_threadsafe(evict)
+            return
+        except RuntimeError:  # closed just now
+            pass
+    evict()
 
 
 def default_workers() -> int:
@@ -193,6 +236,22 @@ class MontyPool:
             lease.counted, self._kept = False, self._kept + 1
         self._gate.release()
         return True
+
+    def rest(self, lease: Lease, evict: Callable[[], None]) -> bool:
+        """Let `lease`'s session stay loaded in its worker between actions while nobody else
+        needs a worker: `evict` is called (on the caller's loop) when someone does, and must then
+        save the session and `give_back` the lease. False when sessions wait for a worker now
+        (then the session is saved and its worker given back at once)."""
+        return lease.counted and self._gate.rest(lease, evict)
+
+    def wake(self, lease: Lease) -> bool:
+        """Take a resting `lease` back for an action; False when its eviction has begun."""
+        return self._gate.wake(lease)
+
+    @property
+    def resting(self) -> int:
+        """How many lent workers hold an idle session that will leave when asked."""
+        return self._gate.resting
 
     async def give_back(self, lease: Lease) -> None:
         """End the lease's session; its worker serves the next one."""
