@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eval_agents import answer_from_task, make_calculator, task_of
+from eval_agents import answer_from_task, fenced, make_calculator, task_of
 
 from codeloop import CodeAgent, ScriptedModel, ToolCallingAgent, tool
 from codeloop.errors import ConfigurationError
@@ -23,6 +23,7 @@ from codeloop.evals import (
     ExactMatch,
     JudgeScorer,
     NumericMatch,
+    ResultsFile,
     ResultsFileError,
     RunTask,
     ScorerSpecError,
@@ -248,8 +249,10 @@ def test_an_eval_runs_every_task_and_writes_one_result_line_each(tmp_path: Path)
     line = next(line for line in written if line["id"] == "pow")
     assert set(line) == {
         "id", "task", "expected", "output", "score", "passed", "state", "steps", "input_tokens",
-        "output_tokens", "cost", "duration", "error", "reason", "tags", "run_id",
+        "output_tokens", "cost", "duration", "error", "reason", "tags", "run_id", "judge_input_tokens",
+        "judge_output_tokens", "judge_cost",
     }  # fmt: skip
+    assert (line["judge_input_tokens"], line["judge_cost"]) == (0, None)  # no judge here
     assert line["tags"] == ["arithmetic", "powers"] and line["expected"] == "1,024" and line["steps"] == 1
     assert line["input_tokens"] > 0 and line["output_tokens"] > 0 and line["cost"] == 0.0  # scripted: free
     assert len(line["run_id"]) == 32 and line["duration"] > 0
@@ -344,6 +347,34 @@ def test_resume_skips_the_tasks_already_in_the_results_file(tmp_path: Path) -> N
     assert sorted(line["id"] for line in lines_of(out)) == ["t1", "t2", "t3", "t4"]
 
 
+def test_resume_runs_crashed_tasks_again_and_their_new_line_wins(tmp_path: Path) -> None:
+    out = tmp_path / "results.jsonl"
+    tasks = [{"id": f"t{n}", "task": f"What is {n} * 2?", "expected": n * 2} for n in range(1, 4)]
+    calls: list[str] = []
+
+    def flaky() -> CodeAgent:  # no model key yet for the second task, say
+        calls.append("built")
+        if len(calls) == 2:
+            raise RuntimeError("no API key")
+        return make_calculator()
+
+    first = evaluate(tasks, flaky, concurrency=1, output=out, progress=False)
+    assert [r.state for r in first.results] == ["success", CRASHED, "success"]
+    ran: list[str] = []
+    again = evaluate(tasks, counting_calculator(ran), output=out, progress=False)
+    assert ran == ["What is 2 * 2?"]  # only the crashed task ran again
+    assert [(r.id, r.state) for r in again.results] == [
+        ("t1", "success"),
+        ("t2", "success"),
+        ("t3", "success"),
+    ]
+    assert (again.summary.skipped, again.summary.crashed, again.summary.passed) == (2, 0, 3)
+    assert [line["id"] for line in lines_of(out)] == ["t1", "t2", "t3", "t2"]  # the file keeps both lines
+    ran.clear()
+    assert evaluate(tasks, counting_calculator(ran), output=out, progress=False).summary.skipped == 3
+    assert ran == []  # the later line of t2 is the one read back
+
+
 def test_a_results_file_that_is_not_one_is_refused_naming_the_line(tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
     out.write_text('{"id": "t1", "task": "x", "state": "success"}\n{"name": "something else"}\n')
@@ -396,6 +427,33 @@ def test_an_agent_factory_that_fails_or_returns_no_agent_is_a_crashed_task() -> 
     ]  # fmt: skip
 
 
+def test_a_factory_taking_one_argument_builds_each_agent_for_its_task() -> None:
+    seen: list[tuple[str, tuple[str, ...]]] = []
+
+    def for_task(task: EvalTask) -> CodeAgent:  # e.g. a model endpoint or tools per task
+        seen.append((task.id, task.tags))
+        bound = task.additional_args["bound"]
+        return CodeAgent([], ScriptedModel([fenced(f"final_answer(min({bound}, 10))")]), max_steps=1)
+
+    tasks = [{"id": f"t{n}", "task": "Answer.", "expected": min(n, 10), "tags": [f"n{n}"],
+              "additional_args": {"bound": n}} for n in (3, 30)]  # fmt: skip
+    report = evaluate(tasks, for_task, concurrency=1, progress=False)
+    assert sorted(seen) == [("t3", ("n3",)), ("t30", ("n30",))]
+    assert [(r.id, r.output, r.passed) for r in report.results] == [("t3", 3, True), ("t30", 10, True)]
+
+
+def test_a_factory_whose_parameters_cannot_be_given_is_refused_before_any_task() -> None:
+    ran: list[str] = []
+
+    def two(task: EvalTask, model: Any) -> CodeAgent:
+        ran.append(task.id)
+        return make_calculator()
+
+    with pytest.raises(TypeError, match=r"no argument or one \(the task\), but it requires task, model"):
+        evaluate(["What is 1 + 1?"], two, progress=False)
+    assert ran == []
+
+
 def test_a_scorer_that_raises_fails_the_task_with_its_error() -> None:
     def picky(output: Any, expected: Any, task: EvalTask) -> bool:
         raise KeyError("no rubric for this task")
@@ -445,13 +503,27 @@ def test_the_judge_scorer_in_an_eval() -> None:
         {"task": "What is 'Paris'?", "expected": "Paris"},
         {"task": "What is 'Lyon'?", "expected": "Paris"},
     ]
-    judge = ScriptedModel([judge_reply, judge_reply])
+    judge = ScriptedModel([judge_reply, judge_reply], model_id="gpt-4o-mini")
     report = evaluate(tasks, make_calculator, scorer="judge", judge=judge, concurrency=1, progress=False)
     assert [(r.passed, r.reason) for r in report.results] == [
         (True, "The answer names the expected city."),
         (False, "It names another city."),
     ]
     assert len(judge.requests) == 2
+    # what judging spent is counted apart from the runs' own tokens, and priced by the judge's model
+    for result, request in zip(report.results, judge.requests, strict=True):
+        prompt_chars = sum(len(m.content) for m in request)
+        assert result.judge_input_tokens == prompt_chars // 4 + 1 and result.judge_output_tokens > 0
+        expected_cost = (result.judge_input_tokens * 0.15 + result.judge_output_tokens * 0.60) / 1e6
+        assert result.judge_cost == pytest.approx(expected_cost)
+    summary = report.summary
+    assert summary.judge_input_tokens == sum(r.judge_input_tokens for r in report.results)
+    assert summary.judge_cost == pytest.approx(sum(r.judge_cost or 0 for r in report.results))
+    assert summary.input_tokens == sum(r.input_tokens for r in report.results)  # the runs' only
+    caption = str(summary_table(summary).caption)
+    assert caption.startswith(
+        f"judge: {summary.judge_input_tokens:,} in / {summary.judge_output_tokens:,} out"
+    )
 
 
 def test_cost_is_priced_by_model_id_and_none_when_unknown() -> None:
@@ -582,3 +654,19 @@ async def test_an_eval_stopped_midway_keeps_what_finished_and_resume_runs_the_re
     assert len(ran) == 5 - len(kept)
     assert sorted(line["id"] for line in lines_of(out)) == ["t1", "t2", "t3", "t4", "t5"]
     assert report.summary.passed == 5 and report.summary.skipped == len(kept)
+
+
+def test_two_evals_cannot_write_one_results_file_at_once(tmp_path: Path) -> None:
+    out = tmp_path / "results.jsonl"
+    first = ResultsFile(out)
+    first.open(resume=True)
+    try:
+        with pytest.raises(ResultsFileError, match="is being written by another eval now"):
+            evaluate(["What is 1 + 1?"], make_calculator, output=out, progress=False)
+        with pytest.raises(ResultsFileError, match="another eval"):
+            evaluate(["What is 1 + 1?"], make_calculator, output=out, resume=False, progress=False)
+    finally:
+        first.close()
+    task = {"task": "What is 1 + 1?", "expected": 2}
+    report = evaluate([task], make_calculator, output=out, progress=False)
+    assert report.summary.passed == 1 and len(lines_of(out)) == 1  # once the first one has closed it

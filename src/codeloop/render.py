@@ -30,6 +30,7 @@ from .events import (
     StepErrored,
     ToolCallRequested,
 )
+from .messages import Usage
 
 if TYPE_CHECKING:
     from .agents.budget import Price
@@ -170,15 +171,17 @@ class ConsoleRenderer:
         self.console.print(f"{self._indent(event)}[{style}]{_escape(label)}[/] {_escape(text)}")
 
 
-def run_cost(result: RunResult, model_id: str, prices: Mapping[str, Price] | None = None) -> float | None:
-    """What the run's tokens cost in US dollars with `model_id`'s price in `prices` (default
-    `DEFAULT_PRICES`); None when the model has no price there."""
+def run_cost(
+    spent: RunResult | Usage, model_id: str, prices: Mapping[str, Price] | None = None
+) -> float | None:
+    """What a run's tokens (or `Usage`) cost in US dollars with `model_id`'s price in `prices`
+    (default `DEFAULT_PRICES`); None when the model has no price there."""
     from .agents.budget import DEFAULT_PRICES, price_for
 
     price = price_for(model_id, DEFAULT_PRICES if prices is None else prices)
     if price is None:
         return None
-    usage = result.usage
+    usage = spent if isinstance(spent, Usage) else spent.usage
     return (usage.input_tokens * price.input + usage.output_tokens * price.output) / 1e6
 
 

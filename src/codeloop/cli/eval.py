@@ -7,8 +7,8 @@ score each output, keep the results, print a summary table (see `codeloop.evals`
 returns one, called once per task (the agent it built first, to check the spec, runs the first
 task). Each result is appended to `--output` (default `<TASKS stem>.results.jsonl` in the current
 directory) the moment its task ends; running the command again skips the tasks already there
-(`--no-resume` starts afresh). The progress bar is on stderr (none with `--quiet`), the summary
-table on stdout; whatever the agent prints goes to stderr.
+but runs crashed ones again (`--no-resume` starts afresh). The progress bar is on stderr (none
+with `--quiet`), the summary table on stdout; whatever the agent prints goes to stderr.
 
 `--ray [ADDRESS]` spreads the tasks over a Ray cluster (`codeloop.evals.ray_backend`): with no
 ADDRESS a Ray instance is started on this machine for the eval; with one ("auto", "host:port"

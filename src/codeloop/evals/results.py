@@ -38,7 +38,9 @@ class EvalResult(BaseModel):
     and `passed` are the scorer's; `reason` says why the scorer failed it (or the judge's
     explanation); `error` is the run's, or what the run or scorer raised. `cost` is in US
     dollars, None when the model has no known price; `duration` is the run's wall-clock seconds.
-    `run_id` finds the run in the agent's store, when it has one."""
+    `run_id` finds the run in the agent's store, when it has one. `judge_input_tokens`,
+    `judge_output_tokens` and `judge_cost` are what scoring spent (a model as judge), apart
+    from the run's own."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -58,6 +60,9 @@ class EvalResult(BaseModel):
     reason: str | None = None
     tags: tuple[str, ...] = ()
     run_id: str | None = None
+    judge_input_tokens: int = 0
+    judge_output_tokens: int = 0
+    judge_cost: float | None = None
 
     @property
     def crashed(self) -> bool:
@@ -66,6 +71,20 @@ class EvalResult(BaseModel):
     def to_line(self) -> str:
         """The result as one JSON line (no newline); values JSON cannot hold become their repr."""
         return json.dumps(self.model_dump(mode="json", fallback=repr), ensure_ascii=False)
+
+
+def _lock(file: IO[str], path: Path) -> None:
+    """Hold an exclusive lock on `file` until it is closed (where the OS has `flock`)."""
+    try:
+        import fcntl
+    except ImportError:  # not on this OS: evals writing one file are not kept apart
+        return
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ResultsFileError(
+            f"{path} is being written by another eval now: wait for it to end, or write to another file"
+        ) from None
 
 
 class ResultsFile:
@@ -77,11 +96,18 @@ class ResultsFile:
 
     def open(self, *, resume: bool) -> list[EvalResult]:
         """Open for appending and return the results already there (with `resume`), or start
-        the file afresh (without)."""
-        previous = self.read() if resume else []
+        the file afresh (without). The file is locked while open: a second eval writing the
+        same file is refused (`ResultsFileError`), rather than interleaving with this one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a" if resume else "w", encoding="utf-8")
-        return previous
+        self._file = self.path.open("a", encoding="utf-8")
+        try:
+            _lock(self._file, self.path)
+            if not resume:
+                self._file.truncate(0)
+            return self.read() if resume else []
+        except BaseException:
+            self.close()
+            raise
 
     def read(self) -> list[EvalResult]:
         """The results in the file (none if it does not exist); a torn last line is cut off."""

@@ -7,9 +7,11 @@
 What happens, in order: the tasks are loaded and checked (`codeloop.evals.tasks`) and every
 scorer they name is resolved, so a mistake is found before any task runs; with `output` and
 `resume` (the default), the results already in the file are read back and their tasks skipped
-(they still count in the summary, as `skipped`); the rest run on the backend (`LocalBackend`:
-at most `concurrency` at once), each result appended to `output` the moment its task ends, with
-a progress bar on stderr; last, the `Summary`. Without `resume`, `output` is started afresh.
+(they still count in the summary, as `skipped`), except crashed ones (the run raised: a missing
+key, a dead worker), which run again, their new line read after the old; the rest run on the
+backend (`LocalBackend`: at most `concurrency` at once), each result appended to `output` the
+moment its task ends, with a progress bar on stderr; last, the `Summary`. Without `resume`,
+`output` is started afresh.
 
 The agent is an agent object, shared by all tasks, or a factory called once per task (see
 `codeloop.evals.trial`), or the name of either as "module:attr": then the eval is described as
@@ -30,14 +32,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._sync import run_sync
+from ..agents.base import MultiStepAgent
 from ..errors import ConfigurationError
 from .backends import EvalBackend, LocalBackend, RunTask
-from .results import EvalResult, ResultsFile
+from .results import CRASHED, EvalResult, ResultsFile
 from .scorers import ScoreFunction, Scorer, ScorerSpecError, as_scorer
 from .spec import ModelSpec, SpecTrial, TrialSpec
 from .summary import Summary, summarize
 from .tasks import EvalTask, ScorerField, load_tasks, tasks_from
-from .trial import AgentSource, Trial
+from .trial import AgentSource, Trial, takes_task
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -112,14 +115,14 @@ async def aevaluate(
         _check_backend(run_on, trial)
         results_file = ResultsFile(output) if output is not None else None
         try:  # every check is behind us: now the results file is opened (or started afresh)
-            previous = results_file.open(resume=resume) if results_file else []
-            with _ProgressBar(progress, task_list, previous) as bar:
-                done = await _collect(run_on, task_list, trial, previous, results_file, bar)
+            previous = _finished(results_file.open(resume=resume) if results_file else [], task_list)
+            with _ProgressBar(progress, len(task_list), previous) as bar:
+                done = await _collect(run_on, task_list, trial, dict(previous), results_file, bar)
         finally:
             if results_file is not None:
                 results_file.close()
     ordered = [done[task.id] for task in task_list if task.id in done]
-    skipped = len({r.id for r in previous} & done.keys())
+    skipped = len(previous)
     summary = summarize(ordered, skipped=skipped, missing=len(task_list) - len(ordered))
     path = results_file.path if results_file else None
     return EvalReport(results=ordered, summary=summary, output=path, wall_time=time.perf_counter() - started)
@@ -166,6 +169,8 @@ def _local_trial(
     prices: Mapping[str, Price] | None,
 ) -> Trial:
     defaults = {"numeric": dict(tolerance)} if tolerance else {}
+    if not isinstance(agent, MultiStepAgent):
+        takes_task(agent)  # a factory whose parameters cannot be given is refused before any task
     return Trial(
         agent=agent,
         scorer=as_scorer(scorer, judge=judge, defaults=defaults),
@@ -182,17 +187,24 @@ def _check_backend(backend: EvalBackend, trial: RunTask) -> None:
         check(trial)
 
 
+def _finished(previous: Sequence[EvalResult], tasks: Sequence[EvalTask]) -> dict[str, EvalResult]:
+    """The tasks of this eval that the results file has a result for, by id: the last line of
+    an id wins, and a crashed result does not count (the task runs again)."""
+    wanted = {task.id for task in tasks}
+    last = {r.id: r for r in previous if r.id in wanted}
+    return {task_id: r for task_id, r in last.items() if r.state != CRASHED}
+
+
 async def _collect(
     backend: EvalBackend,
     tasks: Sequence[EvalTask],
     trial: RunTask,
-    previous: Sequence[EvalResult],
+    done: dict[str, EvalResult],
     results_file: ResultsFile | None,
     bar: _ProgressBar,
 ) -> dict[str, EvalResult]:
-    """Run the tasks without a result yet; keep (and write) each new result once, by id."""
+    """Run the tasks not in `done` yet; keep (and write) each new result once, by id."""
     wanted = {task.id for task in tasks}
-    done = {r.id: r for r in previous if r.id in wanted}
     todo = [task for task in tasks if task.id not in done]
     async for result in backend.run(todo, trial):
         if result.id in done or result.id not in wanted:
@@ -223,13 +235,11 @@ def _task_scorers(
 class _ProgressBar:
     """A rich progress bar on stderr (tasks done of all, how many passed); nothing when off."""
 
-    def __init__(self, shown: bool, tasks: Sequence[EvalTask], previous: Sequence[EvalResult]) -> None:
-        wanted = {task.id for task in tasks}
-        kept = [r for r in previous if r.id in wanted]
+    def __init__(self, shown: bool, total: int, previous: Mapping[str, EvalResult]) -> None:
         self.shown = shown
-        self.total = len(tasks)
-        self.completed = len(kept)
-        self.passed = sum(r.passed for r in kept)
+        self.total = total
+        self.completed = len(previous)
+        self.passed = sum(r.passed for r in previous.values())
         self._bar: Progress | None = None
         self._task: TaskID | None = None
 

@@ -21,6 +21,7 @@ turns a name, a `{"name": ..., **options}` spec or a plain callable into one.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError
-from ..messages import ChatMessage, Role
+from ..messages import ChatMessage, Role, Usage
 
 if TYPE_CHECKING:
     from ..models.base import Model
@@ -72,11 +73,14 @@ class ScorerSpecError(ConfigurationError):
 @dataclass(frozen=True)
 class Score:
     """A scorer's judgement: `value` (1.0 full credit, 0.0 none), `passed`, and `reason` (why
-    it failed, or the judge's explanation)."""
+    it failed, or the judge's explanation). A scorer that called a model says what it spent:
+    `usage`, and `model_id` to price it."""
 
     value: float
     passed: bool
     reason: str | None = None
+    usage: Usage | None = None
+    model_id: str | None = None
 
     @classmethod
     def of(cls, passed: bool, reason: str | None = None) -> Score:
@@ -239,8 +243,10 @@ class JudgeScorer:
         reply = await self.model.agenerate([ChatMessage(role=Role.USER, content=text)])
         verdict = parse_verdict(reply.content)
         if verdict.passed is None:
-            return Score.of(False, f"the judge gave no clear verdict: {_clip(reply.content)}")
-        return Score.of(verdict.passed, verdict.reason or None)
+            score = Score.of(False, f"the judge gave no clear verdict: {_clip(reply.content)}")
+        else:
+            score = Score.of(verdict.passed, verdict.reason or None)
+        return dataclasses.replace(score, usage=reply.usage, model_id=self.model.model_id)
 
 
 @dataclass(frozen=True)

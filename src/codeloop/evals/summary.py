@@ -9,7 +9,7 @@ never shown as the whole. A task without a duration (none is recorded) does not 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
@@ -36,6 +36,10 @@ class GroupStats:
     cost_unknown: int
     mean_duration: float | None
     total_duration: float
+    judge_input_tokens: int = 0
+    judge_output_tokens: int = 0
+    judge_cost: float | None = None
+    """What scoring spent (a model as judge), apart from the runs' tokens and cost."""
 
     @property
     def success_rate(self) -> float:
@@ -74,7 +78,16 @@ def group_stats(results: Sequence[EvalResult]) -> GroupStats:
         cost_unknown=len(results) - len(costs),
         mean_duration=statistics.fmean(durations) if durations else None,
         total_duration=sum(durations),
+        judge_input_tokens=sum(r.judge_input_tokens for r in results),
+        judge_output_tokens=sum(r.judge_output_tokens for r in results),
+        judge_cost=_total(r.judge_cost for r in results),
     )
+
+
+def _total(values: Iterable[float | None]) -> float | None:
+    """The sum of the values that are known; None when none is."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def summarize(results: Sequence[EvalResult], *, skipped: int = 0, missing: int = 0) -> Summary:
@@ -108,9 +121,18 @@ def summary_table(summary: Summary, title: str = "Eval") -> Table:
         f"{summary.skipped} from earlier runs" if summary.skipped else "",
         f"{summary.missing} with no result" if summary.missing else "",
         f"cost unknown for {summary.cost_unknown}" if summary.cost_unknown and summary.total else "",
+        _judge_note(summary),
     ]
     table.caption = ", ".join(n for n in notes if n) or None
     return table
+
+
+def _judge_note(stats: GroupStats) -> str:
+    """What the judge spent, apart from the table's figures (nothing without a judge)."""
+    if not stats.judge_input_tokens and not stats.judge_output_tokens:
+        return ""
+    cost = f", ${stats.judge_cost:.4f}" if stats.judge_cost is not None else ""
+    return f"judge: {stats.judge_input_tokens:,} in / {stats.judge_output_tokens:,} out tokens{cost}"
 
 
 def _cells(label: str, stats: GroupStats) -> list[str]:

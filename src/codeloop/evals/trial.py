@@ -8,11 +8,13 @@ The agent: an agent object is shared by every task (each `arun` is its own run, 
 runs many tasks at once; the caller keeps and closes it); a factory (a callable taking no
 arguments that returns an agent) is called once per task, and the agent it built is closed when
 the task ends, so no state (a scripted model's replies, a tool's counters, sandbox variables)
-carries from one task to another.
+carries from one task to another. A factory with one parameter is given the task (`EvalTask`):
+an agent built for it (its tools, its model's endpoint, its limits).
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,9 +34,10 @@ if TYPE_CHECKING:
 
 __all__ = ["AgentFactory", "AgentSource", "Trial", "crashed_result"]
 
-AgentFactory = Callable[[], MultiStepAgent]
+AgentFactory = Union[Callable[[], MultiStepAgent], Callable[["EvalTask"], MultiStepAgent]]  # noqa: UP007
 AgentSource = Union[MultiStepAgent, AgentFactory]  # noqa: UP007  # a runtime alias on Python 3.10
-"""An agent shared by all tasks, or a factory called once per task (see the module docstring)."""
+"""An agent shared by all tasks, or a factory called once per task, with no argument or with
+the task (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +58,14 @@ class Trial:
             return crashed_result(task, exc, time.perf_counter() - started)
         duration = time.perf_counter() - started
         score, scorer_error = await self._score(task, result)
-        cost = run_cost(result, model_id, self.prices)
-        return _result(task, result, score, cost, duration, scorer_error)
+        cost = run_cost(result.usage, model_id, self.prices)
+        judged = _judge_spent(score, self.prices)
+        return _result(task, result, score, cost, duration, scorer_error).model_copy(update=judged)
 
     async def _run(self, task: EvalTask) -> tuple[RunResult, str]:
         """The task's `RunResult` and the id of the model that ran it."""
         shared = isinstance(self.agent, MultiStepAgent)
-        agent = self.agent if isinstance(self.agent, MultiStepAgent) else _built(self.agent)
+        agent = self.agent if isinstance(self.agent, MultiStepAgent) else _built(self.agent, task)
         try:
             result = await agent.arun(
                 task.task, additional_args=task.additional_args or None, return_full_result=True
@@ -82,12 +86,44 @@ class Trial:
             return Score.of(False), f"the scorer {scorer.name} failed: {_describe(exc)}"
 
 
-def _built(factory: AgentFactory) -> MultiStepAgent:
-    agent = factory()
+def _built(factory: AgentFactory, task: EvalTask) -> MultiStepAgent:
+    agent = factory(task) if takes_task(factory) else factory()  # type: ignore[call-arg]
     if not isinstance(agent, MultiStepAgent):
         name = getattr(factory, "__qualname__", repr(factory))
         raise TypeError(f"the agent factory {name} returned {type(agent).__name__}, not an agent")
     return agent
+
+
+def _judge_spent(score: Score, prices: Mapping[str, Price] | None) -> dict[str, object]:
+    """What the scorer's model spent, as `EvalResult` fields (nothing when it called none)."""
+    if score.usage is None:
+        return {}
+    cost = run_cost(score.usage, score.model_id, prices) if score.model_id else None
+    usage = score.usage
+    return {
+        "judge_input_tokens": usage.input_tokens,
+        "judge_output_tokens": usage.output_tokens,
+        "judge_cost": cost,
+    }
+
+
+def takes_task(factory: AgentFactory) -> bool:
+    """Whether `factory` is called with the task: it takes one positional argument. A factory
+    that takes more, or only keyword arguments without defaults, is refused."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: called with no argument
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    required = [p for p in parameters if p.default is p.empty and p.kind not in variadic]
+    name = getattr(factory, "__qualname__", repr(factory))
+    if len(required) > 1 or any(p.kind not in positional for p in required):
+        raise TypeError(
+            f"the agent factory {name} must take no argument or one (the task), "
+            f"but it requires {', '.join(p.name for p in required)}"
+        )
+    return len(required) == 1
 
 
 def _result(
