@@ -1,6 +1,7 @@
 """Helpers shared by the tests of the model adapters (and of the agents): messages, tool schemas,
 scripted chat-completions replies and chunks, comparing what was sent with what was recorded,
-collecting streams, and checking that an adapter imports its SDK lazily."""
+collecting streams, and checking that an adapter imports its SDK lazily; and a store holding a
+run whose worker died."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ __all__ = [
     "schema",
     "sdk_loaded_by_import",
     "sent_matches_recorded",
+    "store_with_a_dead_workers_run",
     "system",
     "tool_result",
     "user",
@@ -150,3 +152,23 @@ def sdk_loaded_by_import(modules: str, *sdk: str) -> str:
     code = f"import sys, {modules}; print({loaded})"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return out.stdout.strip()
+
+
+def store_with_a_dead_workers_run(path: str) -> None:
+    """Make the SQLite store at `path` hold two `running` runs: "dead-worker", whose lease has
+    expired (its process was killed, say), and "still-alive", whose lease runs for 10 minutes."""
+    import asyncio
+    import concurrent.futures
+    import time
+
+    from codeloop.store import RunRecord, open_store
+
+    async def record() -> None:
+        async with open_store(path) as store:
+            for run_id, ttl in (("dead-worker", 0.01), ("still-alive", 600.0)):
+                await store.create_run(RunRecord(run_id=run_id, agent_name="a", task=f"task of {run_id}"))
+                assert await store.acquire_lease(run_id, "worker-1", ttl)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:  # the caller may be inside an event loop
+        thread.submit(asyncio.run, record()).result()
+    time.sleep(0.05)  # the first lease expires

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from codeloop import CodeAgent, ScriptedModel
 
+from helpers import store_with_a_dead_workers_run
 from terminal import CliResult, run_cli
 
 
@@ -45,3 +46,17 @@ def test_runs_says_when_there_are_none_and_when_the_store_is_unusable(tmp_path: 
     assert broken.code == 1 and broken.err.startswith("codeloop: ")
     bad_date = codeloop("runs", "--since", "yesterday")
     assert bad_date.code == 2 and "is not a date like 2026-12-01" in bad_date.err
+
+
+def test_a_running_run_whose_lease_expired_is_listed_as_abandoned(tmp_path: Path) -> None:
+    store_path = tmp_path / "runs.db"
+    store_with_a_dead_workers_run(str(store_path))
+    listed = codeloop("runs", "--store", str(store_path))
+    states = {line.split()[0]: line.split()[1] for line in listed.out.splitlines()}
+    assert states == {"dead-worker": "abandoned", "still-alive": "running"}
+    as_json = codeloop("runs", "--store", str(store_path), "--json")
+    rows = [json.loads(line) for line in as_json.out.splitlines()]
+    assert {(r["run_id"], r["state"], r["abandoned"]) for r in rows} == {
+        ("dead-worker", "running", True),
+        ("still-alive", "running", False),
+    }

@@ -19,6 +19,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -517,3 +518,24 @@ def test_the_local_model_runs_through_the_ui(page: Page) -> None:
         screenshot(page, "local-model")
     finally:
         assert ui.stop() == 0
+
+
+def test_a_running_run_whose_lease_expired_is_listed_as_abandoned_and_resumable(tmp_path: Path) -> None:
+    """The app in this process, on a store where one run's worker died (its lease expired) and
+    another's is alive: the history says which is which and offers Resume for the first."""
+    from starlette.testclient import TestClient
+
+    from codeloop import CodeAgent, ScriptedModel
+    from codeloop.ui import create_app
+
+    from helpers import store_with_a_dead_workers_run
+
+    db = tmp_path / "runs.db"
+    store_with_a_dead_workers_run(str(db))
+    agent = CodeAgent([], ScriptedModel([]), store=str(db))
+    with TestClient(create_app(agent), base_url="http://127.0.0.1") as client:
+        rows = client.get("/api/runs").json()["runs"]
+    assert {(r["run_id"], r["state"], r["resumable"]) for r in rows} == {
+        ("dead-worker", "abandoned", True),
+        ("still-alive", "running", False),
+    }

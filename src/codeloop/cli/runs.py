@@ -5,7 +5,9 @@
     codeloop runs --agent shop --since 2026-12-01
 
 One line per run, newest first: its id, state, agent, steps, tokens, when it was last written
-and the start of its task. `--json` prints one JSON object per line instead.
+and the start of its task. `--json` prints one JSON object per line instead. A run still
+`running` whose lease has expired is shown as `abandoned` (`"abandoned": true` in JSON): the
+process running it died (a killed worker, a crashed machine) and `codeloop resume` can take it.
 """
 
 from __future__ import annotations
@@ -75,8 +77,9 @@ def _line(record: Any) -> str:
     task = " ".join(record.task.split())
     task = task if len(task) <= 60 else task[:59] + "…"
     tokens = record.usage.input_tokens + record.usage.output_tokens
+    state = "abandoned" if record.abandoned else record.state
     return (
-        f"{record.run_id}  {record.state:<18} {record.agent_name:<16} {record.step_count:>3} steps "
+        f"{record.run_id}  {state:<18} {record.agent_name:<16} {record.step_count:>3} steps "
         f"{tokens:>8} tokens  {_when(record.updated_at or record.created_at)}  {task}"
     )
 
@@ -93,4 +96,5 @@ def _as_json(record: Any) -> dict[str, Any]:
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "error": record.error,
+        "abandoned": record.abandoned,
     }

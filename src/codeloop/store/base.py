@@ -120,6 +120,13 @@ class RunRecord:
     lease_expires_at: float | None = None
     pending: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def abandoned(self) -> bool:
+        """Whether the run is `running` with no live holder: its lease expired, the process that
+        ran it gone (killed, crashed); it can be resumed. (Times from this machine's clock.)"""
+        expires = self.lease_expires_at
+        return self.state == "running" and expires is not None and expires < time.time()
+
 
 @dataclass(frozen=True, kw_only=True)
 class StepRecord:

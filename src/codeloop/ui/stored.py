@@ -12,7 +12,6 @@ told as starting when the model's reply was complete.
 from __future__ import annotations
 
 import json
-import time
 from typing import TYPE_CHECKING, Any
 
 from ..memory import ActionStep, FinalAnswerStep, MemoryStep, PlanningStep, TaskStep
@@ -32,9 +31,7 @@ def can_resume(record: RunRecord, live_here: bool) -> bool:
     """Whether the page offers Resume for the run."""
     if live_here:
         return False
-    if record.state == "running":
-        return record.lease_expires_at is not None and record.lease_expires_at < time.time()
-    return record.state in RESUMABLE
+    return record.abandoned or record.state in RESUMABLE
 
 
 def matches(record: RunRecord, text: str) -> bool:
@@ -48,7 +45,7 @@ def summary(record: RunRecord, *, live_here: bool = False) -> dict[str, Any]:
     usage = record.usage
     return {
         "run_id": record.run_id,
-        "state": record.state,
+        "state": "abandoned" if record.abandoned else record.state,
         "agent": record.agent_name,
         "task": record.task,
         "created_at": record.created_at,
