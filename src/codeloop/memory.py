@@ -21,6 +21,7 @@ differ (`TaskStep.task_images`, `ActionStep.token_usage`, `ActionStep.model_outp
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -336,8 +337,8 @@ def rendered(step: S, form: Hashable, render: Callable[[S], T]) -> T:
     attributes = getattr(step, "__dict__", None)
     if attributes is None:
         return render(step)
-    state = _state(attributes)
     cached: dict[Hashable, tuple[tuple[Any, ...], Any]] = attributes.setdefault(_CACHE, {})
+    state = _state(attributes, cached)
     hit = cached.get(form)
     if hit is not None and _same(hit[0], state):
         result: T = hit[1]
@@ -351,13 +352,11 @@ def _own_messages(step: MemoryStep) -> list[ChatMessage]:
     return step.to_messages()
 
 
-def _state(attributes: dict[str, Any]) -> tuple[Any, ...]:
-    """What a rendering depends on: each attribute's name and value (a list as its items)."""
-    return tuple(
-        (name, tuple(value) if isinstance(value, list) else value)
-        for name, value in attributes.items()
-        if name != _CACHE
-    )
+def _state(attributes: dict[str, Any], cache: object) -> tuple[Any, ...]:
+    """What a rendering depends on: the attributes' names and values (a list as its items),
+    but not the rendering `cache` itself (kept in the attributes)."""
+    values = [tuple(v) if type(v) is list else v for v in attributes.values() if v is not cache]
+    return (*attributes, *values)
 
 
 def _same(before: tuple[Any, ...], now: tuple[Any, ...]) -> bool:
@@ -365,14 +364,12 @@ def _same(before: tuple[Any, ...], now: tuple[Any, ...]) -> bool:
     fooled by an equal-looking value); the cache keeps `before` alive, so no id is reused."""
     if len(before) != len(now):
         return False
-    for (name, old), (new_name, new) in zip(before, now, strict=True):
-        if name != new_name:
-            return False
+    for old, new in zip(before, now, strict=True):
         if old is new:
             continue
-        if not (isinstance(old, tuple) and isinstance(new, tuple) and len(old) == len(new)):
+        if type(old) is not tuple or type(new) is not tuple or len(old) != len(new):
             return False
-        if not all(a is b for a, b in zip(old, new, strict=True)):
+        if not all(map(operator.is_, old, new)):
             return False
     return True
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import reprlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -403,8 +404,14 @@ def _probe(make: Callable[[], Executor], executor_type: str | None) -> Executor:
 def _described_executor(session: CodeSession) -> dict[str, Any]:
     """The executor's type name and its limits, as a `CodeAction` event carries them."""
     limits = getattr(session.executor, "limits", None)
-    shown = dataclasses.asdict(limits) if isinstance(limits, ExecutorLimits) else {}
-    return {"executor": type(session.executor).__name__, "limits": shown}
+    shown = _limits_shown(limits) if isinstance(limits, ExecutorLimits) else {}
+    return {"executor": type(session.executor).__name__, "limits": dict(shown)}
+
+
+@functools.lru_cache(maxsize=64)
+def _limits_shown(limits: ExecutorLimits) -> dict[str, Any]:
+    """`limits` as a dict, made once per distinct limits (copied for each event)."""
+    return dataclasses.asdict(limits)
 
 
 def _session_of(run: Run) -> CodeSession:
