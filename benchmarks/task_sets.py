@@ -150,8 +150,17 @@ def _variants(name: str, args: argparse.Namespace) -> Iterator[tuple[str, dict[s
     if name != "codeloop":
         yield name, {}
         return
+    contexts = [c.strip() for c in args.contexts.split(",") if c.strip()]
+    if unknown := set(contexts) - set(CONTEXT_SUFFIX):
+        raise SystemExit(f"--contexts takes {', '.join(CONTEXT_SUFFIX)}; got {sorted(unknown)}")
     for executor in (e.strip() for e in args.executors.split(",") if e.strip()):
-        yield f"codeloop-{executor}", {"executor": executor}
+        for context in contexts:
+            yield f"codeloop-{executor}{CONTEXT_SUFFIX[context]}", {"executor": executor, "context": context}
+
+
+CONTEXT_SUFFIX = {"default": "", "full": "-full-history"}
+"""`--contexts`: codeloop's default context policy, or `FullHistory` (smolagents' way: every step
+verbatim), as a side of its own (`codeloop-monty-full-history`)."""
 
 
 def _finish(run: _SideRun, rows: Rows, started: float) -> dict[str, Any]:
@@ -254,6 +263,10 @@ def rows_for(figure: str, sides: dict[str, Any]) -> list[Any]:
     rows: list[Row] = []
     for mine in ours:
         rows += _pair_rows(label, figure, sides, mine, "smolagents" if "smolagents" in sides else None)
+    for mine in ours:
+        full = f"{mine}{CONTEXT_SUFFIX['full']}"
+        if mine and full in sides:
+            rows += _context_rows(label, figure, sides, mine, full)
     if "alone" in sides:
         rows += _alone_rows(label, sides)
     return rows
@@ -269,7 +282,7 @@ def _pair_rows(
         return []
     common = set.intersection(*({r["id"] for r in sides[n]["rows"]} for n in names))
     picked = {n: [r for r in sides[n]["rows"] if r["id"] in common] for n in names}
-    who = f"CodeAgent, executor {mine.removeprefix('codeloop-')}" if mine else "CodeAgent"
+    who = _who(mine)
 
     def value(name: str | None, metric: Callable[[Rows], float]) -> float | None:
         return metric(picked[name]) if name else None
@@ -287,6 +300,35 @@ def _pair_rows(
         if key == "input_tokens" and mine and theirs:
             row.target, row.met = "ratio ≤ 0.15", row.ratio is not None and row.ratio <= 0.15
         rows.append(row)
+    return rows
+
+
+def _who(side: str | None) -> str:
+    if side is None:
+        return "CodeAgent"
+    executor = side.removeprefix("codeloop-").removesuffix(CONTEXT_SUFFIX["full"])
+    full = side.endswith(CONTEXT_SUFFIX["full"])
+    return f"CodeAgent, executor {executor}" + (", full history" if full else "")
+
+
+def _context_rows(label: str, figure: str, sides: dict[str, Any], mine: str, full: str) -> list[Any]:
+    """Task success and input tokens with the default context policy against `FullHistory`, on
+    the tasks both ran (target: no fewer solved with the policy)."""
+    from .figures import Row
+
+    common = {r["id"] for r in sides[mine]["rows"]} & {r["id"] for r in sides[full]["rows"]}
+    picked = {n: [r for r in sides[n]["rows"] if r["id"] in common] for n in (mine, full)}
+    solved, solved_full = _solved(picked[mine]), _solved(picked[full])
+    who = _who(mine).removeprefix("CodeAgent, ")
+    note = f"full history solved {solved_full:g}; " + _note(figure, sides, [mine, full], len(common))
+    target = f"≥ full history ({solved_full:g})"
+    rows = [Row(label, f"tasks solved, context policy vs full history ({who})", "count", solved, None,
+                note=note, target=target, met=solved >= solved_full)]  # fmt: skip
+    for key, unit in (("input_tokens", "tokens"), ("steps", "steps")):
+        mean, mean_full = _mean(key)(picked[mine]), _mean(key)(picked[full])
+        ratio = f"{mean / mean_full:.3g}x" if mean_full else "—"
+        rows.append(Row(label, f"mean {key.replace('_', ' ')} per task, context policy ({who})", unit, mean,
+                        None, note=f"full history: {mean_full:,.4g} (policy / full = {ratio})"))  # fmt: skip
     return rows
 
 

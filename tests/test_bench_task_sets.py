@@ -128,6 +128,21 @@ def test_tool_rows_compare_codeloop_with_smolagents_on_the_tasks_both_ran() -> N
     assert _row(rows, "share solved (CodeAgent, executor monty)").met is True
 
 
+def test_context_rows_compare_the_policy_with_full_history_on_the_tasks_both_ran() -> None:
+    sides = {
+        "codeloop-monty": _side([True, True, False, True], 400),
+        "codeloop-monty-full-history": _side([True, True, True], 800),
+    }
+    rows = rows_for("tool_tasks", sides)
+    solved = _row(rows, "tasks solved, context policy vs full history (executor monty)")
+    assert (solved.codeloop, solved.target, solved.met) == (2, "≥ full history (3)", False)
+    assert "3 tool-heavy tasks both ran" in solved.note
+    tokens = _row(rows, "mean input tokens per task, context policy (executor monty)")
+    assert tokens.codeloop == 400 and "full history: 800 (policy / full = 0.5x)" in tokens.note
+    full = _row(rows, "tasks solved (CodeAgent, executor monty, full history)")  # its own rows too
+    assert full.codeloop == 3
+
+
 def test_a_side_not_run_yet_leaves_its_column_empty() -> None:
     rows = rows_for("tool_tasks", {"smolagents": _side([True, False], 5000)})
     solved = _row(rows, "tasks solved (CodeAgent)")
