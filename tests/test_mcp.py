@@ -145,6 +145,31 @@ def test_killed_server_gives_a_typed_error_naming_it() -> None:
         assert time.monotonic() - started < 10.5
 
 
+SLOW_TIME_SERVER = StdioServerParameters(
+    command=sys.executable,
+    args=[
+        "-c",
+        "import runpy, time; time.sleep(2); runpy.run_module('mcp_server_time', run_name='__main__')",
+    ],  # noqa: E501
+)
+SILENT_SERVER = StdioServerParameters(command=sys.executable, args=["-c", "import time; time.sleep(60)"])
+
+
+def test_a_server_slower_to_start_than_a_call_timeout_still_connects() -> None:
+    with MCPClient(SLOW_TIME_SERVER, call_timeout_s=0.5) as tools:  # connecting takes over 2 s
+        assert by_name(tools)["get_current_time"](timezone="UTC")["timezone"] == "UTC"
+
+
+def test_a_server_that_never_answers_fails_within_the_connect_timeout() -> None:
+    before = _child_pids()
+    started = time.monotonic()
+    expected = r"could not connect: no tool list within 1s \(connect_timeout_s\)"
+    with pytest.raises(MCPServerError, match=expected):
+        MCPClient(SILENT_SERVER, connect_timeout_s=1).connect()
+    assert time.monotonic() - started < 8  # 1 s and stopping the server, not disconnect's 10 s wait
+    assert not (_child_pids() - before)  # the silent server was stopped
+
+
 def test_call_timeout_names_the_server() -> None:
     before = _child_pids()
     with MCPClient(TIME_SERVER, call_timeout_s=1) as tools:

@@ -42,7 +42,9 @@ class MCPClient:
     for a stdio server, or `{"url": ..., "transport": "streamable-http" | "sse"}`. `allowed_tools`
     keeps only those tool names. `structured_output` returns a tool's `structuredContent` (a dict)
     when it has one, and keeps its output schema. `call_timeout_s` bounds every call to the
-    server. After connecting, `instructions` holds the server's instructions (or None).
+    server; `connect_timeout_s` bounds connecting (starting the server, its initialize answer and
+    its tool list), which can take longer than a call. After connecting, `instructions` holds
+    the server's instructions (or None).
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class MCPClient:
         allowed_tools: Sequence[str] | None = None,
         structured_output: bool = True,
         call_timeout_s: float = 60.0,
+        connect_timeout_s: float = 30.0,
         connect: bool = False,
     ) -> None:
         check_parameters(server_parameters)
@@ -60,11 +63,13 @@ class MCPClient:
         self.allowed_tools = list(allowed_tools) if allowed_tools is not None else None
         self.structured_output = structured_output
         self.call_timeout_s = call_timeout_s
+        self.connect_timeout_s = connect_timeout_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
         self._session: Any = None
         self._done: Future[None] | None = None
+        self._serving: asyncio.Task[None] | None = None  # `_serve`, on the private loop
         self._tools: list[Tool] | None = None
         self.instructions: str | None = None
         """What the server tells clients about using it (its initialize answer), once connected."""
@@ -84,11 +89,14 @@ class MCPClient:
         ready: Future[list[Any]] = Future()
         self._done = asyncio.run_coroutine_threadsafe(self._serve(ready), loop)
         try:
-            server_tools = ready.result(timeout=self.call_timeout_s)
+            server_tools = ready.result(timeout=self.connect_timeout_s)
         except BaseException as error:
             self.disconnect()
             if isinstance(error, MCPServerError | ConfigurationError):
                 raise
+            if isinstance(error, TimeoutError):
+                reason = f"no tool list within {self.connect_timeout_s:g}s (connect_timeout_s)"
+                raise MCPServerError(self.server_name, f"could not connect: {reason}.") from error
             raise MCPServerError(self.server_name, f"could not connect: {error!r}") from error
         try:
             self._tools = self._build_tools(server_tools)
@@ -100,6 +108,7 @@ class MCPClient:
         from mcp import ClientSession
 
         self._stop = asyncio.Event()
+        self._serving = asyncio.current_task()
         try:
             async with (
                 server_streams(self.server_parameters) as (read, write),
@@ -140,6 +149,8 @@ class MCPClient:
             return
         if self._stop is not None:
             loop.call_soon_threadsafe(self._stop.set)
+        if self._serving is not None and self._session is None:  # still connecting: stop that
+            loop.call_soon_threadsafe(self._serving.cancel)
         if self._done is not None:
             with contextlib.suppress(BaseException):
                 self._done.result(timeout=10)
@@ -148,7 +159,7 @@ class MCPClient:
             self._thread.join(timeout=10)
         if not loop.is_running():
             loop.close()
-        self._tools = None
+        self._tools = self._serving = None
 
     def reconnect(self) -> None:
         """A new session with the server (after it restarted, say); tools handed out before keep
@@ -265,6 +276,7 @@ class ToolCollection:
         allowed_tools: Sequence[str] | None = None,
         structured_output: bool = True,
         call_timeout_s: float = 60.0,
+        connect_timeout_s: float = 30.0,
     ) -> Iterator[ToolCollection]:
         """Tools from an MCP server. `trust_remote_code=True` is required: the server's tool
         descriptions reach the model's prompt and its tools run whatever code the server has."""
@@ -276,7 +288,7 @@ class ToolCollection:
             )
         client = MCPClient(
             server_parameters, allowed_tools=allowed_tools, structured_output=structured_output,
-            call_timeout_s=call_timeout_s,
+            call_timeout_s=call_timeout_s, connect_timeout_s=connect_timeout_s,
         )  # fmt: skip
         with client as tools:
             yield cls(tools, client.instructions)
