@@ -150,7 +150,7 @@ SLOW_TIME_SERVER = StdioServerParameters(
     args=[
         "-c",
         "import runpy, time; time.sleep(2); runpy.run_module('mcp_server_time', run_name='__main__')",
-    ],  # noqa: E501
+    ],
 )
 SILENT_SERVER = StdioServerParameters(command=sys.executable, args=["-c", "import time; time.sleep(60)"])
 
