@@ -309,3 +309,48 @@ def test_executor_settings_are_saved_and_restored() -> None:
     assert loaded.executor_limits == original.executor_limits
     result = loaded.run("Print a lot", return_full_result=True)
     assert len(result.memory.action_steps()[0].observations) < 1000  # the saved output limit applies
+
+
+@tool(requires_approval=True)
+def pay(customer: str, amount: int) -> str:
+    """Pay a customer.
+
+    Args:
+        customer: The customer's name.
+        amount: The amount in euros.
+    """
+    return f"paid {customer} {amount} EUR"
+
+
+def test_a_tool_that_requires_approval_still_requires_it_when_loaded(tmp_path: Path) -> None:
+    from codeloop.result import RunState
+
+    store = str(tmp_path / "runs.db")
+    replies = [[call("pay", customer="Ada", amount=300)], [call("final_answer", answer="done")]]
+    ToolCallingAgent([pay], ScriptedModel([]), store=store).save(tmp_path / "payer")
+    saved = json.loads((tmp_path / "payer" / "agent.json").read_text())
+    assert saved["tools"][0]["requires_approval"] is True
+    with pytest.raises(ConfigurationError, match="pay require approval"):  # store is not saved
+        ToolCallingAgent.from_folder(tmp_path / "payer", model=ScriptedModel(replies), trust_remote_code=True)
+    loaded = ToolCallingAgent.from_folder(
+        tmp_path / "payer", model=ScriptedModel(replies), trust_remote_code=True, store=store
+    )
+    assert loaded.tools["pay"].requires_approval
+    paused = loaded.run("Pay Ada 300 euros.", return_full_result=True)
+    assert paused.state is RunState.AWAITING_APPROVAL and paused.output is None
+
+
+def test_a_tool_dict_keeps_requires_approval_and_only_when_set() -> None:
+    assert Tool.from_dict(pay.to_dict(), trust_remote_code=True).requires_approval
+    assert Tool.from_dict(pay.to_dict(), function=lambda customer, amount: "paid").requires_approval
+    assert "requires_approval" not in convert.to_dict()
+    assert not Tool.from_dict(convert.to_dict(), trust_remote_code=True).requires_approval
+
+
+def test_a_tool_given_in_place_of_one_that_required_approval_is_named_in_a_warning() -> None:
+    data = ToolCallingAgent([pay], ScriptedModel([]), store=":memory:").to_dict()
+    mine = Tool.from_dict(pay.to_dict(), function=lambda customer, amount: "paid")
+    mine.requires_approval = False
+    with pytest.warns(UserWarning, match="'pay' was saved with requires_approval=True"):
+        loaded = ToolCallingAgent.from_dict(data, model=ScriptedModel([]), tools=[mine])
+    assert loaded.tools["pay"] is mine

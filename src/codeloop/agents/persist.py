@@ -314,9 +314,22 @@ def _given_tools(tools: Sequence[Tool | Callable[..., Any]]) -> dict[str, Tool]:
 
 def _tools(saved: list[Mapping[str, Any]], given: dict[str, Tool]) -> list[Tool]:
     """The saved tools, those `given` by name replacing them, then the other given tools."""
-    loaded = [given.get(d.get("name", "")) or _tool(d) for d in saved]
+    loaded = [_replacing(given[d["name"]], d) if d.get("name") in given else _tool(d) for d in saved]
     seen = {id(t) for t in loaded}
     return [*loaded, *{id(t): t for t in given.values() if id(t) not in seen}.values()]
+
+
+def _replacing(given: Tool, saved: Mapping[str, Any]) -> Tool:
+    """`given`, in place of the saved tool of its name; a warning if that one needed approval and
+    `given` does not (the tool is used as given: pass `requires_approval=True` to keep asking)."""
+    if saved.get("requires_approval") and not given.requires_approval:
+        warnings.warn(
+            f"Tool {given.name!r} was saved with requires_approval=True, but the tool passed in its "
+            "place does not require approval: its calls will run without asking. Define it with "
+            "requires_approval=True to keep asking.",
+            stacklevel=5,
+        )
+    return given
 
 
 def _tool(data: Mapping[str, Any]) -> Tool:

@@ -32,6 +32,7 @@ class ToolDict(BaseModel):
     output_schema: dict[str, Any] | None = None
     code: str | None = None
     code_name: str | None = None
+    requires_approval: bool | None = None  # written only when True
 
 
 def tool_to_dict(tool: Tool) -> dict[str, Any]:
@@ -49,6 +50,7 @@ def tool_to_dict(tool: Tool) -> dict[str, Any]:
         name=tool.wire_name, description=tool.description, input_schema=input_schema,
         output_type=tool.output_type, output_schema=output_schema, code=code,
         code_name=tool.name if tool.name != code_name(tool.wire_name) else None,
+        requires_approval=True if tool.requires_approval else None,
     )  # fmt: skip
     return found.model_dump(exclude_none=True)
 
@@ -69,14 +71,21 @@ def _source_code(target: Callable[..., Any] | type) -> str | None:
 def tool_from_dict(
     data: Mapping[str, Any], function: Callable[..., Any] | None = None, trust_remote_code: bool = False
 ) -> Tool:
-    from ._schema_tool import SchemaTool
-    from ._tool import FunctionTool
-
     try:
         found = ToolDict.model_validate(dict(data))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ToolDefinitionError(f"Not a tool's dict ({problems}).") from None
+    built = _tool_from(found, function, trust_remote_code)
+    if found.requires_approval:
+        built.requires_approval = True
+    return built
+
+
+def _tool_from(found: ToolDict, function: Callable[..., Any] | None, trust_remote_code: bool) -> Tool:
+    from ._schema_tool import SchemaTool
+    from ._tool import FunctionTool
+
     if function is not None:
         return SchemaTool(
             found.name, found.description, found.input_schema, function, found.output_schema,

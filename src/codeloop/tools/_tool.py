@@ -139,8 +139,8 @@ class Tool:
     def to_dict(self) -> dict[str, Any]:
         """`{"name", "description", "input_schema", "output_type", "output_schema"}` (the
         latter when known), plus `"code"`, the source of a `@tool` function or of a `Tool`
-        subclass (rebuilt by calling it without arguments), and `"code_name"` when the Python
-        name is not the one derived from the name."""
+        subclass (rebuilt by calling it without arguments), `"code_name"` when the Python
+        name is not the one derived from the name, and `"requires_approval": true` when set."""
         from ._serialize import tool_to_dict
 
         return tool_to_dict(self)
