@@ -307,3 +307,32 @@ async def test_one_executor_instance_serves_one_run_at_a_time() -> None:
         refused = await agent.arun("Start another run.")
         assert "one Executor instance" in refused
         assert await agent.arun("Say done.") == "done"
+
+
+async def test_a_run_continuing_memory_that_another_run_is_writing_is_refused() -> None:
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    @tool
+    async def hold(label: str) -> str:
+        """Wait until released.
+
+        Args:
+            label: Who waits.
+        """
+        arrived.set()
+        await asyncio.wait_for(release.wait(), BARRIER_TIMEOUT_S)
+        return f"held {label}"
+
+    replies = [[ScriptedModel.call("hold", label="a")], [ScriptedModel.call("final_answer", answer="one")]]
+    agent = ToolCallingAgent([hold], ScriptedModel(replies))
+    first = asyncio.ensure_future(agent.arun("Hold.", return_full_result=True))
+    await asyncio.wait_for(arrived.wait(), BARRIER_TIMEOUT_S)
+    steps_before = len(agent.memory.steps)
+    with pytest.raises(ConfigurationError, match=r"a run is still writing agent\.memory"):
+        await agent.arun("Continue.", reset=False)
+    assert len(agent.memory.steps) == steps_before  # nothing of the refused run was written
+    release.set()
+    assert (await first).output == "one"
+    agent.model = ScriptedModel([[ScriptedModel.call("final_answer", answer="two")]])
+    after = await agent.arun("Continue.", reset=False, return_full_result=True)  # allowed once it ended
+    assert after.output == "two" and after.memory is (await first).memory

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from ..context import ContextPolicy
-from ..errors import AgentError, ModelError, RunFailed
+from ..errors import AgentError, ConfigurationError, ModelError, RunFailed
 from ..events import (
     Event,
     EventHandler,
@@ -330,6 +330,11 @@ class AgentLoop:
     ) -> Run:
         """A new run, in progress until `_end_run`; one an input guard stopped is already
         finished (no step will run). `agent.memory` becomes its memory: a fresh one if `reset`."""
+        if not reset and any(r.memory is self.memory for r in self._active_runs.values()):
+            raise ConfigurationError(
+                f"Agent {self.name!r}: a run is still writing agent.memory, so another run cannot "
+                "continue it (reset=False) now; wait for that run to end, or run with reset=True."
+            )
         memory = self.memory = Memory() if reset else self.memory
         run = self._new_run(max_steps or self.max_steps, len(memory.action_steps()) + 1, memory)
         try:
