@@ -9,6 +9,7 @@ what sharing workers must not change (isolation, limits, crashes) and what it mu
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import secrets
 import signal
@@ -305,6 +306,38 @@ def test_a_session_resting_from_an_ended_event_loop_leaves_when_asked_from_anoth
         assert asyncio.run(another()) == "second"  # asked to leave from this loop, not a dead one
         assert asyncio.run(asyncio.wait_for(first.run("x + 1"), 10)).output == 42
     finally:
+        asyncio.run(pool.close())
+
+
+def test_a_resting_session_woken_in_one_thread_while_evicted_from_another_keeps_its_state() -> None:
+    """The session's own loop has ended; its next action (thread C) and a newcomer that evicts it
+    (thread B, where the eviction then runs) race, round after round: every answer is right."""
+    pool = MontyPool(workers=1, recycle_after=None)
+    first = MontyExecutor(LIMITS, pool=pool)
+    newcomers: list[MontyExecutor] = []
+
+    async def newcomer(n: int) -> object:
+        second = await _session(pool)
+        newcomers.append(second)
+        return (await asyncio.wait_for(second.run(f"{n} * 2"), 20)).output
+
+    async def next_action(n: int) -> object:
+        return (await asyncio.wait_for(first.run(f"x = x + 1\nx - {n}"), 20)).output
+
+    async def start_first() -> None:
+        await first.start({})
+        await first.run("x = 100")
+
+    try:
+        asyncio.run(start_first())
+        with concurrent.futures.ThreadPoolExecutor(2) as threads:
+            for n in range(1, 11):
+                evicting = threads.submit(asyncio.run, newcomer(n))
+                waking = threads.submit(asyncio.run, next_action(n))
+                assert (evicting.result(60), waking.result(60)) == (n * 2, 100)
+    finally:
+        for executor in [first, *newcomers]:
+            asyncio.run(executor.close())
         asyncio.run(pool.close())
 
 

@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Mapping
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from ...errors import ExecutorError
@@ -73,7 +74,9 @@ class PooledSandbox:
         self.needs_restart = False
         self._state: bytes | None = None  # the session's dump between actions; None: fresh
         self._lease: Lease | None = None
-        self._left: asyncio.Event | None = None  # while resting: set once an eviction has ended
+        # while resting: done once an eviction has ended (thread-safe: the eviction may run on
+        # another thread's loop when this session's own loop has ended)
+        self._left: Future[None] | None = None
         self._leaving: asyncio.Future[None] | None = None
         self._kept = False  # the session keeps its worker (it grew large)
         self._rss_loaded = 0  # the worker's RSS once this session was loaded into it
@@ -214,7 +217,7 @@ class PooledSandbox:
         """Stay loaded in this worker until the action after this one, unless someone needs the
         worker first (the pool then asks this session to leave: `_leave`)."""
         assert self.pool is not None and self._lease is not None
-        left = asyncio.Event()
+        left: Future[None] = Future()
 
         def evict() -> None:
             self._leaving = asyncio.ensure_future(self._leave(left))  # referenced until it ends
@@ -230,20 +233,20 @@ class PooledSandbox:
         left, self._left = self._left, None
         if left is None:
             return False
-        if not left.is_set() and self._lease is not None and self.pool is not None:
+        if not left.done() and self._lease is not None and self.pool is not None:
             if self.pool.wake(self._lease):
                 return True
-        await left.wait()
+        await asyncio.wrap_future(left)
         return False
 
-    async def _leave(self, left: asyncio.Event) -> None:
+    async def _leave(self, left: Future[None]) -> None:
         """Asked to leave while resting: save the session here and give its worker back (or
         keep the worker, if the session grew large)."""
         try:
             if self._lease is not None and not self._stays():
                 await self._save_and_give_back()
         finally:
-            left.set()
+            left.set_result(None)
 
     async def _give_back(self) -> None:
         await self._wake()  # a resting session is woken (or has left) before its lease ends
