@@ -64,6 +64,8 @@ class MultiStepAgent(AgentLoop):
     `resume(run_id)` continues a run in any process after its worker died (see
     `codeloop.agents.durable`). A worker holds a run for `lease_ttl_s` seconds at a time, renewed
     while it runs; a dead worker's run can be resumed elsewhere once that time has passed.
+    `agent.run_metadata` (a JSON-compatible dict, empty by default) is kept with each stored run,
+    as `RunRecord.metadata["run_metadata"]`.
 
     `approval_policy` (`(tool_name, arguments) -> "allow" | "deny" | "ask"`, or a `(decision,
     reason)` pair; sync or async) decides each tool call; without it, the calls of tools with
@@ -145,6 +147,7 @@ class MultiStepAgent(AgentLoop):
         self._active_runs: dict[str, Run] = {}
         self.store: StoreSpec = None if store is False else store
         self.lease_ttl_s = lease_ttl_s
+        self.run_metadata: dict[str, Any] = {}
         check_setup(self.tools, approval_policy, self.store)
         self.approval_policy = approval_policy
         self.context_policy = _checked_policy(context_policy)

@@ -418,6 +418,11 @@ def _metadata(agent: MultiStepAgent, run: Run, additional_args: Mapping[str, Any
         "agent_class": type(agent).__name__,
         "first_step": run.step_number,
     }
+    if agent.run_metadata:
+        try:
+            meta["run_metadata"] = json.loads(json.dumps(agent.run_metadata))
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"agent.run_metadata must be JSON-compatible: {exc}") from None
     if additional_args:
         try:
             meta["additional_args"] = json.loads(json.dumps(dict(additional_args)))

@@ -53,6 +53,10 @@ __all__ = [
 ]
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+CLI_SETTINGS = "codeloop_run"
+"""The key of a `codeloop run` run's settings in its stored `run_metadata`: `codeloop resume`
+rebuilds the agent from them (never an API key)."""
+REBUILT_FROM = ("model", "api_base", "agent", "max_steps", "executor", "imports")
 EMPTY_TASK = 'the task is empty: say what the agent should do, e.g. codeloop run "What is 2**10?"'
 T = TypeVar("T")
 
@@ -178,6 +182,7 @@ def _build_agent(args: argparse.Namespace, model: Model) -> MultiStepAgent:
             event_handlers=handlers,
             store=store,
         )
+    agent.run_metadata = {CLI_SETTINGS: {key: getattr(args, key) for key in REBUILT_FROM}}
     for handler in handlers:
         if isinstance(handler, JsonLines):  # nobody reads the events any more: stop the run
             handler.on_closed = lambda: agent.cancel(reason="the reader of the JSON output went away")
