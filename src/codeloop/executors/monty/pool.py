@@ -48,7 +48,9 @@ class _Gate:
     """A counting semaphore that works across event loops and threads (the pool is process-wide:
     the sync API's loop, `asyncio.run` loops and threads may all use it), with resting places:
     a holder may `rest` (keep its place while idle) until someone needs it, and is then asked
-    to leave (its `evict` callback, called on its own loop) when a newcomer finds no free place."""
+    to leave (its `evict` callback) when a newcomer finds no free place. The callback runs on the
+    newcomer's loop: the holder's own loop may be ending in another thread (`asyncio.run`
+    returning), where a callback could be dropped with the loop and the newcomer wait forever."""
 
     def __init__(self, count: int) -> None:
         self.free = count
@@ -56,7 +58,7 @@ class _Gate:
         self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = (
             collections.deque()
         )
-        self._resting: dict[object, tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = {}
+        self._resting: dict[object, Callable[[], None]] = {}
 
     async def acquire(self) -> None:
         loop = asyncio.get_running_loop()
@@ -68,7 +70,7 @@ class _Gate:
             self._waiters.append((loop, waiter))
             resting = self._take_resting()
         if resting is not None:
-            _evict(*resting)
+            resting()  # here, on the asker's loop: see `rest`
         try:
             await waiter
         except asyncio.CancelledError:
@@ -95,7 +97,7 @@ class _Gate:
         with self._lock:
             if self._waiters:
                 return False
-            self._resting[key] = (asyncio.get_running_loop(), evict)
+            self._resting[key] = evict
             return True
 
     def wake(self, key: object) -> bool:
@@ -107,7 +109,7 @@ class _Gate:
     def resting(self) -> int:
         return len(self._resting)
 
-    def _take_resting(self) -> tuple[asyncio.AbstractEventLoop, Callable[[], None]] | None:
+    def _take_resting(self) -> Callable[[], None] | None:
         """The longest-resting holder, no longer resting (called under the lock)."""
         if not self._resting:
             return None
@@ -118,18 +120,6 @@ class _Gate:
             self.release()
         else:
             waiter.set_result(None)
-
-
-def _evict(loop: asyncio.AbstractEventLoop, evict: Callable[[], None]) -> None:
-    """Ask a resting holder to leave: on its own loop while that runs in another thread, else
-    on this one (a session works from any loop; its loop may have ended, as `asyncio.run`'s do)."""
-    if loop is not asyncio.get_running_loop() and loop.is_running():
-        try:
-            loop.call_soon_threadsafe(evict)
-            return
-        except RuntimeError:  # closed just now
-            pass
-    evict()
 
 
 def default_workers() -> int:
@@ -239,9 +229,9 @@ class MontyPool:
 
     def rest(self, lease: Lease, evict: Callable[[], None]) -> bool:
         """Let `lease`'s session stay loaded in its worker between actions while nobody else
-        needs a worker: `evict` is called (on the caller's loop) when someone does, and must then
-        save the session and `give_back` the lease. False when sessions wait for a worker now
-        (then the session is saved and its worker given back at once)."""
+        needs a worker: `evict` is called when someone does (on that one's loop, maybe in another
+        thread), and must then save the session and `give_back` the lease. False when sessions
+        wait for a worker now (then the session is saved and its worker given back at once)."""
         return lease.counted and self._gate.rest(lease, evict)
 
     def wake(self, lease: Lease) -> bool:

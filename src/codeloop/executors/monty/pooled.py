@@ -74,8 +74,8 @@ class PooledSandbox:
         self.needs_restart = False
         self._state: bytes | None = None  # the session's dump between actions; None: fresh
         self._lease: Lease | None = None
-        # while resting: done once an eviction has ended (thread-safe: the eviction may run on
-        # another thread's loop when this session's own loop has ended)
+        # while resting: done once an eviction has ended (thread-safe: the eviction runs on the
+        # loop of the session that needed the worker, maybe in another thread)
         self._left: Future[None] | None = None
         self._leaving: asyncio.Future[None] | None = None
         self._kept = False  # the session keeps its worker (it grew large)
