@@ -74,7 +74,7 @@ def group_stats(results: Sequence[EvalResult]) -> GroupStats:
         mean_steps=statistics.fmean(r.steps for r in results) if results else 0.0,
         input_tokens=sum(r.input_tokens for r in results),
         output_tokens=sum(r.output_tokens for r in results),
-        cost=sum(costs) if costs else None,
+        cost=_total(costs),
         cost_unknown=len(results) - len(costs),
         mean_duration=statistics.fmean(durations) if durations else None,
         total_duration=sum(durations),
